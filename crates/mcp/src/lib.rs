@@ -1,0 +1,12 @@
+//! Gatehouse MCP hub.
+//!
+//! - `hub`: the registry of configured upstream servers and the one API the rest of
+//!   Gatehouse uses to list and call their tools (and forward any other MCP request).
+//! - `downstream`: the aggregated MCP endpoint (`/mcp`, `/mcp/<server>`, legacy SSE,
+//!   `/mcp/tools`, `/mcp/invoke`, `/v1/mcp/*`) served to MCP hosts.
+
+pub mod caller;
+pub mod hub;
+
+pub use caller::McpCaller;
+pub use hub::{Hub, HubError};

@@ -1,0 +1,1 @@
+//! Faithful mocks of vendor APIs.
