@@ -1,7 +1,31 @@
 //! Gatehouse configuration: LiteLLM's `config.yaml` read as it is.
+//!
+//! [`load_file`] / [`load_str`] parse the YAML with line numbers, substitute the
+//! environment (`os.environ/NAME`, `${NAME}`, `${NAME:-default}`), type it into
+//! [`Config`], validate it (collecting every error), and list what is ignored as
+//! [`ConfigWarning`]s. [`Loaded::deployments`] gives each model with its provider resolved.
 
+mod decode;
+pub mod deployment;
+pub mod env;
+pub mod error;
+mod lines;
+pub mod load;
 pub mod provider;
+mod scalar;
 pub mod schema;
+mod summary;
+pub mod transport;
+mod tree;
+mod validate;
+mod warn;
 
+pub use deployment::ResolvedDeployment;
+pub use error::{ConfigError, ConfigErrors, ConfigWarning};
+pub use lines::LineIndex;
+pub use load::{
+    DEFAULT_ORIGIN, DEFAULT_YAML, Loaded, embedded_default, load_default, load_file, load_str,
+};
 pub use provider::{Dialect, Provider};
 pub use schema::*;
+pub use transport::McpTransport;

@@ -148,7 +148,9 @@ pub enum ResolveError {
         name: String,
         suggestion: Option<&'static str>,
     },
-    #[error("cannot tell the provider of \"{model}\": write it as \"provider/model\" (e.g. \"openai/{model}\") or set custom_llm_provider")]
+    #[error(
+        "cannot tell the provider of \"{model}\": write it as \"provider/model\" (e.g. \"openai/{model}\") or set custom_llm_provider"
+    )]
     CannotInfer { model: String },
 }
 
@@ -159,7 +161,10 @@ mod tests {
     #[test]
     fn prefixes_and_inference() {
         let (p, m) = resolve("hosted_vllm/meta-llama/Llama-3-8B", None).unwrap();
-        assert_eq!((p.name, m.as_str()), ("hosted_vllm", "meta-llama/Llama-3-8B"));
+        assert_eq!(
+            (p.name, m.as_str()),
+            ("hosted_vllm", "meta-llama/Llama-3-8B")
+        );
         let (p, _) = resolve("claude-3-haiku-20240307", None).unwrap();
         assert_eq!(p.dialect, Dialect::Anthropic);
         let (p, _) = resolve("gpt-4o", None).unwrap();

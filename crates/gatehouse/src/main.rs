@@ -1,1 +1,18 @@
-fn main() {}
+//! The `gatehouse` command: serve, or check a config without starting anything.
+
+mod cli;
+mod logging;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match cli.command {
+        Some(cli::Command::Check(args)) => cli::check(&args),
+        Some(cli::Command::Serve(args)) => serve::run(args),
+        None => serve::run(cli.serve),
+    }
+}

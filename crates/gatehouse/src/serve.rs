@@ -1,0 +1,124 @@
+//! `gatehouse serve`: load, wire, bind, serve until SIGTERM/SIGINT, drain, exit.
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gatehouse_mcp::Hub;
+use gatehouse_server::AppState;
+use metrics_exporter_prometheus::PrometheusBuilder;
+
+use crate::cli::{ServeArgs, load};
+use crate::logging;
+
+/// How long in-flight requests and streams may run on after SIGTERM.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+pub fn run(args: ServeArgs) -> ExitCode {
+    let started = Instant::now();
+    let loaded = match load(args.config.as_ref()) {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    logging::init(
+        loaded.config.litellm_settings.json_logs.unwrap_or(false),
+        args.detailed_debug,
+    );
+    for warning in &loaded.warnings {
+        tracing::warn!("{}: {warning}", loaded.origin);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(args, loaded, started)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            eprintln!("gatehouse: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(
+    args: ServeArgs,
+    loaded: gatehouse_config::Loaded,
+    started: Instant,
+) -> Result<(), String> {
+    let config = &loaded.config;
+    let metrics = PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
+    let hub = Hub::from_config(config).map_err(|e| format!("MCP servers: {e}"))?;
+    hub.start();
+    let state =
+        AppState::new(config, hub.clone(), None, Some(metrics)).map_err(|e| e.to_string())?;
+    let local = state.auth.is_local();
+    let host: IpAddr = match args.host.as_deref() {
+        Some(h) => h
+            .parse()
+            .map_err(|_| format!("--host {h}: not an IP address (e.g. 0.0.0.0 or 127.0.0.1)"))?,
+        None if local => IpAddr::from([127, 0, 0, 1]),
+        None => IpAddr::from([0, 0, 0, 0]),
+    };
+    if local && !host.is_loopback() {
+        return Err(format!(
+            "refusing to bind {host}: no master_key and no keys are configured, so auth is off. \
+             Set general_settings.master_key (or virtual_keys) to serve beyond this machine, or bind 127.0.0.1"
+        ));
+    }
+    let addr = SocketAddr::new(host, args.port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    if local {
+        tracing::warn!(
+            "LOCAL MODE: no master_key and no keys configured, auth is OFF; listening on loopback only"
+        );
+    }
+    tracing::info!(
+        models = state.groups.names().len(),
+        mcp_servers = config.mcp_servers.len(),
+        config = %loaded.origin,
+        startup_ms = started.elapsed().as_secs_f64() * 1e3,
+        "gatehouse listening on http://{bound}"
+    );
+    let app = gatehouse_server::router(Arc::new(state));
+    let result = gatehouse_server::serve(listener, app, shutdown_signal(), SHUTDOWN_GRACE).await;
+    hub.shutdown().await;
+    tracing::info!("stopped");
+    result.map_err(|e| format!("server error: {e}"))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,110 @@
+//! The axum application and its middleware stack.
+//!
+//! Order, outermost first — each layer leaves something for the next:
+//! 1. `request::observe` — assigns the request id (`RequestId` extension, `x-request-id`
+//!    response header), times the request, counts it by route and status class.
+//! 2. CORS (only when `general_settings.allowed_origins` is set) — answers preflights
+//!    before auth, so browsers can ask.
+//! 3. `auth::require_key` — every route but liveness: leaves `Caller` and `McpCaller`.
+//! 4. The handler — reads its body itself, size-limited (413 past
+//!    `max_request_size_mb`), and answers errors in its client's dialect.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderValue, Method};
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+
+use crate::auth::require_key;
+use crate::request::observe;
+use crate::routes::{chat, embeddings, health, models};
+use crate::state::AppState;
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let api = Router::new()
+        .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/chat/completions", post(chat::chat_completions))
+        .route("/v1/embeddings", post(embeddings::embeddings))
+        .route("/embeddings", post(embeddings::embeddings))
+        .route("/v1/models", get(models::list))
+        .route("/models", get(models::list))
+        .route("/v1/models/{model}", get(models::get))
+        .route("/models/{model}", get(models::get))
+        .route("/health", get(health::health))
+        .route("/health/readiness", get(health::readiness))
+        .route("/health/liveliness", get(health::liveliness))
+        .route("/health/liveness", get(health::liveliness))
+        .route("/metrics", get(health::metrics))
+        .with_state(state.clone());
+    let mut app = api.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        require_key,
+    ));
+    if let Some(cors) = cors_layer(&state.allowed_origins) {
+        app = app.layer(cors);
+    }
+    app.layer(axum::middleware::from_fn(observe))
+}
+
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(origin)
+            .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+            .allow_headers(AllowHeaders::mirror_request())
+            .expose_headers([
+                axum::http::HeaderName::from_static("x-request-id"),
+                axum::http::HeaderName::from_static("mcp-session-id"),
+            ])
+            .max_age(Duration::from_secs(600)),
+    )
+}
+
+/// Serves `app` until `shutdown` resolves, then stops accepting and gives in-flight
+/// requests and streams up to `grace` to finish.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let listener = listener.tap_io(|tcp| {
+        // Small SSE chunks must leave at once, not wait for Nagle.
+        let _ = tcp.set_nodelay(true);
+    });
+    let mut stopped = stop_rx.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    });
+    let mut server = Box::pin(server.into_future());
+    tokio::select! {
+        result = &mut server => return result,
+        () = shutdown => {}
+    }
+    tracing::info!(
+        grace_seconds = grace.as_secs_f64(),
+        "shutting down: no new connections, finishing in-flight requests"
+    );
+    let _ = stop_tx.send(true);
+    match tokio::time::timeout(grace, server).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!("grace period over, closing the remaining connections");
+            Ok(())
+        }
+    }
+}

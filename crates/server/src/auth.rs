@@ -1,0 +1,316 @@
+//! Who is calling: the key on the request, checked against the master key and the
+//! virtual keys, becomes a [`Caller`] request extension for every later layer.
+//!
+//! Keys are never compared as plain strings: the presented key is hashed (SHA-256 hex,
+//! LiteLLM's scheme) and the master key is compared in constant time. Virtual keys are
+//! found by their hash, so no stored secret is ever compared byte by byte.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::extract::{Request, State};
+use axum::http::HeaderMap;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use gatehouse_config::Config;
+use gatehouse_mcp::McpCaller;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// What a virtual key may do. Built from config `virtual_keys` now; the key store
+/// provides the same through [`KeyResolver`].
+#[derive(Debug, Clone, Default)]
+pub struct KeyInfo {
+    pub key_hash: String,
+    pub alias: Option<String>,
+    /// Public model names or access groups; empty means every model.
+    pub models: Vec<String>,
+    /// MCP servers the key may use; `None` means every server.
+    pub mcp_servers: Option<Vec<String>>,
+    pub blocked: bool,
+    pub expires_at: Option<SystemTime>,
+}
+
+/// Finds a virtual key by the SHA-256 hex of the presented secret. Must answer from
+/// memory: it runs on every request.
+pub trait KeyResolver: Send + Sync {
+    fn lookup(&self, key_hash: &str) -> Option<Arc<KeyInfo>>;
+}
+
+/// Keys declared in `virtual_keys:`, held in memory.
+#[derive(Default)]
+pub struct ConfigKeys {
+    by_hash: HashMap<String, Arc<KeyInfo>>,
+}
+
+impl ConfigKeys {
+    pub fn from_config(config: &Config) -> Self {
+        let by_hash = config
+            .virtual_keys
+            .iter()
+            .filter(|k| !k.api_key.is_empty())
+            .map(|k| {
+                let key_hash = hash_key(&k.api_key);
+                let info = KeyInfo {
+                    key_hash: key_hash.clone(),
+                    alias: k.key_alias.clone(),
+                    models: k.models.clone(),
+                    mcp_servers: k.mcp_servers.clone(),
+                    blocked: k.blocked.unwrap_or(false),
+                    expires_at: None,
+                };
+                (key_hash, Arc::new(info))
+            })
+            .collect();
+        Self { by_hash }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_hash.is_empty()
+    }
+}
+
+impl KeyResolver for ConfigKeys {
+    fn lookup(&self, key_hash: &str) -> Option<Arc<KeyInfo>> {
+        self.by_hash.get(key_hash).cloned()
+    }
+}
+
+/// SHA-256 hex of a key: how keys are stored and matched (LiteLLM's hash).
+pub fn hash_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// How requests are authenticated.
+pub enum Auth {
+    /// No master key and no keys anywhere: auth is off and the server binds loopback only.
+    Local,
+    Keys {
+        master_key_hash: Option<[u8; 32]>,
+        resolver: Arc<dyn KeyResolver>,
+    },
+}
+
+impl Auth {
+    pub fn new(master_key: Option<&str>, resolver: Arc<dyn KeyResolver>, any_keys: bool) -> Self {
+        match master_key.filter(|k| !k.is_empty()) {
+            None if !any_keys => Self::Local,
+            master => Self::Keys {
+                master_key_hash: master.map(|k| Sha256::digest(k.as_bytes()).into()),
+                resolver,
+            },
+        }
+    }
+
+    pub fn is_local(&self) -> bool {
+        matches!(self, Self::Local)
+    }
+
+    /// Authenticates the key in `headers`.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
+        let (master_key_hash, resolver) = match self {
+            Self::Local => return Ok(Caller::local()),
+            Self::Keys {
+                master_key_hash,
+                resolver,
+            } => (master_key_hash, resolver),
+        };
+        let presented = presented_key(headers).ok_or_else(|| {
+            ApiError::Unauthorized(
+                "no API key: send it as 'Authorization: Bearer <key>' (or x-api-key)".into(),
+            )
+        })?;
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        if let Some(master) = master_key_hash
+            && bool::from(master.ct_eq(&digest))
+        {
+            return Ok(Caller::admin());
+        }
+        let key_hash = hex::encode(digest);
+        let info = resolver
+            .lookup(&key_hash)
+            .ok_or_else(|| ApiError::Unauthorized("invalid API key".into()))?;
+        if info.blocked {
+            return Err(ApiError::Unauthorized("this API key is blocked".into()));
+        }
+        if info.expires_at.is_some_and(|t| t <= SystemTime::now()) {
+            return Err(ApiError::Unauthorized("this API key has expired".into()));
+        }
+        Ok(Caller {
+            key_id: info
+                .alias
+                .clone()
+                .unwrap_or_else(|| format!("key-{}", &key_hash[..12])),
+            is_admin: false,
+            key: Some(info),
+        })
+    }
+}
+
+/// The key sent with a request: `Authorization: Bearer`, `x-api-key` (Anthropic
+/// clients), `api-key` (Azure clients) or `x-litellm-api-key`.
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) {
+        let value = value.trim();
+        let key = match value.get(..6) {
+            Some(scheme) if scheme.eq_ignore_ascii_case("bearer") => value[6..].trim(),
+            _ => value,
+        };
+        if !key.is_empty() {
+            return Some(key);
+        }
+    }
+    ["x-api-key", "api-key", "x-litellm-api-key"]
+        .iter()
+        .find_map(|name| headers.get(*name).and_then(|v| v.to_str().ok()))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+}
+
+/// The authenticated caller, available to handlers as an extension.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Non-secret name for logs: the alias, `master`, `local`, or a hash prefix.
+    pub key_id: String,
+    pub is_admin: bool,
+    pub key: Option<Arc<KeyInfo>>,
+}
+
+impl Caller {
+    fn local() -> Self {
+        Self {
+            key_id: "local".into(),
+            is_admin: true,
+            key: None,
+        }
+    }
+
+    fn admin() -> Self {
+        Self {
+            key_id: "master".into(),
+            is_admin: true,
+            key: None,
+        }
+    }
+
+    /// May this caller use the public model `name` (in `access_groups`)?
+    pub fn may_use_model(&self, name: &str, access_groups: &[String]) -> bool {
+        let Some(key) = &self.key else { return true };
+        key.models.is_empty()
+            || key.models.iter().any(|m| {
+                m == name || m == "*" || m == "all-proxy-models" || access_groups.contains(m)
+            })
+    }
+
+    /// The view of this caller the MCP hub needs.
+    pub fn mcp(&self) -> McpCaller {
+        McpCaller {
+            key_id: self.key_id.clone(),
+            key_hash: self.key.as_ref().map(|k| k.key_hash.clone()),
+            allowed_servers: self.key.as_ref().and_then(|k| k.mcp_servers.clone()),
+            is_admin: self.is_admin,
+        }
+    }
+}
+
+/// Paths that answer without a key: liveness probes only.
+fn is_public(path: &str) -> bool {
+    matches!(path, "/health/liveliness" | "/health/liveness")
+}
+
+/// Middleware: authenticate, then leave [`Caller`] and [`McpCaller`] for the handlers.
+pub async fn require_key(
+    State(state): State<Arc<AppState>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    if is_public(req.uri().path()) {
+        return next.run(req).await;
+    }
+    match state.auth.authenticate(req.headers()) {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller.mcp());
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+        Err(err) => {
+            let mut response = err.into_response();
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+            response
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn key_sources() {
+        assert_eq!(
+            presented_key(&headers(&[("authorization", "Bearer sk-1")])),
+            Some("sk-1")
+        );
+        assert_eq!(
+            presented_key(&headers(&[("authorization", "bearer  sk-2 ")])),
+            Some("sk-2")
+        );
+        assert_eq!(
+            presented_key(&headers(&[("x-api-key", "sk-3")])),
+            Some("sk-3")
+        );
+        assert_eq!(
+            presented_key(&headers(&[("api-key", "sk-4")])),
+            Some("sk-4")
+        );
+        assert_eq!(
+            presented_key(&headers(&[("authorization", "Bearer ")])),
+            None
+        );
+    }
+
+    #[test]
+    fn master_and_virtual_keys() {
+        let mut keys = ConfigKeys::default();
+        keys.by_hash.insert(
+            hash_key("sk-virtual"),
+            Arc::new(KeyInfo {
+                key_hash: hash_key("sk-virtual"),
+                alias: Some("test".into()),
+                models: vec!["gpt".into()],
+                ..Default::default()
+            }),
+        );
+        let auth = Auth::new(Some("sk-master"), Arc::new(keys), true);
+        let admin = auth
+            .authenticate(&headers(&[("authorization", "Bearer sk-master")]))
+            .unwrap();
+        assert!(admin.is_admin);
+        let v = auth
+            .authenticate(&headers(&[("x-api-key", "sk-virtual")]))
+            .unwrap();
+        assert_eq!(v.key_id, "test");
+        assert!(v.may_use_model("gpt", &[]));
+        assert!(!v.may_use_model("claude", &[]));
+        assert!(
+            auth.authenticate(&headers(&[("authorization", "Bearer nope")]))
+                .is_err()
+        );
+        assert!(auth.authenticate(&HeaderMap::new()).is_err());
+    }
+}

@@ -1,0 +1,166 @@
+//! Every error the API returns, and the one place that says what status and body it gets.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An error answered to an OpenAI-dialect client. Upstream errors that already carry an
+/// OpenAI-shaped body are passed through as [`ApiError::Upstream`] with their status.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{message}")]
+    InvalidParam {
+        message: String,
+        param: &'static str,
+    },
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    ModelNotFound(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error(
+        "request body is larger than the {limit_mb} MB limit (general_settings.max_request_size_mb)"
+    )]
+    PayloadTooLarge { limit_mb: f64 },
+    #[error("{0}")]
+    RateLimited(String),
+    #[error("upstream did not answer within {0:.1}s")]
+    UpstreamTimeout(f64),
+    #[error("could not reach the upstream: {0}")]
+    UpstreamUnreachable(String),
+    /// The upstream answered an error; its status and (OpenAI-shaped) body are kept.
+    #[error("upstream error {status}")]
+    Upstream {
+        status: StatusCode,
+        body: bytes::Bytes,
+    },
+    #[error("{0}")]
+    NotImplemented(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) | Self::InvalidParam { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::ModelNotFound(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
+            Self::Upstream { status, .. } => *status,
+            Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// OpenAI's `error.type` for this error.
+    pub fn openai_type(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) | Self::InvalidParam { .. } | Self::PayloadTooLarge { .. } => {
+                "invalid_request_error"
+            }
+            Self::Unauthorized(_) => "authentication_error",
+            Self::Forbidden(_) => "permission_error",
+            Self::ModelNotFound(_) | Self::NotFound(_) => "not_found_error",
+            Self::RateLimited(_) => "rate_limit_error",
+            Self::UpstreamTimeout(_) => "timeout",
+            Self::UpstreamUnreachable(_) | Self::Upstream { .. } => "api_error",
+            Self::NotImplemented(_) => "invalid_request_error",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    /// OpenAI's `error.code` for this error.
+    fn openai_code(&self) -> Option<&'static str> {
+        match self {
+            Self::Unauthorized(_) => Some("invalid_api_key"),
+            Self::ModelNotFound(_) => Some("model_not_found"),
+            Self::PayloadTooLarge { .. } => Some("request_too_large"),
+            Self::RateLimited(_) => Some("rate_limit_exceeded"),
+            _ => None,
+        }
+    }
+
+    /// A low-cardinality label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) | Self::InvalidParam { .. } => "bad_request",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::ModelNotFound(_) => "model_not_found",
+            Self::NotFound(_) => "not_found",
+            Self::PayloadTooLarge { .. } => "too_large",
+            Self::RateLimited(_) => "rate_limited",
+            Self::UpstreamTimeout(_) => "upstream_timeout",
+            Self::UpstreamUnreachable(_) => "upstream_unreachable",
+            Self::Upstream { .. } => "upstream_error",
+            Self::NotImplemented(_) => "not_implemented",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    /// The body in OpenAI's error shape: `{"error":{"message","type","param","code"}}`.
+    pub fn openai_body(&self) -> serde_json::Value {
+        let param = match self {
+            Self::InvalidParam { param, .. } => json!(param),
+            _ => serde_json::Value::Null,
+        };
+        json!({
+            "error": {
+                "message": self.to_string(),
+                "type": self.openai_type(),
+                "param": param,
+                "code": self.openai_code(),
+            }
+        })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        metrics::counter!("gatehouse_errors_total", "kind" => self.kind()).increment(1);
+        let status = self.status();
+        let body = match self {
+            Self::Upstream { body, .. } if looks_like_openai_error(&body) => body,
+            Self::Upstream { status, body } => {
+                // Not OpenAI-shaped (an HTML proxy page, a vendor body): wrap it so the
+                // client's SDK can still parse the error, and keep the upstream text.
+                let text = String::from_utf8_lossy(&body);
+                let message = format!(
+                    "upstream returned {status}: {}",
+                    text.chars().take(2000).collect::<String>()
+                );
+                bytes::Bytes::from(
+                    json!({"error": {"message": message, "type": "api_error", "param": null, "code": null}})
+                        .to_string(),
+                )
+            }
+            other => bytes::Bytes::from(other.openai_body().to_string()),
+        };
+        let mut response = (status, body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+    }
+}
+
+fn looks_like_openai_error(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Shape {
+        error: serde_json::Map<String, serde_json::Value>,
+    }
+    serde_json::from_slice::<Shape>(body)
+        .map(|s| s.error.contains_key("message"))
+        .unwrap_or(false)
+}

@@ -1,0 +1,65 @@
+//! `POST /v1/chat/completions`.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Extension, State};
+use axum::response::Response;
+use serde_json::Value;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::proxy::{Endpoint, forward, route};
+use crate::request::{RequestId, parse_object, read_body};
+use crate::state::AppState;
+
+pub async fn chat_completions(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = read_body(
+        body,
+        state.settings.max_request_bytes,
+        state.settings.max_request_size_mb,
+    )
+    .await?;
+    let body = parse_object(&bytes)?;
+    let model = match body.get("model") {
+        Some(Value::String(m)) if !m.is_empty() => m.clone(),
+        _ => {
+            return Err(ApiError::InvalidParam {
+                message: "you must provide a model parameter".into(),
+                param: "model",
+            });
+        }
+    };
+    match body.get("messages") {
+        Some(Value::Array(m)) if !m.is_empty() => {}
+        Some(Value::Array(_)) => {
+            return Err(ApiError::InvalidParam {
+                message: "'messages' must contain at least one message".into(),
+                param: "messages",
+            });
+        }
+        _ => {
+            return Err(ApiError::InvalidParam {
+                message: "'messages' is a required property and must be an array".into(),
+                param: "messages",
+            });
+        }
+    }
+    let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let deployments = route(&state, &caller, &model)?;
+    tracing::debug!(model = %model, stream, key = %caller.key_id, "chat completion");
+    forward(
+        &state,
+        &request_id,
+        &deployments,
+        &body,
+        stream,
+        Endpoint::ChatCompletions,
+    )
+    .await
+}

@@ -1,0 +1,54 @@
+//! `POST /v1/embeddings`.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Extension, State};
+use axum::response::Response;
+use serde_json::Value;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::proxy::{Endpoint, forward, route};
+use crate::request::{RequestId, parse_object, read_body};
+use crate::state::AppState;
+
+pub async fn embeddings(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = read_body(
+        body,
+        state.settings.max_request_bytes,
+        state.settings.max_request_size_mb,
+    )
+    .await?;
+    let body = parse_object(&bytes)?;
+    let model = match body.get("model") {
+        Some(Value::String(m)) if !m.is_empty() => m.clone(),
+        _ => {
+            return Err(ApiError::InvalidParam {
+                message: "you must provide a model parameter".into(),
+                param: "model",
+            });
+        }
+    };
+    if !body.contains_key("input") {
+        return Err(ApiError::InvalidParam {
+            message: "'input' is a required property".into(),
+            param: "input",
+        });
+    }
+    let deployments = route(&state, &caller, &model)?;
+    forward(
+        &state,
+        &request_id,
+        &deployments,
+        &body,
+        false,
+        Endpoint::Embeddings,
+    )
+    .await
+}

@@ -1,0 +1,92 @@
+//! Liveness (no key), readiness, per-deployment health, and Prometheus metrics.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::state::AppState;
+
+/// LiteLLM answers its liveness probe with this exact string; monitors match on it.
+pub async fn liveliness() -> Json<&'static str> {
+    Json("I'm alive!")
+}
+
+pub async fn readiness(State(state): State<Arc<AppState>>) -> Json<Value> {
+    Json(json!({
+        "status": "healthy",
+        "db": "not connected",
+        "cache": null,
+        "gatehouse_version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": state.started.elapsed().as_secs(),
+    }))
+}
+
+/// Per-deployment status from passive tracking of real traffic (a deployment whose last
+/// call failed is unhealthy), plus the MCP servers' states.
+pub async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let mut healthy = Vec::new();
+    let mut unhealthy = Vec::new();
+    for d in state.groups.all() {
+        let failures = d.stats.consecutive_failures.load(Ordering::Relaxed);
+        let entry = json!({
+            "model": d.model_name,
+            "model_id": d.id,
+            "provider": d.provider.name,
+            "api_base": d.api_base,
+            "successes": d.stats.successes.load(Ordering::Relaxed),
+            "failures": d.stats.failures.load(Ordering::Relaxed),
+            "consecutive_failures": failures,
+        });
+        if failures == 0 {
+            healthy.push(entry);
+        } else {
+            unhealthy.push(entry);
+        }
+    }
+    let mcp: Vec<Value> = state.hub.status().iter().map(mcp_status).collect();
+    Json(json!({
+        "healthy_endpoints": healthy,
+        "unhealthy_endpoints": unhealthy,
+        "healthy_count": healthy.len(),
+        "unhealthy_count": unhealthy.len(),
+        "mcp_servers": mcp,
+    }))
+}
+
+fn mcp_status(s: &gatehouse_mcp::hub::ServerStatus) -> Value {
+    use gatehouse_mcp::hub::ServerState;
+    let (status, reason) = match &s.state {
+        ServerState::Stopped => ("stopped", None),
+        ServerState::Starting => ("starting", None),
+        ServerState::Ready => ("ready", None),
+        ServerState::Failed { reason } => ("failed", Some(reason.as_str())),
+    };
+    json!({
+        "name": s.name,
+        "transport": s.transport,
+        "status": status,
+        "reason": reason,
+        "restarts": s.restarts,
+        "tools": s.tools,
+        "protocol_version": s.protocol_version,
+    })
+}
+
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    match &state.metrics {
+        Some(handle) => {
+            let mut response = handle.render().into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            response
+        }
+        None => (StatusCode::NOT_FOUND, "metrics are disabled").into_response(),
+    }
+}

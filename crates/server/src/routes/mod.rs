@@ -1,0 +1,6 @@
+//! HTTP handlers, one module per API surface.
+
+pub mod chat;
+pub mod embeddings;
+pub mod health;
+pub mod models;

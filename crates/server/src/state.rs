@@ -1,0 +1,85 @@
+//! Everything a request handler needs, built once at start-up.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use gatehouse_config::Config;
+use gatehouse_mcp::Hub;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::auth::{Auth, ConfigKeys, KeyResolver};
+use crate::deployments::{DeploymentError, ModelGroups};
+
+/// Request-handling settings read from the config.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub max_request_bytes: usize,
+    pub max_request_size_mb: f64,
+    /// LiteLLM's `drop_params`: drop parameters the upstream does not support instead of
+    /// failing.
+    pub drop_params: bool,
+    /// Parameters removed from every request body before it goes upstream.
+    pub additional_drop_params: Vec<String>,
+    pub mcp_max_iterations: u32,
+}
+
+impl Settings {
+    pub fn from_config(config: &Config) -> Self {
+        let mb = config.general_settings.max_request_size_mb.unwrap_or(32.0);
+        Self {
+            max_request_bytes: (mb * 1024.0 * 1024.0) as usize,
+            max_request_size_mb: mb,
+            drop_params: config.litellm_settings.drop_params.unwrap_or(false),
+            additional_drop_params: config.litellm_settings.additional_drop_params.clone(),
+            mcp_max_iterations: config.litellm_settings.mcp_max_iterations.unwrap_or(10),
+        }
+    }
+}
+
+pub struct AppState {
+    pub groups: ModelGroups,
+    pub auth: Auth,
+    pub http: reqwest::Client,
+    pub settings: Settings,
+    pub metrics: Option<PrometheusHandle>,
+    pub hub: Arc<Hub>,
+    pub started: Instant,
+    pub allowed_origins: Vec<String>,
+}
+
+impl AppState {
+    /// Builds the state from a loaded config. `resolver` overrides the config-only key
+    /// lookup (the key store plugs in here).
+    pub fn new(
+        config: &Config,
+        hub: Arc<Hub>,
+        resolver: Option<Arc<dyn KeyResolver>>,
+        metrics: Option<PrometheusHandle>,
+    ) -> Result<Self, DeploymentError> {
+        let groups = ModelGroups::from_config(config)?;
+        let config_keys = ConfigKeys::from_config(config);
+        let any_keys = !config_keys.is_empty() || resolver.is_some();
+        let resolver = resolver.unwrap_or_else(|| Arc::new(config_keys));
+        let master_key = config
+            .general_settings
+            .master_key
+            .as_deref()
+            .or(config.litellm_settings.master_key.as_deref());
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(std::time::Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .tcp_nodelay(true)
+            .build()
+            .unwrap_or_default();
+        Ok(Self {
+            groups,
+            auth: Auth::new(master_key, resolver, any_keys),
+            http,
+            settings: Settings::from_config(config),
+            metrics,
+            hub,
+            started: Instant::now(),
+            allowed_origins: config.general_settings.allowed_origins.clone(),
+        })
+    }
+}
