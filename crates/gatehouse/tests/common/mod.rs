@@ -26,11 +26,15 @@ impl Gateway {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.yaml");
         std::fs::write(&path, config).unwrap();
+        let mut all = vec!["--config", path.to_str().unwrap()];
+        all.extend_from_slice(args);
+        Self::spawn(dir, &all, env)
+    }
+
+    /// Starts `gatehouse ARGS --port 0` (no config written).
+    pub fn spawn(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Gateway {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
-        cmd.arg("--config")
-            .arg(&path)
-            .args(["--port", "0"])
-            .args(args);
+        cmd.args(args).args(["--port", "0"]);
         for (k, v) in env {
             cmd.env(k, v);
         }
