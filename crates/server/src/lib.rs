@@ -8,6 +8,7 @@ pub mod app;
 pub mod auth;
 pub mod deployments;
 pub mod error;
+pub mod providers;
 pub mod proxy;
 pub mod request;
 pub mod routes;

@@ -4,20 +4,16 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use axum::response::Response;
 use gatehouse_config::Dialect;
 use serde_json::{Map, Value};
 
 use crate::auth::Caller;
 use crate::deployments::Deployment;
 use crate::error::ApiError;
+use crate::providers;
 use crate::state::AppState;
-use crate::upstream::body::passthrough;
-use crate::upstream::send::{UpstreamCall, is_retryable, send};
-use crate::upstream::stream::relay;
+use crate::upstream::send::is_retryable;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
@@ -26,7 +22,7 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    fn openai_path(self) -> &'static str {
+    pub fn openai_path(self) -> &'static str {
         match self {
             Self::ChatCompletions => "/chat/completions",
             Self::Embeddings => "/embeddings",
@@ -111,98 +107,18 @@ async fn forward_to(
     stream: bool,
     endpoint: Endpoint,
 ) -> Result<Response, ApiError> {
-    let path = match deployment.provider.dialect {
-        Dialect::OpenAi => endpoint.openai_path().to_string(),
-        Dialect::Azure => azure_path(deployment, endpoint),
-        other => {
-            return Err(ApiError::NotImplemented(format!(
-                "provider '{}' ({other:?} API) is not supported yet for this endpoint",
-                deployment.provider.name
-            )));
+    match (deployment.provider.dialect, endpoint) {
+        (Dialect::OpenAi | Dialect::Azure, _) => {
+            providers::openai::call(state, request_id, deployment, client_body, stream, endpoint)
+                .await
         }
-    };
-    let body = passthrough(client_body, deployment, &state.settings);
-    let body =
-        Bytes::from(serde_json::to_vec(&body).map_err(|e| ApiError::Internal(e.to_string()))?);
-    let call = UpstreamCall {
-        deployment,
-        path: &path,
-        body,
-        stream,
-        request_id,
-        forward_headers: Vec::new(),
-    };
-    let response = send(&state.http, &call).await?;
-    if stream {
-        return Ok(stream_response(response, deployment));
-    }
-    let bytes = response.bytes().await.map_err(|e| {
-        ApiError::UpstreamUnreachable(format!("reading the upstream body failed: {e}"))
-    })?;
-    record_usage(deployment, &bytes);
-    Ok(json_response(StatusCode::OK, bytes, deployment))
-}
-
-fn azure_path(deployment: &Deployment, endpoint: Endpoint) -> String {
-    let version = deployment.api_version.as_deref().unwrap_or("2024-10-21");
-    format!(
-        "/openai/deployments/{}{}?api-version={version}",
-        deployment.upstream_model,
-        endpoint.openai_path()
-    )
-}
-
-fn stream_response(response: reqwest::Response, deployment: &Deployment) -> Response {
-    let body = Body::from_stream(relay(response.bytes_stream(), deployment.timeout));
-    let mut response = (StatusCode::OK, body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    // Tell nginx-style proxies not to buffer the stream.
-    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    add_deployment_headers(headers, deployment);
-    response
-}
-
-pub fn json_response(status: StatusCode, body: Bytes, deployment: &Deployment) -> Response {
-    let mut response = (status, body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    add_deployment_headers(headers, deployment);
-    response
-}
-
-fn add_deployment_headers(headers: &mut axum::http::HeaderMap, deployment: &Deployment) {
-    if let Ok(id) = HeaderValue::from_str(&deployment.id) {
-        headers.insert("x-litellm-model-id", id);
-    }
-}
-
-/// Token counters from a non-streaming body. Only `usage` is read; a body without one
-/// (some local servers) counts nothing.
-fn record_usage(deployment: &Deployment, body: &[u8]) {
-    #[derive(serde::Deserialize)]
-    struct Usage {
-        #[serde(default)]
-        prompt_tokens: u64,
-        #[serde(default)]
-        completion_tokens: u64,
-    }
-    #[derive(serde::Deserialize)]
-    struct WithUsage {
-        usage: Option<Usage>,
-    }
-    if let Ok(WithUsage { usage: Some(u) }) = serde_json::from_slice::<WithUsage>(body) {
-        let model = deployment.model_name.clone();
-        metrics::counter!("gatehouse_tokens_total", "model" => model.clone(), "kind" => "prompt")
-            .increment(u.prompt_tokens);
-        metrics::counter!("gatehouse_tokens_total", "model" => model, "kind" => "completion")
-            .increment(u.completion_tokens);
+        (Dialect::Anthropic, Endpoint::ChatCompletions) => {
+            providers::anthropic::call(state, request_id, deployment, client_body, Vec::new()).await
+        }
+        (dialect, _) => Err(ApiError::NotImplemented(format!(
+            "provider '{}' ({dialect:?} API) is not supported yet for {}",
+            deployment.provider.name,
+            endpoint.openai_path()
+        ))),
     }
 }

@@ -1,0 +1,163 @@
+//! Anthropic Messages upstreams behind the OpenAI chat API: the request, the answer and
+//! the stream are translated by `gatehouse_llm::anthropic`.
+
+use axum::body::Body;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use gatehouse_llm::anthropic::{self, AnthropicDefaults, StreamMapper};
+use gatehouse_llm::openai::ChatRequest;
+use gatehouse_llm::{MapError, sse};
+use serde_json::{Map, Value};
+
+use super::{GATEWAY_ONLY_PARAMS, json_response, record_tokens, sse_response, unix_now};
+use crate::deployments::Deployment;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::upstream::send::{UpstreamCall, send};
+use crate::upstream::translate::{StreamTranslator, translate};
+
+/// The chat request as Anthropic will get it, ready to send.
+pub struct Prepared {
+    pub body: Bytes,
+    pub stream: bool,
+    pub include_usage: bool,
+}
+
+/// Maps an OpenAI chat body for `deployment`. Parameters Anthropic has no equivalent for
+/// fail the request unless `drop_params` is on (LiteLLM's behaviour).
+pub fn prepare(
+    state: &AppState,
+    deployment: &Deployment,
+    client_body: &Map<String, Value>,
+) -> Result<Prepared, ApiError> {
+    let mut body = client_body.clone();
+    for (key, value) in &deployment.default_params {
+        body.entry(key.clone()).or_insert_with(|| value.clone());
+    }
+    for key in GATEWAY_ONLY_PARAMS.iter().copied().chain(
+        state
+            .settings
+            .additional_drop_params
+            .iter()
+            .map(String::as_str),
+    ) {
+        body.remove(key);
+    }
+    let request: ChatRequest = serde_json::from_value(Value::Object(body))
+        .map_err(|e| ApiError::BadRequest(format!("invalid chat request: {e}")))?;
+    let mapped = anthropic::chat_to_messages(
+        &request,
+        &deployment.upstream_model,
+        &AnthropicDefaults::default(),
+    )
+    .map_err(map_error)?;
+    if !mapped.dropped.is_empty() && !state.settings.drop_params {
+        return Err(ApiError::BadRequest(format!(
+            "anthropic does not support these parameters: {}. Remove them, or set litellm_settings.drop_params: true to drop them",
+            mapped.dropped.join(", ")
+        )));
+    }
+    let body = serde_json::to_vec(&mapped.body).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Prepared {
+        body: Bytes::from(body),
+        stream: mapped.stream,
+        include_usage: mapped.include_usage,
+    })
+}
+
+pub async fn call(
+    state: &AppState,
+    request_id: &str,
+    deployment: &Deployment,
+    client_body: &Map<String, Value>,
+    forward_headers: Vec<(HeaderName, HeaderValue)>,
+) -> Result<Response, ApiError> {
+    let prepared = prepare(state, deployment, client_body)?;
+    let call = UpstreamCall {
+        deployment,
+        path: anthropic::MESSAGES_PATH,
+        body: prepared.body,
+        stream: prepared.stream,
+        request_id,
+        forward_headers,
+    };
+    let response = send(&state.http, &call).await.map_err(vendor_error)?;
+    if prepared.stream {
+        let translator = ChatChunks {
+            mapper: StreamMapper::new(&deployment.model_name, unix_now(), prepared.include_usage),
+        };
+        let stream = translate(response.bytes_stream(), translator, deployment.timeout).await?;
+        return Ok(sse_response(Body::from_stream(stream), deployment));
+    }
+    let bytes = response.bytes().await.map_err(|e| {
+        ApiError::UpstreamUnreachable(format!("reading the upstream body failed: {e}"))
+    })?;
+    let completion = anthropic::messages_to_chat(&bytes, &deployment.model_name, unix_now())
+        .map_err(map_error)?;
+    if let Some(usage) = &completion.usage {
+        record_tokens(deployment, usage.prompt_tokens, usage.completion_tokens);
+    }
+    let body = serde_json::to_vec(&completion).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(json_response(StatusCode::OK, Bytes::from(body), deployment))
+}
+
+/// Anthropic's error status and body, as the OpenAI client expects them (529 → 503).
+pub fn vendor_error(err: ApiError) -> ApiError {
+    match err {
+        ApiError::Upstream { status, body } => {
+            let mapped = anthropic::map_error(status.as_u16(), &body);
+            let status = StatusCode::from_u16(mapped.status).unwrap_or(StatusCode::BAD_GATEWAY);
+            let body = serde_json::to_vec(&mapped.body)
+                .map(Bytes::from)
+                .unwrap_or(body);
+            ApiError::Upstream { status, body }
+        }
+        other => other,
+    }
+}
+
+pub fn map_error(err: MapError) -> ApiError {
+    match err {
+        MapError::Upstream(e) => {
+            let status = StatusCode::from_u16(e.kind.status()).unwrap_or(StatusCode::BAD_GATEWAY);
+            let body = serde_json::to_vec(&e.to_openai())
+                .map(Bytes::from)
+                .unwrap_or_default();
+            ApiError::Upstream { status, body }
+        }
+        MapError::InvalidUpstream(m) => {
+            ApiError::UpstreamUnreachable(format!("unexpected answer from the upstream: {m}"))
+        }
+        client => ApiError::BadRequest(client.to_string()),
+    }
+}
+
+/// Anthropic SSE → OpenAI `chat.completion.chunk` SSE.
+struct ChatChunks {
+    mapper: StreamMapper,
+}
+
+impl StreamTranslator for ChatChunks {
+    fn on_event(&mut self, event: Option<&str>, data: &str) -> Result<Vec<u8>, ApiError> {
+        let chunks = self.mapper.on_event(event, data).map_err(map_error)?;
+        let mut out = Vec::new();
+        for chunk in chunks {
+            let json =
+                serde_json::to_string(&chunk).map_err(|e| ApiError::Internal(e.to_string()))?;
+            sse::encode(None, &json, &mut out);
+        }
+        Ok(out)
+    }
+
+    fn finish(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for chunk in self.mapper.finish() {
+            if let Ok(json) = serde_json::to_string(&chunk) {
+                sse::encode(None, &json, &mut out);
+            }
+        }
+        out.extend_from_slice(sse::DONE);
+        out
+    }
+}

@@ -1,0 +1,79 @@
+//! One module per vendor dialect: how a chat request in OpenAI's shape reaches it and how
+//! its answer comes back in OpenAI's shape. `proxy` picks the module by the deployment's
+//! dialect.
+
+pub mod anthropic;
+pub mod openai;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+
+use crate::deployments::Deployment;
+
+/// Parameters only the gateway reads (LiteLLM's request-level knobs); never sent to a
+/// vendor that validates its fields strictly.
+pub const GATEWAY_ONLY_PARAMS: &[&str] = &[
+    "tags",
+    "mock_response",
+    "mock_testing_fallbacks",
+    "num_retries",
+    "fallbacks",
+    "context_window_fallbacks",
+    "caching",
+    "cache",
+    "no-log",
+    "litellm_logging_obj",
+    "api_base",
+    "api_key",
+];
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub fn sse_response(body: Body, deployment: &Deployment) -> Response {
+    let mut response = (StatusCode::OK, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Tell nginx-style proxies not to buffer the stream.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    add_deployment_headers(headers, deployment);
+    response
+}
+
+pub fn json_response(status: StatusCode, body: Bytes, deployment: &Deployment) -> Response {
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    add_deployment_headers(headers, deployment);
+    response
+}
+
+fn add_deployment_headers(headers: &mut axum::http::HeaderMap, deployment: &Deployment) {
+    if let Ok(id) = HeaderValue::from_str(&deployment.id) {
+        headers.insert("x-litellm-model-id", id);
+    }
+}
+
+/// Token counters (low-cardinality: model names come from config).
+pub fn record_tokens(deployment: &Deployment, prompt: u64, completion: u64) {
+    let model = deployment.model_name.clone();
+    metrics::counter!("gatehouse_tokens_total", "model" => model.clone(), "kind" => "prompt")
+        .increment(prompt);
+    metrics::counter!("gatehouse_tokens_total", "model" => model, "kind" => "completion")
+        .increment(completion);
+}

@@ -1,0 +1,82 @@
+//! OpenAI-compatible upstreams (OpenAI, Azure, vLLM, Ollama, Groq, ...): passthrough.
+//! The client's JSON goes out with the model rewritten; the answer's bytes come back as
+//! they are.
+
+use axum::body::Body;
+use axum::http::StatusCode;
+use axum::response::Response;
+use bytes::Bytes;
+use gatehouse_config::Dialect;
+use serde_json::{Map, Value};
+
+use super::{json_response, record_tokens, sse_response};
+use crate::deployments::Deployment;
+use crate::error::ApiError;
+use crate::proxy::Endpoint;
+use crate::state::AppState;
+use crate::upstream::body::passthrough;
+use crate::upstream::send::{UpstreamCall, send};
+use crate::upstream::stream::relay;
+
+pub async fn call(
+    state: &AppState,
+    request_id: &str,
+    deployment: &Deployment,
+    client_body: &Map<String, Value>,
+    stream: bool,
+    endpoint: Endpoint,
+) -> Result<Response, ApiError> {
+    let path = match deployment.provider.dialect {
+        Dialect::Azure => azure_path(deployment, endpoint),
+        _ => endpoint.openai_path().to_string(),
+    };
+    let body = passthrough(client_body, deployment, &state.settings);
+    let body =
+        Bytes::from(serde_json::to_vec(&body).map_err(|e| ApiError::Internal(e.to_string()))?);
+    let call = UpstreamCall {
+        deployment,
+        path: &path,
+        body,
+        stream,
+        request_id,
+        forward_headers: Vec::new(),
+    };
+    let response = send(&state.http, &call).await?;
+    if stream {
+        let body = Body::from_stream(relay(response.bytes_stream(), deployment.timeout));
+        return Ok(sse_response(body, deployment));
+    }
+    let bytes = response.bytes().await.map_err(|e| {
+        ApiError::UpstreamUnreachable(format!("reading the upstream body failed: {e}"))
+    })?;
+    record_usage(deployment, &bytes);
+    Ok(json_response(StatusCode::OK, bytes, deployment))
+}
+
+fn azure_path(deployment: &Deployment, endpoint: Endpoint) -> String {
+    let version = deployment.api_version.as_deref().unwrap_or("2024-10-21");
+    format!(
+        "/openai/deployments/{}{}?api-version={version}",
+        deployment.upstream_model,
+        endpoint.openai_path()
+    )
+}
+
+/// Token counters from a non-streaming body. Only `usage` is read; a body without one
+/// (some local servers) counts nothing.
+fn record_usage(deployment: &Deployment, body: &[u8]) {
+    #[derive(serde::Deserialize)]
+    struct Usage {
+        #[serde(default)]
+        prompt_tokens: u64,
+        #[serde(default)]
+        completion_tokens: u64,
+    }
+    #[derive(serde::Deserialize)]
+    struct WithUsage {
+        usage: Option<Usage>,
+    }
+    if let Ok(WithUsage { usage: Some(u) }) = serde_json::from_slice::<WithUsage>(body) {
+        record_tokens(deployment, u.prompt_tokens, u.completion_tokens);
+    }
+}
