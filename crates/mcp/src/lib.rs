@@ -6,7 +6,11 @@
 //!   `/mcp/tools`, `/mcp/invoke`, `/v1/mcp/*`) served to MCP hosts.
 
 pub mod caller;
+pub mod downstream;
 pub mod hub;
+pub mod jsonrpc;
+pub mod naming;
+pub mod upstream;
 
 pub use caller::McpCaller;
-pub use hub::{Hub, HubError};
+pub use hub::{CallOptions, Hub, HubError, HubEvent, HubSettings, ServerState, ServerStatus, Tool};

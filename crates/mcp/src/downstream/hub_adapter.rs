@@ -1,0 +1,201 @@
+//! `impl Backend for Hub`: the endpoint's seam filled by the real hub.
+//!
+//! A call's [`RequestContext`] becomes the hub's [`CallOptions`]: upstream progress is
+//! relayed with the client's own token, cancellation goes upstream, and server-to-client
+//! requests (sampling, elicitation, roots) are relayed to the client that caused the call
+//! — upstreams only send those when `HubSettings::client_capabilities` announces them.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::McpCaller;
+use crate::hub::{CallOptions, Hub, HubError, ServerState};
+use crate::jsonrpc::RpcError;
+use crate::upstream::ServerRequest;
+
+use super::backend::{
+    Backend, BackendError, BoxFut, EventStream, RequestContext, ServerInfo, UpstreamEvent,
+    broadcast_events,
+};
+
+impl From<HubError> for BackendError {
+    fn from(e: HubError) -> Self {
+        match e {
+            HubError::UnknownServer { name, .. } => Self::UnknownServer(name),
+            HubError::Unavailable { server, reason } => Self::Unavailable {
+                server,
+                message: reason,
+            },
+            HubError::Timeout { server, .. } => Self::Timeout(server),
+            HubError::Cancelled => Self::Cancelled,
+            HubError::Upstream {
+                code,
+                message,
+                data,
+            } => Self::Rpc {
+                code,
+                message,
+                data,
+            },
+            other => Self::Other(other.to_string()),
+        }
+    }
+}
+
+/// Builds the hub's options for one call. The returned guard stops the server-to-client
+/// request relay when the call is over. `relay_requests` is only set for tool calls: the
+/// hub routes a server's requests to its most recent registered call, and a concurrent
+/// list or read must not steal them from a running tool.
+fn options(
+    ctx: &RequestContext,
+    relay_requests: bool,
+) -> (CallOptions, tokio_util::sync::DropGuard) {
+    let done = CancellationToken::new();
+    let on_progress = ctx.progress_token.is_some().then(|| {
+        let ctx = ctx.clone();
+        Arc::new(move |p: Value| {
+            let Some(progress) = p.get("progress").and_then(Value::as_f64) else {
+                return;
+            };
+            let total = p.get("total").and_then(Value::as_f64);
+            let message = p.get("message").and_then(Value::as_str).map(str::to_owned);
+            ctx.report_progress(progress, total, message);
+        }) as crate::hub::ProgressFn
+    });
+    let client_requests = (relay_requests && ctx.peer.is_some()).then(|| {
+        let (tx, rx) = mpsc::channel(8);
+        tokio::spawn(relay_client_requests(ctx.clone(), rx, done.clone()));
+        tx
+    });
+    let opts = CallOptions {
+        timeout: None,
+        on_progress,
+        cancel: Some(ctx.cancel.clone()),
+        client_requests,
+    };
+    (opts, done.drop_guard())
+}
+
+/// Answers upstream sampling/elicitation/roots requests by asking the downstream client.
+/// Owned by the call: `done` fires when the call returns.
+async fn relay_client_requests(
+    ctx: RequestContext,
+    mut rx: mpsc::Receiver<ServerRequest>,
+    done: CancellationToken,
+) {
+    loop {
+        let req = tokio::select! {
+            () = done.cancelled() => return,
+            req = rx.recv() => match req {
+                Some(r) => r,
+                None => return,
+            },
+        };
+        let params = req.request.params.clone().unwrap_or(Value::Null);
+        let answer = match ctx.client_request(&req.request.method, params).await {
+            Ok(v) => Ok(v),
+            Err(BackendError::Rpc {
+                code,
+                message,
+                data,
+            }) => Err(RpcError {
+                code,
+                message,
+                data,
+            }),
+            Err(e) => Err(RpcError {
+                code: -32603,
+                message: e.to_string(),
+                data: None,
+            }),
+        };
+        let _ = req.respond.send(answer);
+    }
+}
+
+fn state_label(s: &ServerState) -> String {
+    match s {
+        ServerState::Stopped => "stopped".into(),
+        ServerState::Starting => "starting".into(),
+        ServerState::Ready => "ready".into(),
+        ServerState::Failed { reason } => format!("failed: {reason}"),
+    }
+}
+
+impl Backend for Hub {
+    fn servers(&self) -> Vec<ServerInfo> {
+        self.status()
+            .into_iter()
+            .map(|st| ServerInfo {
+                description: self
+                    .server_config(&st.name)
+                    .and_then(|c| c.description.clone()),
+                prefix: st.name.clone(),
+                transport: st.transport.to_owned(),
+                status: state_label(&st.state),
+                name: st.name,
+            })
+            .collect()
+    }
+
+    fn resolve(&self, name_or_alias: &str) -> Option<String> {
+        Hub::resolve(self, name_or_alias)
+    }
+
+    fn may_use(&self, caller: &McpCaller, server: &str) -> bool {
+        Hub::may_use(self, caller, server)
+    }
+
+    fn list_tools<'a>(&'a self, server: &'a str) -> BoxFut<'a, Result<Vec<Value>, BackendError>> {
+        Box::pin(async move {
+            let tools = Hub::list_tools(self, server).await?;
+            Ok(tools
+                .into_iter()
+                .filter_map(|t| serde_json::to_value(t).ok())
+                .collect())
+        })
+    }
+
+    fn call_tool<'a>(
+        &'a self,
+        server: &'a str,
+        tool: &'a str,
+        arguments: Value,
+        ctx: RequestContext,
+    ) -> BoxFut<'a, Result<Value, BackendError>> {
+        Box::pin(async move {
+            let (opts, _done) = options(&ctx, true);
+            Ok(Hub::call_tool_with(self, server, tool, arguments, opts).await?)
+        })
+    }
+
+    fn request<'a>(
+        &'a self,
+        server: &'a str,
+        method: &'a str,
+        params: Value,
+        ctx: RequestContext,
+    ) -> BoxFut<'a, Result<Value, BackendError>> {
+        let params = (!params.is_null()).then_some(params);
+        Box::pin(async move {
+            let (opts, _done) = options(&ctx, false);
+            Ok(Hub::request_with(self, server, method, params, opts).await?)
+        })
+    }
+
+    fn subscribe(&self) -> Option<EventStream> {
+        Some(broadcast_events(
+            Hub::subscribe(self),
+            |ev: crate::HubEvent| {
+                Some(UpstreamEvent {
+                    server: ev.server,
+                    method: ev.notification.method,
+                    params: ev.notification.params.unwrap_or(Value::Null),
+                })
+            },
+        ))
+    }
+}

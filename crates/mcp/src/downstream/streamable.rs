@@ -1,0 +1,443 @@
+//! Streamable HTTP transport (`/mcp`, `/mcp/`, `/mcp/{server}`): POST for messages, GET for
+//! the server-to-client stream (and resumption), DELETE to end a session.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::future::join_all;
+use serde_json::Value;
+
+use crate::McpCaller;
+
+use super::backend::RequestContext;
+use super::dispatch;
+use super::peer::ClientPeer;
+use super::protocol::{self, INVALID_REQUEST, Incoming, PARSE_ERROR, RpcError, SERVER_ERROR};
+use super::scope::{self, ScopeError};
+use super::session::Session;
+use super::{Ep, sse};
+
+pub const SESSION_HEADER: &str = "mcp-session-id";
+const VERSION_HEADER: &str = "mcp-protocol-version";
+
+/// An HTTP error whose body is a JSON-RPC error without an id.
+pub fn rpc_error(status: StatusCode, code: i64, message: impl Into<String>) -> Response {
+    let body = protocol::error_response(&Value::Null, &RpcError::new(code, message));
+    (status, axum::Json(body)).into_response()
+}
+
+pub fn json(status: StatusCode, body: &Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+fn accepted() -> Response {
+    StatusCode::ACCEPTED.into_response()
+}
+
+pub fn unauthorized() -> Response {
+    rpc_error(
+        StatusCode::UNAUTHORIZED,
+        SERVER_ERROR,
+        "authentication required",
+    )
+}
+
+pub fn scope_error(e: &ScopeError) -> Response {
+    let status = match e {
+        ScopeError::Forbidden(_) => StatusCode::FORBIDDEN,
+        ScopeError::Unknown { .. } => StatusCode::NOT_FOUND,
+    };
+    rpc_error(status, SERVER_ERROR, e.to_string())
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+pub fn accepts_sse(headers: &HeaderMap) -> bool {
+    header_str(headers, header::ACCEPT.as_str()).is_some_and(|a| a.contains("text/event-stream"))
+}
+
+pub fn to_message(id: &Value, outcome: Result<Value, RpcError>) -> Value {
+    match outcome {
+        Ok(r) => protocol::response(id, r),
+        Err(e) => protocol::error_response(id, &e),
+    }
+}
+
+// ---- handlers ----
+
+pub async fn post(
+    State(ep): State<Ep>,
+    caller: Option<Extension<McpCaller>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    post_impl(ep, caller.map(|c| c.0), None, headers, body).await
+}
+
+pub async fn post_one(
+    State(ep): State<Ep>,
+    caller: Option<Extension<McpCaller>>,
+    Path(server): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    post_impl(ep, caller.map(|c| c.0), Some(server), headers, body).await
+}
+
+pub async fn get(
+    State(ep): State<Ep>,
+    caller: Option<Extension<McpCaller>>,
+    headers: HeaderMap,
+) -> Response {
+    get_impl(&ep, caller.map(|c| c.0), "", &headers)
+}
+
+pub async fn get_one(
+    State(ep): State<Ep>,
+    caller: Option<Extension<McpCaller>>,
+    Path(server): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let route = route_of(&ep, Some(&server));
+    get_impl(&ep, caller.map(|c| c.0), &route, &headers)
+}
+
+pub async fn delete(
+    State(ep): State<Ep>,
+    caller: Option<Extension<McpCaller>>,
+    headers: HeaderMap,
+) -> Response {
+    delete_impl(&ep, caller.map(|c| c.0), "", &headers)
+}
+
+pub async fn delete_one(
+    State(ep): State<Ep>,
+    caller: Option<Extension<McpCaller>>,
+    Path(server): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let route = route_of(&ep, Some(&server));
+    delete_impl(&ep, caller.map(|c| c.0), &route, &headers)
+}
+
+/// Sessions remember the route they were created on by configured server name, so
+/// `/mcp/<alias>` and `/mcp/<name>` share them.
+fn route_of(ep: &Ep, path_server: Option<&str>) -> String {
+    path_server.map_or_else(String::new, |s| {
+        ep.backend.resolve(s).unwrap_or_else(|| s.to_owned())
+    })
+}
+
+// ---- POST ----
+
+async fn post_impl(
+    ep: Ep,
+    caller: Option<McpCaller>,
+    path_server: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(caller) = caller else {
+        return unauthorized();
+    };
+    let msg: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                PARSE_ERROR,
+                format!("parse error: {e}"),
+            );
+        }
+    };
+    let route = route_of(&ep, path_server.as_deref());
+    if let Value::Array(items) = msg {
+        return batch(ep, &caller, &route, &headers, items).await;
+    }
+    let incoming = match Incoming::parse(msg) {
+        Ok(m) => m,
+        Err(bad) => {
+            return json(
+                StatusCode::BAD_REQUEST,
+                &protocol::error_response(&bad.0, &bad.1),
+            );
+        }
+    };
+    match incoming {
+        Incoming::Request { id, method, params } if method == "initialize" => initialize(
+            &ep,
+            &caller,
+            path_server.as_deref(),
+            &route,
+            &headers,
+            &id,
+            &params,
+        ),
+        Incoming::Request { id, method, .. } if method == "server/discover" => {
+            // The 2026-07-28 stateless era is not served yet. Any error but -32022 makes
+            // SDKs fall back to `initialize`; no session is needed to say so.
+            let e = RpcError::new(
+                protocol::METHOD_NOT_FOUND,
+                "server/discover is not supported; use initialize",
+            );
+            json(StatusCode::OK, &protocol::error_response(&id, &e))
+        }
+        other => {
+            let session = match session_for(&ep, &caller, &route, &headers) {
+                Ok(s) => s,
+                Err(resp) => return *resp,
+            };
+            match other {
+                Incoming::Notification { method, params } => {
+                    on_notification(&session, &method, &params);
+                    accepted()
+                }
+                Incoming::Response { id, outcome } => {
+                    session.complete_client_request(&id, outcome);
+                    accepted()
+                }
+                Incoming::Request { id, method, params } => {
+                    request(ep, session, &headers, id, method, params).await
+                }
+            }
+        }
+    }
+}
+
+fn initialize(
+    ep: &Ep,
+    caller: &McpCaller,
+    path_server: Option<&str>,
+    route: &str,
+    headers: &HeaderMap,
+    id: &Value,
+    params: &Value,
+) -> Response {
+    let scope = match scope::select(
+        ep.backend.as_ref(),
+        caller,
+        path_server,
+        header_str(headers, scope::SERVERS_HEADER),
+    ) {
+        Ok(s) => s,
+        Err(e) => return scope_error(&e),
+    };
+    let version = protocol::negotiate(params.get("protocolVersion").and_then(Value::as_str));
+    let session = Session::new(
+        caller.key_id.clone(),
+        route.to_owned(),
+        scope,
+        version,
+        false,
+        ep.settings.replay_events,
+    );
+    session.set_client_capabilities(params.get("capabilities").cloned().unwrap_or(Value::Null));
+    let session = match ep.sessions.insert(session) {
+        Ok(s) => s,
+        Err(e) => return rpc_error(StatusCode::SERVICE_UNAVAILABLE, SERVER_ERROR, e.to_string()),
+    };
+    let result = dispatch::initialize_result(version, &session.scope, &ep.identity);
+    let mut resp = json(StatusCode::OK, &protocol::response(id, result));
+    if let Ok(v) = HeaderValue::from_str(&session.id) {
+        resp.headers_mut().insert(SESSION_HEADER, v);
+    }
+    resp
+}
+
+/// The session named by `Mcp-Session-Id`, usable by this caller on this route.
+fn session_for(
+    ep: &Ep,
+    caller: &McpCaller,
+    route: &str,
+    headers: &HeaderMap,
+) -> Result<Arc<Session>, Box<Response>> {
+    let Some(id) = header_str(headers, SESSION_HEADER) else {
+        return Err(Box::new(rpc_error(
+            StatusCode::BAD_REQUEST,
+            SERVER_ERROR,
+            "missing Mcp-Session-Id header; send initialize first",
+        )));
+    };
+    let session = ep
+        .sessions
+        .get(id)
+        .filter(|s| !s.legacy && s.key_id == caller.key_id && s.route == route)
+        .ok_or_else(|| {
+            Box::new(rpc_error(
+                StatusCode::NOT_FOUND,
+                SERVER_ERROR,
+                "session not found",
+            ))
+        })?;
+    if let Some(v) = header_str(headers, VERSION_HEADER)
+        && !protocol::SUPPORTED_VERSIONS.contains(&v)
+    {
+        return Err(Box::new(rpc_error(
+            StatusCode::BAD_REQUEST,
+            INVALID_REQUEST,
+            format!("unsupported MCP-Protocol-Version `{v}`"),
+        )));
+    }
+    Ok(session)
+}
+
+pub fn on_notification(session: &Session, method: &str, params: &Value) {
+    if method == "notifications/cancelled"
+        && let Some(id) = params.get("requestId")
+    {
+        session.cancel_request(id);
+    }
+    // notifications/initialized, roots/list_changed and others need no action.
+}
+
+/// Whether to answer a request as an SSE stream: when something may have to reach the
+/// client before the result (progress, or sampling/elicitation during a tool call).
+fn wants_stream(session: &Session, headers: &HeaderMap, method: &str, params: &Value) -> bool {
+    accepts_sse(headers)
+        && (protocol::progress_token(params).is_some()
+            || (method == "tools/call" && session.client_takes_requests()))
+}
+
+async fn request(
+    ep: Ep,
+    session: Arc<Session>,
+    headers: &HeaderMap,
+    id: Value,
+    method: String,
+    params: Value,
+) -> Response {
+    let stream_it = wants_stream(&session, headers, &method, &params);
+    let cancel = session.begin_request(&id);
+    if !stream_it {
+        let ctx = RequestContext {
+            progress_token: protocol::progress_token(&params),
+            peer: Some(ClientPeer::session(session.clone(), None)),
+            cancel,
+        };
+        let out = dispatch::handle(ep.backend.as_ref(), &session.scope, &method, params, ctx).await;
+        session.end_request(&id);
+        return json(StatusCode::OK, &to_message(&id, out));
+    }
+    let (stream, rx) = session.open_stream();
+    let ctx = RequestContext {
+        progress_token: protocol::progress_token(&params),
+        peer: Some(ClientPeer::session(session.clone(), Some(stream))),
+        cancel,
+    };
+    // Owned by the session: `ctx.cancel` is a child of the session's token, so ending the
+    // session ends this task. A client disconnect does not: it may resume the stream.
+    tokio::spawn(async move {
+        let out = dispatch::handle(ep.backend.as_ref(), &session.scope, &method, params, ctx).await;
+        session.end_request(&id);
+        session.send(Some(stream), &to_message(&id, out));
+        session.finish(stream);
+    });
+    sse::response(rx)
+}
+
+/// JSON-RPC batches, only where the negotiated revision has them (2025-03-26).
+async fn batch(
+    ep: Ep,
+    caller: &McpCaller,
+    route: &str,
+    headers: &HeaderMap,
+    items: Vec<Value>,
+) -> Response {
+    let session = match session_for(&ep, caller, route, headers) {
+        Ok(s) => s,
+        Err(resp) => return *resp,
+    };
+    let version = session.version();
+    if !protocol::allows_batches(&version) || items.is_empty() {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            INVALID_REQUEST,
+            format!("JSON-RPC batches are not supported in protocol revision {version}"),
+        );
+    }
+    let mut immediate = Vec::new();
+    let mut calls = Vec::new();
+    for item in items {
+        match Incoming::parse(item) {
+            Err(bad) => immediate.push(protocol::error_response(&bad.0, &bad.1)),
+            Ok(Incoming::Notification { method, params }) => {
+                on_notification(&session, &method, &params);
+            }
+            Ok(Incoming::Response { id, outcome }) => {
+                session.complete_client_request(&id, outcome);
+            }
+            Ok(Incoming::Request { id, method, .. }) if method == "initialize" => {
+                let e = RpcError::new(INVALID_REQUEST, "initialize cannot be batched");
+                immediate.push(protocol::error_response(&id, &e));
+            }
+            Ok(Incoming::Request { id, method, params }) => {
+                let session = session.clone();
+                let ep = ep.clone();
+                calls.push(async move {
+                    let cancel = session.begin_request(&id);
+                    let ctx = RequestContext {
+                        progress_token: protocol::progress_token(&params),
+                        peer: Some(ClientPeer::session(session.clone(), None)),
+                        cancel,
+                    };
+                    let out =
+                        dispatch::handle(ep.backend.as_ref(), &session.scope, &method, params, ctx)
+                            .await;
+                    session.end_request(&id);
+                    to_message(&id, out)
+                });
+            }
+        }
+    }
+    immediate.extend(join_all(calls).await);
+    if immediate.is_empty() {
+        accepted()
+    } else {
+        json(StatusCode::OK, &Value::Array(immediate))
+    }
+}
+
+// ---- GET / DELETE ----
+
+fn get_impl(ep: &Ep, caller: Option<McpCaller>, route: &str, headers: &HeaderMap) -> Response {
+    let Some(caller) = caller else {
+        return unauthorized();
+    };
+    if !accepts_sse(headers) {
+        return rpc_error(
+            StatusCode::NOT_ACCEPTABLE,
+            SERVER_ERROR,
+            "GET opens an SSE stream: send Accept: text/event-stream",
+        );
+    }
+    let session = match session_for(ep, &caller, route, headers) {
+        Ok(s) => s,
+        Err(resp) => return *resp,
+    };
+    if let Some(last) = header_str(headers, "last-event-id")
+        && let Some(rx) = session.resume(last)
+    {
+        return sse::response(rx);
+    }
+    let (_, rx) = session.open_standalone();
+    sse::response(rx)
+}
+
+fn delete_impl(ep: &Ep, caller: Option<McpCaller>, route: &str, headers: &HeaderMap) -> Response {
+    let Some(caller) = caller else {
+        return unauthorized();
+    };
+    match session_for(ep, &caller, route, headers) {
+        Ok(s) => {
+            ep.sessions.remove(&s.id);
+            StatusCode::OK.into_response()
+        }
+        Err(resp) => *resp,
+    }
+}

@@ -1,0 +1,275 @@
+//! Streamable HTTP transport (MCP 2025-03-26 and later): every message is a POST whose
+//! answer is JSON or an SSE stream; an optional GET stream carries server notifications.
+
+use super::{DeathNote, UpstreamError, sse};
+use crate::jsonrpc::{self, Message};
+use gatehouse_config::McpServerConfig;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Client, StatusCode, Url};
+use serde_json::Value;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+pub const SESSION_HEADER: &str = "mcp-session-id";
+pub const VERSION_HEADER: &str = "mcp-protocol-version";
+const ACCEPT_BOTH: &str = "application/json, text/event-stream";
+
+/// Builds the configured `headers` once; invalid ones are a configuration error.
+pub(crate) fn header_map(cfg: &McpServerConfig) -> Result<HeaderMap, UpstreamError> {
+    let mut map = HeaderMap::new();
+    for (k, v) in &cfg.headers {
+        let name = HeaderName::try_from(k.as_str())
+            .map_err(|_| UpstreamError::Config(format!("invalid header name `{k}`")))?;
+        let value = HeaderValue::try_from(v.as_str())
+            .map_err(|_| UpstreamError::Config(format!("invalid value for header `{k}`")))?;
+        map.insert(name, value);
+    }
+    Ok(map)
+}
+
+pub(crate) fn parse_url(cfg: &McpServerConfig) -> Result<Url, UpstreamError> {
+    let url = cfg
+        .url
+        .as_deref()
+        .ok_or_else(|| UpstreamError::Config("server without `url`".into()))?;
+    Url::parse(url).map_err(|e| UpstreamError::Config(format!("invalid url `{url}`: {e}")))
+}
+
+pub(crate) fn client() -> Result<Client, UpstreamError> {
+    Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| UpstreamError::Transport(e.to_string()))
+}
+
+/// reqwest's top-level message hides the cause ("error sending request"); keep it.
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        src = s.source();
+    }
+    out
+}
+
+fn read<T: Clone>(l: &RwLock<Option<T>>) -> Option<T> {
+    l.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+}
+
+fn write<T>(l: &RwLock<Option<T>>, v: T) {
+    *l.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(v);
+}
+
+struct Shared {
+    name: String,
+    client: Client,
+    url: Url,
+    headers: HeaderMap,
+    session: RwLock<Option<String>>,
+    version: RwLock<Option<String>>,
+    inbound: mpsc::Sender<Message>,
+    death: DeathNote,
+}
+
+pub struct HttpTransport {
+    shared: Arc<Shared>,
+}
+
+impl HttpTransport {
+    pub(crate) fn new(
+        name: &str,
+        cfg: &McpServerConfig,
+        inbound: mpsc::Sender<Message>,
+        death: DeathNote,
+    ) -> Result<HttpTransport, UpstreamError> {
+        Ok(HttpTransport {
+            shared: Arc::new(Shared {
+                name: name.to_string(),
+                client: client()?,
+                url: parse_url(cfg)?,
+                headers: header_map(cfg)?,
+                session: RwLock::new(None),
+                version: RwLock::new(None),
+                inbound,
+                death,
+            }),
+        })
+    }
+
+    pub(crate) fn session_id(&self) -> Option<String> {
+        read(&self.shared.session)
+    }
+
+    pub(crate) fn set_protocol_version(&self, v: &str) {
+        write(&self.shared.version, v.to_string());
+    }
+
+    pub(crate) async fn send(&self, msg: &Value) -> Result<(), UpstreamError> {
+        let s = &self.shared;
+        let body = serde_json::to_vec(msg).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+        let req = s
+            .with_session(s.client.post(s.url.clone()))
+            .header(ACCEPT, ACCEPT_BOTH)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body);
+        let resp = req.send().await.map_err(|e| {
+            if e.is_connect() {
+                // The server is gone; the supervisor reconnects with backoff.
+                s.death.die(format!("cannot connect: {e}"));
+                UpstreamError::NotDelivered(e.to_string())
+            } else {
+                // The connection broke: maybe after the server read the message, so no
+                // retry, but a fresh connection for whatever comes next.
+                let e = error_chain(&e);
+                s.death.die(format!("request failed: {e}"));
+                UpstreamError::Closed(e)
+            }
+        })?;
+        if let Some(id) = resp
+            .headers()
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            && read(&s.session).is_none()
+        {
+            write(&s.session, id.to_string());
+        }
+        let status = resp.status();
+        let has_session = read(&s.session).is_some();
+        if status == StatusCode::NOT_FOUND && has_session {
+            s.death.die("session expired (HTTP 404)");
+            return Err(UpstreamError::NotDelivered("session expired".into()));
+        }
+        if !status.is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            let snippet: String = text.chars().take(300).collect();
+            // The TypeScript SDK's servers answer 400 "No valid session ID" instead of
+            // the 404 the spec asks for; treat both as "re-initialize".
+            if status == StatusCode::BAD_REQUEST
+                && has_session
+                && snippet.to_ascii_lowercase().contains("session")
+            {
+                s.death
+                    .die(format!("session rejected (HTTP 400: {snippet})"));
+                return Err(UpstreamError::NotDelivered("session rejected".into()));
+            }
+            return Err(UpstreamError::Transport(format!(
+                "HTTP {status}: {snippet}"
+            )));
+        }
+        if status == StatusCode::ACCEPTED || status == StatusCode::NO_CONTENT {
+            return Ok(());
+        }
+        let is_sse = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("text/event-stream"));
+        if is_sse {
+            // Read in the background: the stream may carry notifications for a while
+            // before the response, and the caller waits on its own pending slot.
+            let shared = self.shared.clone();
+            tokio::spawn(async move {
+                let stop = shared.death.token().clone();
+                let body = Box::pin(resp.bytes_stream());
+                if let Err(e) = sse::pump(&shared.name, body, &shared.inbound, &stop, |_| {}).await
+                {
+                    tracing::debug!(server = %shared.name, error = %e, "SSE response stream broke");
+                }
+            });
+            return Ok(());
+        }
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| UpstreamError::Transport(e.to_string()))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        let incoming =
+            jsonrpc::parse(&bytes).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+        for m in incoming.into_messages() {
+            let _ = s.inbound.send(m).await;
+        }
+        Ok(())
+    }
+
+    /// Opens the optional GET stream for server-initiated messages (best effort:
+    /// servers may answer 405, and then we simply do without).
+    pub(crate) fn open_get_stream(&self) {
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            let stop = shared.death.token().clone();
+            let mut failures = 0u32;
+            while !stop.is_cancelled() && failures < 3 {
+                let req = shared
+                    .with_session(shared.client.get(shared.url.clone()))
+                    .header(ACCEPT, "text/event-stream");
+                let resp = tokio::select! {
+                    r = req.send() => r,
+                    _ = stop.cancelled() => return,
+                };
+                match resp {
+                    Ok(r) if r.status().is_success() => {
+                        failures = 0;
+                        tracing::debug!(server = %shared.name, "GET stream open");
+                        let body = Box::pin(r.bytes_stream());
+                        if let Err(e) =
+                            sse::pump(&shared.name, body, &shared.inbound, &stop, |_| {}).await
+                        {
+                            // A stream cut mid-body means the server went away: reconnect
+                            // now rather than on the next call's stale pooled connection.
+                            shared.death.die(format!("notification stream broke: {e}"));
+                            return;
+                        }
+                    }
+                    Ok(r) if r.status() == StatusCode::METHOD_NOT_ALLOWED => return,
+                    Ok(r) => {
+                        tracing::debug!(server = %shared.name, status = %r.status(), "GET stream refused");
+                        failures += 1;
+                    }
+                    Err(e) => {
+                        tracing::debug!(server = %shared.name, error = %error_chain(&e), "GET stream failed");
+                        failures += 1;
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.cancelled() => return,
+                }
+            }
+        });
+    }
+
+    /// Ends the session with DELETE (servers may refuse; that is fine).
+    pub(crate) async fn close(&self) {
+        let s = &self.shared;
+        s.death.die("closed by gatehouse");
+        if read(&s.session).is_none() {
+            return;
+        }
+        let req = s
+            .with_session(s.client.delete(s.url.clone()))
+            .timeout(Duration::from_secs(2));
+        if let Err(e) = req.send().await {
+            tracing::debug!(server = %s.name, error = %e, "DELETE of the MCP session failed");
+        }
+    }
+}
+
+impl Shared {
+    fn with_session(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        let mut req = req.headers(self.headers.clone());
+        if let Some(id) = read(&self.session) {
+            req = req.header(SESSION_HEADER, id);
+        }
+        if let Some(v) = read(&self.version) {
+            req = req.header(VERSION_HEADER, v);
+        }
+        req
+    }
+}

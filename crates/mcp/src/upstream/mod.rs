@@ -1,0 +1,554 @@
+//! One connection to one upstream MCP server, whatever its transport.
+//!
+//! A transport only moves JSON-RPC messages: it writes what we send and pushes what it
+//! reads into one inbound channel. Everything protocol-level lives here, once: id
+//! correlation of concurrent requests, timeouts and `notifications/cancelled`, the
+//! `initialize` handshake, notifications fanned out on a broadcast channel, and
+//! server-to-client requests (`ping` answered here, the rest relayed or refused).
+
+pub mod catalog;
+pub mod http;
+pub mod legacy_sse;
+pub mod sse;
+pub mod stdio;
+
+use crate::jsonrpc::{Id, Message, Notification, Request, Response, RpcError};
+use gatehouse_config::McpServerConfig;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// The protocol revision we ask for; the server's answer wins.
+pub const PROTOCOL_VERSION: &str = "2025-06-18";
+
+/// How many inbound messages may wait for the dispatcher.
+const INBOUND_CAPACITY: usize = 256;
+/// Notifications buffered per subscriber before the slowest one starts losing them.
+const NOTIFY_CAPACITY: usize = 256;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("invalid server configuration: {0}")]
+    Config(String),
+    #[error("could not start: {0}")]
+    Spawn(String),
+    /// The message never reached the server: safe to retry on a new connection.
+    #[error("not delivered: {0}")]
+    NotDelivered(String),
+    #[error("transport error: {0}")]
+    Transport(String),
+    #[error("connection closed: {0}")]
+    Closed(String),
+    #[error("timed out")]
+    Timeout,
+    #[error("upstream error: {0}")]
+    Rpc(RpcError),
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}
+
+/// Which wire the server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    Stdio,
+    StreamableHttp,
+    LegacySse,
+}
+
+impl TransportKind {
+    /// Reads `transport` (absent: stdio when `command` is set, else HTTP).
+    pub fn of(cfg: &McpServerConfig) -> Result<TransportKind, UpstreamError> {
+        match cfg
+            .transport
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None if cfg.command.is_some() => Ok(TransportKind::Stdio),
+            None => Ok(TransportKind::StreamableHttp),
+            Some("stdio") => Ok(TransportKind::Stdio),
+            Some("http" | "streamable_http" | "streamable-http" | "streamablehttp") => {
+                Ok(TransportKind::StreamableHttp)
+            }
+            Some("sse") => Ok(TransportKind::LegacySse),
+            Some(other) => Err(UpstreamError::Config(format!(
+                "unknown transport `{other}`"
+            ))),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportKind::Stdio => "stdio",
+            TransportKind::StreamableHttp => "http",
+            TransportKind::LegacySse => "sse",
+        }
+    }
+}
+
+/// Settings for one connection attempt.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Bound on spawning/connecting plus the `initialize` round trip.
+    pub init_timeout: Duration,
+    /// Client capabilities announced in `initialize`. Only announce `roots`, `sampling`
+    /// or `elicitation` when a request handler that can relay them is registered.
+    pub capabilities: Value,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            init_timeout: Duration::from_secs(30),
+            capabilities: json!({}),
+        }
+    }
+}
+
+/// What the server answered to `initialize`.
+#[derive(Debug, Clone, Default)]
+pub struct InitializeResult {
+    pub protocol_version: String,
+    pub capabilities: Value,
+    pub server_info: Value,
+    pub instructions: Option<String>,
+    /// The whole result, unknown fields included.
+    pub raw: Value,
+}
+
+/// A request the server sent us (sampling, elicitation, roots, ...). Answer through
+/// `respond`; dropping it answers an internal error.
+#[derive(Debug)]
+pub struct ServerRequest {
+    pub request: Request,
+    pub respond: oneshot::Sender<Result<Value, RpcError>>,
+}
+
+/// The transport under a connection.
+enum Transport {
+    Stdio(stdio::StdioTransport),
+    Http(http::HttpTransport),
+    Sse(legacy_sse::SseTransport),
+}
+
+impl Transport {
+    async fn send(&self, msg: &Message) -> Result<(), UpstreamError> {
+        let value = msg.to_value();
+        match self {
+            Transport::Stdio(t) => t.send(&value).await,
+            Transport::Http(t) => t.send(&value).await,
+            Transport::Sse(t) => t.send(&value).await,
+        }
+    }
+
+    async fn close(&self) {
+        match self {
+            Transport::Stdio(t) => t.close().await,
+            Transport::Http(t) => t.close().await,
+            Transport::Sse(t) => t.close().await,
+        }
+    }
+}
+
+type Pending = HashMap<Id, oneshot::Sender<Result<Value, RpcError>>>;
+
+struct Inner {
+    name: String,
+    kind: TransportKind,
+    transport: Transport,
+    pending: Mutex<Pending>,
+    next_id: AtomicI64,
+    notifications: broadcast::Sender<Notification>,
+    handler: Mutex<Option<mpsc::Sender<ServerRequest>>>,
+    /// Cancelled when the connection is gone (process exit, stream end, session expiry).
+    dead: CancellationToken,
+    init: OnceLock<InitializeResult>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock only means another task panicked mid-update of a plain map.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Shared "why did the connection die" slot that transports fill before cancelling.
+#[derive(Clone)]
+pub(crate) struct DeathNote {
+    token: CancellationToken,
+    reason: Arc<Mutex<Option<String>>>,
+}
+
+impl DeathNote {
+    fn new() -> Self {
+        DeathNote {
+            token: CancellationToken::new(),
+            reason: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Marks the connection dead; the first reason wins.
+    pub(crate) fn die(&self, reason: impl Into<String>) {
+        let mut r = lock(&self.reason);
+        if r.is_none() {
+            *r = Some(reason.into());
+        }
+        drop(r);
+        self.token.cancel();
+    }
+
+    pub(crate) fn token(&self) -> &CancellationToken {
+        &self.token
+    }
+
+    fn reason(&self) -> String {
+        lock(&self.reason)
+            .clone()
+            .unwrap_or_else(|| "connection closed".into())
+    }
+}
+
+/// One live, initialized session with an upstream server. Cheap to clone.
+#[derive(Clone)]
+pub struct Upstream {
+    inner: Arc<Inner>,
+    death: DeathNote,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("name", &self.inner.name)
+            .field("kind", &self.inner.kind)
+            .finish()
+    }
+}
+
+impl Upstream {
+    /// Connects (spawns, opens the stream, ...) and runs the `initialize` handshake.
+    pub async fn connect(
+        name: &str,
+        cfg: &McpServerConfig,
+        opts: &ConnectOptions,
+    ) -> Result<Upstream, UpstreamError> {
+        Self::connect_with_handler(name, cfg, opts, None).await
+    }
+
+    /// As [`Upstream::connect`], relaying server-to-client requests to `handler`.
+    pub async fn connect_with_handler(
+        name: &str,
+        cfg: &McpServerConfig,
+        opts: &ConnectOptions,
+        handler: Option<mpsc::Sender<ServerRequest>>,
+    ) -> Result<Upstream, UpstreamError> {
+        let kind = TransportKind::of(cfg)?;
+        let (tx, rx) = mpsc::channel(INBOUND_CAPACITY);
+        let death = DeathNote::new();
+        let connecting = async {
+            Ok::<_, UpstreamError>(match kind {
+                TransportKind::Stdio => {
+                    Transport::Stdio(stdio::StdioTransport::spawn(name, cfg, tx, death.clone())?)
+                }
+                TransportKind::StreamableHttp => {
+                    Transport::Http(http::HttpTransport::new(name, cfg, tx, death.clone())?)
+                }
+                TransportKind::LegacySse => Transport::Sse(
+                    legacy_sse::SseTransport::connect(name, cfg, tx, death.clone()).await?,
+                ),
+            })
+        };
+        let transport = tokio::time::timeout(opts.init_timeout, connecting)
+            .await
+            .map_err(|_| UpstreamError::Spawn("timed out connecting".into()))??;
+        let (notifications, _) = broadcast::channel(NOTIFY_CAPACITY);
+        let up = Upstream {
+            inner: Arc::new(Inner {
+                name: name.to_string(),
+                kind,
+                transport,
+                pending: Mutex::new(HashMap::new()),
+                next_id: AtomicI64::new(1),
+                notifications,
+                handler: Mutex::new(handler),
+                dead: death.token().clone(),
+                init: OnceLock::new(),
+            }),
+            death,
+        };
+        tokio::spawn(dispatch(up.clone(), rx));
+        match up.initialize(opts).await {
+            Ok(()) => Ok(up),
+            Err(e) => {
+                up.close().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn initialize(&self, opts: &ConnectOptions) -> Result<(), UpstreamError> {
+        let params = json!({
+            "protocolVersion": PROTOCOL_VERSION,
+            "capabilities": opts.capabilities,
+            "clientInfo": {"name": "gatehouse", "version": env!("CARGO_PKG_VERSION")},
+        });
+        let raw = self
+            .call("initialize", Some(params), opts.init_timeout, false)
+            .await?;
+        let version = raw
+            .get("protocolVersion")
+            .and_then(Value::as_str)
+            .unwrap_or(PROTOCOL_VERSION)
+            .to_string();
+        if let Transport::Http(t) = &self.inner.transport {
+            t.set_protocol_version(&version);
+        }
+        let result = InitializeResult {
+            protocol_version: version,
+            capabilities: raw
+                .get("capabilities")
+                .cloned()
+                .unwrap_or_else(|| json!({})),
+            server_info: raw.get("serverInfo").cloned().unwrap_or(Value::Null),
+            instructions: raw
+                .get("instructions")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            raw,
+        };
+        let _ = self.inner.init.set(result);
+        self.notify("notifications/initialized", None).await?;
+        if let Transport::Http(t) = &self.inner.transport {
+            t.open_get_stream();
+        }
+        Ok(())
+    }
+
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    pub fn kind(&self) -> TransportKind {
+        self.inner.kind
+    }
+
+    /// The `initialize` answer (always set on a connected `Upstream`).
+    pub fn init_result(&self) -> Option<&InitializeResult> {
+        self.inner.init.get()
+    }
+
+    /// The child process id (stdio only).
+    pub fn pid(&self) -> Option<u32> {
+        match &self.inner.transport {
+            Transport::Stdio(t) => t.pid(),
+            _ => None,
+        }
+    }
+
+    /// The `Mcp-Session-Id` of a streamable HTTP session.
+    pub fn session_id(&self) -> Option<String> {
+        match &self.inner.transport {
+            Transport::Http(t) => t.session_id(),
+            _ => None,
+        }
+    }
+
+    /// Notifications from the server (list_changed, progress, logging, ...).
+    pub fn subscribe(&self) -> broadcast::Receiver<Notification> {
+        self.inner.notifications.subscribe()
+    }
+
+    /// Relays server-to-client requests other than `ping` to `handler` from now on.
+    pub fn set_request_handler(&self, handler: Option<mpsc::Sender<ServerRequest>>) {
+        *lock(&self.inner.handler) = handler;
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.inner.dead.is_cancelled()
+    }
+
+    /// Resolves when the connection is gone; returns why.
+    pub async fn closed(&self) -> String {
+        self.inner.dead.cancelled().await;
+        self.close_reason()
+    }
+
+    fn close_reason(&self) -> String {
+        self.death.reason()
+    }
+
+    /// Sends a request and waits for its answer. A timeout or a dropped future sends
+    /// `notifications/cancelled` upstream.
+    pub async fn request(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        timeout: Duration,
+    ) -> Result<Value, UpstreamError> {
+        self.call(method, params, timeout, true).await
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        timeout: Duration,
+        cancellable: bool,
+    ) -> Result<Value, UpstreamError> {
+        if self.is_closed() {
+            return Err(UpstreamError::NotDelivered(self.close_reason()));
+        }
+        let id = Id::Number(self.inner.next_id.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = oneshot::channel();
+        lock(&self.inner.pending).insert(id.clone(), tx);
+        let mut guard = CancelGuard {
+            up: self.clone(),
+            id: id.clone(),
+            armed: cancellable,
+        };
+        let msg = Message::Request(Request::new(id, method, params));
+        // The deadline covers sending too: an HTTP server may hold the POST open.
+        let deadline = tokio::time::Instant::now() + timeout;
+        match tokio::time::timeout_at(deadline, self.inner.transport.send(&msg)).await {
+            Err(_) => return Err(UpstreamError::Timeout),
+            Ok(Err(e)) => {
+                guard.armed = false;
+                return Err(e);
+            }
+            Ok(Ok(())) => {}
+        }
+        let outcome = tokio::select! {
+            r = rx => match r {
+                Ok(r) => r.map_err(UpstreamError::Rpc),
+                Err(_) => Err(UpstreamError::Closed(self.close_reason())),
+            },
+            _ = self.inner.dead.cancelled() => Err(UpstreamError::Closed(self.close_reason())),
+            _ = tokio::time::sleep_until(deadline) => return Err(UpstreamError::Timeout),
+        };
+        guard.armed = false;
+        outcome
+    }
+
+    /// Sends a notification.
+    pub async fn notify(&self, method: &str, params: Option<Value>) -> Result<(), UpstreamError> {
+        let msg = Message::Notification(Notification::new(method, params));
+        self.inner.transport.send(&msg).await
+    }
+
+    /// Ends the session: kills the process group / deletes the HTTP session.
+    pub async fn close(&self) {
+        self.death.die("closed by gatehouse");
+        self.inner.transport.close().await;
+    }
+
+    async fn respond(&self, resp: Response) {
+        if let Err(e) = self.inner.transport.send(&Message::Response(resp)).await {
+            tracing::debug!(server = %self.inner.name, error = %e, "could not answer a server request");
+        }
+    }
+}
+
+/// Removes the pending entry when a request ends and, if it ended without an answer
+/// (timeout, caller gone), tells the server to stop working on it.
+struct CancelGuard {
+    up: Upstream,
+    id: Id,
+    armed: bool,
+}
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        lock(&self.up.inner.pending).remove(&self.id);
+        if !self.armed || self.up.is_closed() {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let up = self.up.clone();
+        let id = self.id.to_value();
+        rt.spawn(async move {
+            let params = json!({"requestId": id, "reason": "cancelled by gatehouse (timeout or client gone)"});
+            if let Err(e) = up.notify("notifications/cancelled", Some(params)).await {
+                tracing::debug!(server = %up.inner.name, error = %e, "could not send notifications/cancelled");
+            }
+        });
+    }
+}
+
+/// Routes every inbound message; ends when the transport's channel closes.
+async fn dispatch(up: Upstream, mut rx: mpsc::Receiver<Message>) {
+    loop {
+        let msg = tokio::select! {
+            m = rx.recv() => m,
+            _ = up.inner.dead.cancelled() => None,
+        };
+        let Some(msg) = msg else { break };
+        match msg {
+            Message::Response(r) => {
+                let waiter = lock(&up.inner.pending).remove(&r.id);
+                match waiter {
+                    Some(w) => {
+                        let _ = w.send(r.outcome);
+                    }
+                    None => {
+                        tracing::debug!(server = %up.inner.name, id = %r.id, "response to no pending request")
+                    }
+                }
+            }
+            Message::Notification(n) => {
+                // No subscriber is fine: nobody cares about this server's events now.
+                let _ = up.inner.notifications.send(n);
+            }
+            Message::Request(req) => handle_server_request(&up, req).await,
+        }
+    }
+    up.death.die("connection closed");
+    // Dropping the senders wakes every waiter with "closed".
+    lock(&up.inner.pending).clear();
+}
+
+async fn handle_server_request(up: &Upstream, req: Request) {
+    if req.method == "ping" {
+        up.respond(Response::ok(req.id, json!({}))).await;
+        return;
+    }
+    let handler = lock(&up.inner.handler).clone();
+    let Some(handler) = handler else {
+        let err = RpcError::method_not_found(&req.method);
+        up.respond(Response::err(req.id, err)).await;
+        return;
+    };
+    let id = req.id.clone();
+    let (tx, rx) = oneshot::channel();
+    if handler
+        .try_send(ServerRequest {
+            request: req,
+            respond: tx,
+        })
+        .is_err()
+    {
+        let err = RpcError::new(
+            crate::jsonrpc::codes::INTERNAL_ERROR,
+            "client request handler unavailable",
+        );
+        up.respond(Response::err(id, err)).await;
+        return;
+    }
+    let up = up.clone();
+    tokio::spawn(async move {
+        let outcome = rx.await.unwrap_or_else(|_| {
+            Err(RpcError::new(
+                crate::jsonrpc::codes::INTERNAL_ERROR,
+                "request dropped",
+            ))
+        });
+        up.respond(Response {
+            id,
+            outcome,
+            extra: Default::default(),
+        })
+        .await;
+    });
+}

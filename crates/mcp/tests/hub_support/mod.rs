@@ -1,0 +1,114 @@
+//! Helpers shared by the hub tests: locating the npm peers, configs, HTTP servers.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use gatehouse_config::Config;
+use gatehouse_mcp::{Hub, ServerState};
+use serde_json::{Value, json};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const INSTALL: &str = "npm install --prefix /root/.cache/gatehouse/npm @modelcontextprotocol/server-everything@2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31 @modelcontextprotocol/server-postgres@0.6.2 supergateway@4.0.0";
+
+pub fn npm_module(rel: &str) -> String {
+    let prefix = std::env::var("GATEHOUSE_NPM_PREFIX")
+        .unwrap_or_else(|_| "/root/.cache/gatehouse/npm".into());
+    let path = PathBuf::from(prefix).join("node_modules").join(rel);
+    assert!(
+        path.exists(),
+        "MCP test server missing: {} does not exist.\nInstall the peers with:\n  {INSTALL}\n(or set GATEHOUSE_NPM_PREFIX)",
+        path.display()
+    );
+    path.to_string_lossy().into_owned()
+}
+
+pub fn everything() -> String {
+    npm_module("@modelcontextprotocol/server-everything/dist/index.js")
+}
+
+pub fn filesystem() -> String {
+    npm_module("@modelcontextprotocol/server-filesystem/dist/index.js")
+}
+
+pub fn config(servers: Value) -> Config {
+    serde_json::from_value(json!({ "mcp_servers": servers })).unwrap()
+}
+
+pub fn everything_stdio() -> Value {
+    json!({ "command": "node", "args": [everything(), "stdio"] })
+}
+
+pub fn started(cfg: Config) -> Arc<Hub> {
+    let hub = Hub::from_config(&cfg).unwrap();
+    hub.start();
+    hub
+}
+
+pub fn text_of(result: &Value) -> String {
+    result["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+pub fn state_of(hub: &Hub, server: &str) -> ServerState {
+    hub.status()
+        .into_iter()
+        .find(|s| s.name == server)
+        .unwrap()
+        .state
+}
+
+/// A server-everything HTTP process (`streamableHttp` or `sse` mode) on a free port.
+pub struct HttpServer {
+    pub child: std::process::Child,
+    pub port: u16,
+}
+
+impl HttpServer {
+    pub fn start(mode: &str) -> HttpServer {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        HttpServer::start_on(mode, port)
+    }
+
+    pub fn start_on(mode: &str, port: u16) -> HttpServer {
+        let child = std::process::Command::new("node")
+            .arg(everything())
+            .arg(mode)
+            .env("PORT", port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "server-everything {mode} did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        HttpServer { child, port }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn process_alive(pid: u32) -> bool {
+    std::process::Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
