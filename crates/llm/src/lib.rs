@@ -6,16 +6,23 @@
 //! - [`openai`]: OpenAI chat-completions wire types (the gateway's public dialect).
 //! - [`anthropic`]: Anthropic Messages wire types plus the request, response, stream and
 //!   error mappers from/to OpenAI chat.
+//! - [`responses`]: the OpenAI Responses API (Codex CLI) inbound: request -> chat
+//!   request, chat answer -> `response` object, and a stateful chat-chunk -> Responses
+//!   SSE writer, for providers reached through the chat shape.
+//! - [`messages_in`]: the Anthropic Messages API (Claude Code, anthropic SDKs) inbound,
+//!   the same three mappers plus Anthropic-shaped error bodies.
 //! - [`sse`]: a vendor-neutral server-sent-events line parser.
 //! - [`error`]: the mapping error and the vendor-neutral upstream error classification.
 //!
-//! For now the mapping is direct (OpenAI <-> Anthropic) over typed wire structs; every
-//! struct keeps unknown fields in a `#[serde(flatten)] rest` map. A shared internal
-//! representation comes when a third dialect (Responses, Gemini) needs it.
+//! For now OpenAI chat (with LiteLLM's `reasoning_content`/`thinking_blocks`) is the pivot:
+//! provider adapters map chat <-> vendor, inbound dialects map to and from chat. Typed
+//! wire structs keep unknown fields in a `#[serde(flatten)] rest` map.
 
 pub mod anthropic;
 pub mod error;
+pub mod messages_in;
 pub mod openai;
+pub mod responses;
 pub mod sse;
 
 pub use error::{ErrorKind, MapError, UpstreamError};

@@ -267,6 +267,48 @@ async fn python_sdk_client_through_the_real_hub() {
     gw.hub.shutdown().await;
 }
 
+/// The Python SDK 1.x API, as Open WebUI uses it (`pip install 'mcp<2'` into
+/// `/root/.cache/gatehouse/venv-mcp1`, or set `GATEHOUSE_VENV_MCP1`).
+#[tokio::test]
+async fn python_sdk_1x_client_through_the_real_hub() {
+    let venv = std::env::var("GATEHOUSE_VENV_MCP1")
+        .unwrap_or_else(|_| "/root/.cache/gatehouse/venv-mcp1".into());
+    let py = PathBuf::from(venv).join("bin/python");
+    assert!(
+        py.exists(),
+        "{} missing: python3 -m venv /root/.cache/gatehouse/venv-mcp1 && /root/.cache/gatehouse/venv-mcp1/bin/pip install 'mcp<2'",
+        py.display()
+    );
+    let gw = gateway(user()).await;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/py/downstream_client_v1.py"
+    );
+    let base = gw.base.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(py)
+            .arg(script)
+            .arg(format!("{base}/mcp/"))
+            .args(["--header", "x-mcp-servers=everything"])
+            .args(["--call", "everything-echo", r#"{"message": "open webui"}"#])
+            .args([
+                "--call",
+                "everything-trigger-long-running-operation",
+                r#"{"duration": 0.4, "steps": 2}"#,
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "python client failed:\n{stderr}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["calls"][0]["text"], "Echo: open webui", "{v}");
+    assert_eq!(v["calls"][1]["progress"], json!([1.0, 2.0]), "{v}");
+    gw.hub.shutdown().await;
+}
+
 #[tokio::test]
 async fn python_sdk_legacy_sse_client_through_the_real_hub() {
     let gw = gateway(user()).await;

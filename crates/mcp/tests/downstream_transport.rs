@@ -52,6 +52,7 @@ impl Backend for Fake {
                 description: Some(format!("the {n} server")),
                 transport: "stdio".into(),
                 status: "ready".into(),
+                tool_count: (*n != "secret").then_some(if *n == "alpha" { 3 } else { 2 }),
             })
             .collect()
     }
@@ -872,7 +873,7 @@ async fn cancellation_reaches_the_running_call() {
         .await
         .unwrap()
         .unwrap();
-    assert!(answered.get("error").is_some(), "{answered}");
+    assert_eq!(answered["error"]["code"], -32800, "{answered}");
     assert!(
         gw.fake.cancelled.load(Ordering::SeqCst),
         "the backend saw the cancellation"
@@ -1140,4 +1141,24 @@ async fn missing_caller_is_unauthorized() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
+}
+
+#[tokio::test]
+async fn sessions_are_bounded_in_number_and_idle_time() {
+    let settings = EndpointSettings {
+        max_sessions: 1,
+        session_idle: Duration::from_millis(300),
+        ..EndpointSettings::default()
+    };
+    let gw = serve_with(admin(), settings).await;
+    let sid = gw.initialize().await;
+    let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
+    let resp = gw.post("/mcp", None, &init).send().await.unwrap();
+    assert_eq!(resp.status(), 503, "the one slot is taken");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+    let resp = gw.post("/mcp", Some(&sid), &ping).send().await.unwrap();
+    assert_eq!(resp.status(), 404, "idle session expired");
+    let resp = gw.post("/mcp", None, &init).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "its slot is free again");
 }

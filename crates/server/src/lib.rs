@@ -13,6 +13,7 @@ pub mod proxy;
 pub mod request;
 pub mod routes;
 pub mod state;
+pub mod tools;
 pub mod upstream;
 
 pub use app::{router, serve};

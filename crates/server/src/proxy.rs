@@ -99,6 +99,45 @@ pub async fn forward(
     Err(last_err.unwrap_or_else(|| ApiError::Internal("model group has no deployments".into())))
 }
 
+/// One non-streaming chat round over the group (with fall-over), parsed into OpenAI's
+/// `chat.completion` shape whatever the vendor. The body must not ask for a stream.
+pub async fn complete(
+    state: &AppState,
+    request_id: &str,
+    deployments: &[Arc<Deployment>],
+    body: &Map<String, Value>,
+) -> Result<Value, ApiError> {
+    let mut last_err = None;
+    for deployment in deployments {
+        let result = match deployment.provider.dialect {
+            Dialect::OpenAi | Dialect::Azure => {
+                providers::openai::complete(state, request_id, deployment, body).await
+            }
+            Dialect::Anthropic => {
+                providers::anthropic::complete(state, request_id, deployment, body).await
+            }
+            dialect => Err(ApiError::NotImplemented(format!(
+                "provider '{}' ({dialect:?} API) is not supported yet",
+                deployment.provider.name
+            ))),
+        };
+        match result {
+            Ok(value) => {
+                deployment.stats.record(true);
+                return Ok(value);
+            }
+            Err(err) => {
+                deployment.stats.record(!is_retryable(&err));
+                if !is_retryable(&err) {
+                    return Err(err);
+                }
+                last_err = Some(err);
+            }
+        }
+    }
+    Err(last_err.unwrap_or_else(|| ApiError::Internal("model group has no deployments".into())))
+}
+
 async fn forward_to(
     state: &AppState,
     request_id: &str,

@@ -45,6 +45,8 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     pub started: Instant,
     pub allowed_origins: Vec<String>,
+    /// MCP halves of turns that also called the client's own tools.
+    pub pending: crate::tools::pending::PendingTurns,
 }
 
 impl AppState {
@@ -80,6 +82,7 @@ impl AppState {
             hub,
             started: Instant::now(),
             allowed_origins: config.general_settings.allowed_origins.clone(),
+            pending: Default::default(),
         })
     }
 }

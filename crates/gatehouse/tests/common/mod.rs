@@ -144,3 +144,93 @@ pub fn client() -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// A module installed by `scripts/install-peers` (npm), or a loud failure saying how to
+/// install it: these tests never skip.
+pub fn npm_module(rel: &str) -> String {
+    let prefix = std::env::var("GATEHOUSE_NPM_PREFIX").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/gatehouse/npm",
+            std::env::var("HOME").unwrap_or_else(|_| "/root".into())
+        )
+    });
+    let path = PathBuf::from(prefix).join("node_modules").join(rel);
+    assert!(
+        path.exists(),
+        "MCP test server missing: {} — run scripts/install-peers",
+        path.display()
+    );
+    path.to_string_lossy().into_owned()
+}
+
+pub fn everything() -> String {
+    npm_module("@modelcontextprotocol/server-everything/dist/index.js")
+}
+
+pub fn filesystem() -> String {
+    npm_module("@modelcontextprotocol/server-filesystem/dist/index.js")
+}
+
+pub fn postgres_server() -> String {
+    npm_module("@modelcontextprotocol/server-postgres/dist/index.js")
+}
+
+/// Runs SQL on the local Postgres as `postgres` (fails the test when it is down).
+pub fn psql(sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-tAc",
+            sql,
+        ])
+        .output()
+        .expect("psql (postgresql-client) must be installed");
+    assert!(
+        out.status.success(),
+        "psql failed (is Postgres running on 127.0.0.1:5432?): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Drops a test database when the test ends, however it ends.
+pub struct TempDatabase(pub String);
+
+impl TempDatabase {
+    pub fn create() -> TempDatabase {
+        let name = format!("gh_test_{}", uuid_like());
+        psql(&format!("CREATE DATABASE {name}"));
+        TempDatabase(name)
+    }
+}
+
+impl Drop for TempDatabase {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-tAc",
+            ])
+            .arg(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0))
+            .output();
+    }
+}
+
+fn uuid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{:x}{:x}", nanos, std::process::id())
+}

@@ -31,8 +31,10 @@ pub struct ServerInfo {
     pub description: Option<String>,
     /// `stdio`, `http`, `sse`.
     pub transport: String,
-    /// Health as the backend sees it (`running`, `starting`, `idle`, `failed`, ...).
+    /// Health as the backend sees it (`ready`, `starting`, `stopped`, `failed: …`).
     pub status: String,
+    /// Tools offered (after filters) when known without waiting for the server.
+    pub tool_count: Option<usize>,
 }
 
 /// An upstream failure, in the terms the endpoint needs to answer the client.
@@ -141,6 +143,12 @@ pub trait Backend: Send + Sync + 'static {
     /// deterministic; the endpoint maps names back by recomputing it over the catalog.
     fn prefixed(&self, prefix: &str, tool: &str) -> String {
         crate::naming::prefixed(prefix, tool)
+    }
+
+    /// Fast exact reverse mapping of an aggregated tool name to `(server, tool)`, if the
+    /// backend keeps one; `None` makes the endpoint search the catalogs instead.
+    fn split_prefixed(&self, _aggregated: &str) -> Option<(String, String)> {
+        None
     }
 
     /// The server's tools (MCP `Tool` objects, unprefixed, after allow/deny filters).

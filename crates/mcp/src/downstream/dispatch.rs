@@ -10,6 +10,9 @@ use super::names;
 use super::protocol::{self, INVALID_PARAMS, METHOD_NOT_FOUND, RpcError};
 use super::scope::{Scope, ScopedServer};
 
+/// How long a cancelled call may take to wind down before it is dropped.
+const CANCEL_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Upper bound on pages fetched from one upstream for one aggregated list.
 const MAX_PAGES: usize = 50;
 
@@ -58,10 +61,17 @@ pub async fn handle(
 ) -> Result<Value, RpcError> {
     let cancel = ctx.cancel.clone();
     let work = route(backend, scope, method, params, ctx);
+    tokio::pin!(work);
     tokio::select! {
-        r = work => r,
-        () = cancel.cancelled() => Err(RpcError::new(-32800, "request cancelled")),
+        biased;
+        r = &mut work => return r,
+        () = cancel.cancelled() => {}
     }
+    // The backend sees the same token: give it a moment to tell the upstream (it sends
+    // `notifications/cancelled`) before dropping the call.
+    tokio::time::timeout(CANCEL_GRACE, work)
+        .await
+        .unwrap_or_else(|_| Err(BackendError::Cancelled.into()))
 }
 
 async fn route(

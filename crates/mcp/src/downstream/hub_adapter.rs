@@ -135,6 +135,7 @@ impl Backend for Hub {
                     .and_then(|c| c.description.clone()),
                 prefix: st.name.clone(),
                 transport: st.transport.to_owned(),
+                tool_count: (st.state == ServerState::Ready).then_some(st.tools),
                 status: state_label(&st.state),
                 name: st.name,
             })
@@ -147,6 +148,10 @@ impl Backend for Hub {
 
     fn may_use(&self, caller: &McpCaller, server: &str) -> bool {
         Hub::may_use(self, caller, server)
+    }
+
+    fn split_prefixed(&self, aggregated: &str) -> Option<(String, String)> {
+        Hub::split_prefixed(self, aggregated)
     }
 
     fn list_tools<'a>(&'a self, server: &'a str) -> BoxFut<'a, Result<Vec<Value>, BackendError>> {

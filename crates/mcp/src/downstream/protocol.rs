@@ -33,6 +33,8 @@ pub const INVALID_REQUEST: i64 = -32600;
 pub const METHOD_NOT_FOUND: i64 = -32601;
 pub const INVALID_PARAMS: i64 = -32602;
 pub const INTERNAL_ERROR: i64 = -32603;
+/// What SDKs answer for a request the client cancelled.
+pub const REQUEST_CANCELLED: i64 = -32800;
 /// Used for session and routing errors sent with an HTTP error status.
 pub const SERVER_ERROR: i64 = -32000;
 
@@ -77,6 +79,7 @@ impl From<BackendError> for RpcError {
                 data,
             },
             BackendError::UnknownServer(_) => Self::new(INVALID_PARAMS, e.to_string()),
+            BackendError::Cancelled => Self::new(REQUEST_CANCELLED, e.to_string()),
             other => Self::new(INTERNAL_ERROR, other.to_string()),
         }
     }

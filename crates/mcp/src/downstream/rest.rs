@@ -15,7 +15,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures_util::future::join_all;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -62,29 +61,25 @@ fn header_scope(ep: &Ep, caller: &McpCaller, headers: &HeaderMap) -> Result<Scop
     scope::select(ep.backend.as_ref(), caller, None, wanted)
 }
 
-/// `GET /v1/mcp/servers`: the servers this caller may use.
+/// `GET /v1/mcp/servers`: the servers this caller may use. Never waits for an upstream:
+/// `tool_count` is null for a server that is not ready (yet).
 pub async fn servers(State(ep): State<Ep>, caller: Option<Extension<McpCaller>>) -> Response {
     let Some(Extension(caller)) = caller else {
         return unauthorized();
     };
     let backend = ep.backend.as_ref();
-    let usable: Vec<_> = backend
+    let data: Vec<Value> = backend
         .servers()
         .into_iter()
         .filter(|s| backend.may_use(&caller, &s.name))
-        .collect();
-    let counts = join_all(usable.iter().map(|s| backend.list_tools(&s.name))).await;
-    let data: Vec<Value> = usable
-        .into_iter()
-        .zip(counts)
-        .map(|(s, tools)| {
+        .map(|s| {
             json!({
                 "name": s.name,
                 "prefix": s.prefix,
                 "description": s.description,
                 "transport": s.transport,
                 "status": s.status,
-                "tool_count": tools.ok().map(|t| t.len()),
+                "tool_count": s.tool_count,
             })
         })
         .collect();

@@ -102,6 +102,38 @@ pub async fn call(
     Ok(json_response(StatusCode::OK, Bytes::from(body), deployment))
 }
 
+/// One non-streaming chat round, answered in OpenAI's shape.
+pub async fn complete(
+    state: &AppState,
+    request_id: &str,
+    deployment: &Deployment,
+    body: &Map<String, Value>,
+) -> Result<Value, ApiError> {
+    let prepared = prepare(state, deployment, body)?;
+    let call = UpstreamCall {
+        deployment,
+        path: anthropic::MESSAGES_PATH,
+        body: prepared.body,
+        stream: false,
+        request_id,
+        forward_headers: Vec::new(),
+    };
+    let bytes = send(&state.http, &call)
+        .await
+        .map_err(vendor_error)?
+        .bytes()
+        .await
+        .map_err(|e| {
+            ApiError::UpstreamUnreachable(format!("reading the upstream body failed: {e}"))
+        })?;
+    let completion = anthropic::messages_to_chat(&bytes, &deployment.model_name, unix_now())
+        .map_err(map_error)?;
+    if let Some(usage) = &completion.usage {
+        record_tokens(deployment, usage.prompt_tokens, usage.completion_tokens);
+    }
+    serde_json::to_value(&completion).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
 /// Anthropic's error status and body, as the OpenAI client expects them (529 → 503).
 pub fn vendor_error(err: ApiError) -> ApiError {
     match err {

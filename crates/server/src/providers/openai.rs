@@ -53,6 +53,37 @@ pub async fn call(
     Ok(json_response(StatusCode::OK, bytes, deployment))
 }
 
+/// One non-streaming chat round, parsed: what the tool-execution loop works with.
+pub async fn complete(
+    state: &AppState,
+    request_id: &str,
+    deployment: &Deployment,
+    body: &Map<String, Value>,
+) -> Result<Value, ApiError> {
+    let path = match deployment.provider.dialect {
+        Dialect::Azure => azure_path(deployment, Endpoint::ChatCompletions),
+        _ => Endpoint::ChatCompletions.openai_path().to_string(),
+    };
+    let body = passthrough(body, deployment, &state.settings);
+    let body =
+        Bytes::from(serde_json::to_vec(&body).map_err(|e| ApiError::Internal(e.to_string()))?);
+    let call = UpstreamCall {
+        deployment,
+        path: &path,
+        body,
+        stream: false,
+        request_id,
+        forward_headers: Vec::new(),
+    };
+    let bytes = send(&state.http, &call).await?.bytes().await.map_err(|e| {
+        ApiError::UpstreamUnreachable(format!("reading the upstream body failed: {e}"))
+    })?;
+    record_usage(deployment, &bytes);
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::UpstreamUnreachable(format!("the upstream answered invalid JSON: {e}"))
+    })
+}
+
 fn azure_path(deployment: &Deployment, endpoint: Endpoint) -> String {
     let version = deployment.api_version.as_deref().unwrap_or("2024-10-21");
     format!(

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Extension, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::Value;
 
@@ -12,11 +13,13 @@ use crate::error::ApiError;
 use crate::proxy::{Endpoint, forward, route};
 use crate::request::{RequestId, parse_object, read_body};
 use crate::state::AppState;
+use crate::tools;
 
 pub async fn chat_completions(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     Extension(RequestId(request_id)): Extension<RequestId>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let bytes = read_body(
@@ -25,7 +28,7 @@ pub async fn chat_completions(
         state.settings.max_request_size_mb,
     )
     .await?;
-    let body = parse_object(&bytes)?;
+    let mut body = parse_object(&bytes)?;
     let model = match body.get("model") {
         Some(Value::String(m)) if !m.is_empty() => m.clone(),
         _ => {
@@ -53,6 +56,28 @@ pub async fn chat_completions(
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let deployments = route(&state, &caller, &model)?;
     tracing::debug!(model = %model, stream, key = %caller.key_id, "chat completion");
+    let model_servers: Vec<String> = deployments
+        .iter()
+        .flat_map(|d| d.mcp_servers.iter().cloned())
+        .collect();
+    let attached = tools::attachments(
+        &state.hub,
+        &caller.mcp(),
+        &headers,
+        &mut body,
+        &model_servers,
+    )?;
+    if !attached.is_empty() {
+        return tools::run(
+            state.clone(),
+            &caller,
+            request_id,
+            deployments,
+            body,
+            attached,
+        )
+        .await;
+    }
     forward(
         &state,
         &request_id,

@@ -1,0 +1,447 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+//! MCP tool calls executed server-side inside chat requests: real MCP servers from npm,
+//! faithful mock LLMs scripted to call tools (the mock turns a `CALL <tool> <json>` line
+//! into a tool call, and answers `Tool said: <result>` once it sees tool results).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Gateway, TempDatabase, client, everything, filesystem, postgres_server};
+use futures_util::StreamExt;
+use gatehouse_testkit::{MockOptions, MockServer, Reply};
+use serde_json::{Value, json};
+
+const MASTER: &str = "sk-master-tools";
+const VIRTUAL: &str = "sk-litellm-test-9768ce8475df0a3c";
+
+fn base_config(mock: &MockServer, model_block: &str, servers: &str, extra: &str) -> String {
+    format!(
+        r#"
+model_list:
+  - model_name: gpt
+    litellm_params: {{model: openai/gpt-4o-mini, api_base: "{base}", api_key: sk-up}}
+  - model_name: claude-3-haiku-orchestrator
+    litellm_params: {{model: claude-3-haiku-20240307, api_base: "{base}", api_key: sk-up}}
+{model_block}
+mcp_servers:
+{servers}
+general_settings:
+  master_key: {MASTER}
+{extra}
+"#,
+        base = mock.url()
+    )
+}
+
+fn everything_server(name: &str, extra: &str) -> String {
+    format!(
+        "  {name}:\n    transport: stdio\n    command: node\n    args: [\"{}\", \"stdio\"]\n{extra}",
+        everything()
+    )
+}
+
+async fn chat(gw: &Gateway, key: &str, headers: &[(&str, &str)], body: Value) -> reqwest::Response {
+    let mut req = client()
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .bearer_auth(key)
+        .json(&body);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap()
+}
+
+fn content(v: &Value) -> &str {
+    v["choices"][0]["message"]["content"].as_str().unwrap_or("")
+}
+
+/// The seed scenario: Claude + MCP Postgres + a config-declared virtual key. LiteLLM
+/// stops at `finish_reason: "tool_calls"`; Gatehouse answers with real rows.
+#[tokio::test]
+async fn claude_lists_databases_through_mcp_postgres_with_a_config_key() {
+    let db = TempDatabase::create();
+    let mock = MockServer::start(MockOptions::with_api_key("sk-up"))
+        .await
+        .unwrap();
+    let servers = format!(
+        "  db_main:\n    transport: stdio\n    command: node\n    args: [\"{}\", \"postgresql://postgres@127.0.0.1:5432/postgres\"]\n    api_keys: [os.environ/LITELLM_VIRTUAL_KEY_TEST]\n    require_approval: never\n",
+        postgres_server()
+    );
+    let extra = "virtual_keys:\n  - api_key: os.environ/LITELLM_VIRTUAL_KEY_TEST\n    key_alias: test-virtual-key\n    models: [claude-3-haiku-orchestrator]\n    mcp_servers: [db_main]\n";
+    let gw = Gateway::start_with(
+        &base_config(&mock, "", &servers, extra),
+        &[],
+        &[("LITELLM_VIRTUAL_KEY_TEST", VIRTUAL)],
+    );
+    let resp = chat(
+        &gw,
+        VIRTUAL,
+        &[("x-mcp-servers", "db_main")],
+        json!({"model": "claude-3-haiku-orchestrator", "messages": [{"role": "user",
+               "content": "CALL db_main-query {\"sql\": \"SELECT datname FROM pg_database ORDER BY datname\"}"}]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+    assert!(
+        content(&body).contains(&db.0),
+        "answer lacks the new database: {}",
+        content(&body)
+    );
+    let calls = body["mcp_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0]["server"], "db_main");
+    assert_eq!(calls[0]["tool"], "query");
+    assert_eq!(calls[0]["ok"], true);
+    // Usage covers both model calls.
+    let first = mock.requests()[0].body.clone();
+    assert_eq!(mock.requests().len(), 2);
+    assert!(
+        first["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "db_main-query")
+    );
+    assert!(body["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test]
+async fn model_info_attaches_a_filesystem_server_for_plain_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("notes.txt");
+    std::fs::write(&file, "the secret word is marmalade").unwrap();
+    let mock = MockServer::start(MockOptions::default()).await.unwrap();
+    let servers = format!(
+        "  files:\n    command: node\n    args: [\"{}\", \"{}\"]\n",
+        filesystem(),
+        dir.path().display()
+    );
+    let model_block = format!(
+        "  - model_name: gpt-files\n    litellm_params: {{model: openai/x, api_base: \"{}\"}}\n    model_info: {{mcp_servers: [fs]}}\n",
+        mock.url()
+    );
+    let cfg = base_config(
+        &mock,
+        &model_block,
+        &servers,
+        "litellm_settings:\n  mcp_aliases: {fs: files}\n",
+    );
+    let gw = Gateway::start(&cfg);
+    let ask = format!(
+        "CALL files-read_text_file {{\"path\": \"{}\"}}",
+        file.display()
+    );
+    let resp = chat(
+        &gw,
+        MASTER,
+        &[],
+        json!({"model": "gpt-files", "messages": [{"role": "user", "content": ask}]}),
+    )
+    .await;
+    let body: Value = resp.json().await.unwrap();
+    assert!(content(&body).contains("marmalade"), "{body}");
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+}
+
+#[tokio::test]
+async fn two_servers_parallel_calls_and_a_multi_round_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.txt"), "alpha-content").unwrap();
+    let mock = MockServer::start(MockOptions::default()).await.unwrap();
+    let servers = format!(
+        "{}  files:\n    command: node\n    args: [\"{}\", \"{}\"]\n",
+        everything_server("ev", ""),
+        filesystem(),
+        dir.path().display()
+    );
+    let gw = Gateway::start(&base_config(&mock, "", &servers, ""));
+    // Round 1: two calls on two servers at once; round 2: another call; then the answer.
+    mock.push_reply(Reply::ToolCalls(vec![
+        ("ev-echo".into(), r#"{"message": "ping"}"#.into()),
+        (
+            "files-read_text_file".into(),
+            json!({"path": dir.path().join("a.txt")}).to_string(),
+        ),
+    ]));
+    mock.push_reply(Reply::tool_call("ev-get-sum", r#"{"a": 2, "b": 40}"#));
+    let resp = chat(
+        &gw,
+        MASTER,
+        &[("x-mcp-servers", "ev, files")],
+        json!({"model": "gpt", "messages": [{"role": "user", "content": "go"}]}),
+    )
+    .await;
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+    assert!(content(&body).contains("42"), "{body}");
+    let calls = body["mcp_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 3);
+    assert!(calls.iter().all(|c| c["ok"] == true), "{calls:?}");
+    // The second model call saw both results of the parallel round, in call order.
+    let second = &mock.requests()[1].body["messages"];
+    let tool_msgs: Vec<&Value> = second
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .collect();
+    assert_eq!(tool_msgs.len(), 2);
+    assert!(
+        tool_msgs[0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Echo: ping")
+    );
+    assert!(
+        tool_msgs[1]["content"]
+            .as_str()
+            .unwrap()
+            .contains("alpha-content")
+    );
+}
+
+#[tokio::test]
+async fn tool_errors_and_unknown_tools_reach_the_model_not_the_client() {
+    let mock = MockServer::start(MockOptions::default()).await.unwrap();
+    let gw = Gateway::start(&base_config(&mock, "", &everything_server("ev", ""), ""));
+    mock.push_reply(Reply::ToolCalls(vec![
+        ("ev-get-sum".into(), r#"{"a": "not a number"}"#.into()),
+        ("ev-does-not-exist".into(), "{}".into()),
+    ]));
+    let resp = chat(
+        &gw,
+        MASTER,
+        &[("x-mcp-servers", "ev")],
+        json!({"model": "gpt", "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    let text = content(&body);
+    assert!(text.contains("Error: invalid arguments"), "{text}");
+    assert!(text.contains("unknown tool 'ev-does-not-exist'"), "{text}");
+    let calls = body["mcp_calls"].as_array().unwrap();
+    assert!(calls.iter().all(|c| c["ok"] == false));
+}
+
+#[tokio::test]
+async fn approval_always_returns_the_call_to_the_client() {
+    let mock = MockServer::start(MockOptions::default()).await.unwrap();
+    let gw = Gateway::start(&base_config(
+        &mock,
+        "",
+        &everything_server("ev", "    require_approval: always\n"),
+        "",
+    ));
+    let resp = chat(
+        &gw,
+        MASTER,
+        &[],
+        json!({"model": "gpt", "tools": [{"type": "mcp", "server_label": "ev", "require_approval": "never"}],
+               "messages": [{"role": "user", "content": "CALL ev-echo {\"message\": \"hi\"}"}]}),
+    )
+    .await;
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(
+        body["choices"][0]["message"]["tool_calls"][0]["function"]["name"],
+        "ev-echo"
+    );
+    assert_eq!(body["mcp_calls"], json!([]));
+    assert_eq!(mock.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_mixed_turn_runs_mcp_and_returns_the_clients_call_then_resumes_whole() {
+    let mock = MockServer::start(MockOptions::default()).await.unwrap();
+    let gw = Gateway::start(&base_config(&mock, "", &everything_server("ev", ""), ""));
+    let weather = json!({"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}});
+    let ask = "CALL ev-echo {\"message\": \"from mcp\"}\nCALL get_weather {\"city\": \"Oslo\"}";
+    let first: Value = chat(
+        &gw,
+        MASTER,
+        &[("x-mcp-servers", "ev")],
+        json!({"model": "gpt", "tools": [weather], "messages": [{"role": "user", "content": ask}]}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(first["choices"][0]["finish_reason"], "tool_calls");
+    let calls = first["choices"][0]["message"]["tool_calls"]
+        .as_array()
+        .unwrap();
+    assert_eq!(
+        calls.len(),
+        1,
+        "only the client's own call comes back: {calls:?}"
+    );
+    assert_eq!(calls[0]["function"]["name"], "get_weather");
+    assert_eq!(first["mcp_calls"][0]["tool"], "echo");
+
+    let second: Value = chat(
+        &gw,
+        MASTER,
+        &[("x-mcp-servers", "ev")],
+        json!({"model": "gpt", "tools": [weather], "messages": [
+            {"role": "user", "content": ask},
+            first["choices"][0]["message"],
+            {"role": "tool", "tool_call_id": calls[0]["id"], "content": "rainy"}]}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(second["choices"][0]["finish_reason"], "stop");
+    // The model saw the whole turn: both calls, the MCP result and the client's.
+    let sent = mock.requests()[1].body["messages"].clone();
+    let assistant = sent
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "assistant")
+        .unwrap();
+    assert_eq!(assistant["tool_calls"].as_array().unwrap().len(), 2);
+    let tools: Vec<&str> = sent
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(tools.len(), 2);
+    assert!(
+        tools[0].contains("Echo: from mcp") && tools[1] == "rainy",
+        "{tools:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_iteration_cap_ends_the_loop_with_a_marker() {
+    let mock = MockServer::start(MockOptions::default()).await.unwrap();
+    let gw = Gateway::start(&base_config(
+        &mock,
+        "",
+        &everything_server("ev", ""),
+        "litellm_settings:\n  mcp_max_iterations: 2\n",
+    ));
+    for _ in 0..3 {
+        mock.push_reply(Reply::tool_call("ev-echo", r#"{"message": "again"}"#));
+    }
+    let body: Value = chat(
+        &gw,
+        MASTER,
+        &[("x-mcp-servers", "ev")],
+        json!({"model": "gpt", "messages": [{"role": "user", "content": "loop"}]}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(body["mcp_max_iterations_reached"], true);
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+    assert!(content(&body).contains("mcp_max_iterations"));
+    assert_eq!(mock.requests().len(), 2);
+    assert_eq!(body["mcp_calls"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn streaming_shows_one_clean_answer_with_progress_in_extension_fields() {
+    let mock = MockServer::start(MockOptions::default()).await.unwrap();
+    let gw = Gateway::start(&base_config(&mock, "", &everything_server("ev", ""), ""));
+    let resp = chat(
+        &gw,
+        MASTER,
+        &[("x-mcp-servers", "ev")],
+        json!({"model": "claude-3-haiku-orchestrator", "stream": true, "stream_options": {"include_usage": true},
+               "messages": [{"role": "user", "content": "CALL ev-echo {\"message\": \"streamed\"}"}]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    let mut answer = String::new();
+    let mut finish = None;
+    let mut statuses = Vec::new();
+    for data in text
+        .split("\n\n")
+        .filter_map(|e| e.trim().strip_prefix("data: "))
+    {
+        if data == "[DONE]" {
+            continue;
+        }
+        let chunk: Value = serde_json::from_str(data).unwrap();
+        assert_eq!(chunk["object"], "chat.completion.chunk");
+        if let Some(s) = chunk["mcp_call"]["status"].as_str() {
+            statuses.push(s.to_string());
+        }
+        if let Some(choice) = chunk["choices"].get(0) {
+            assert!(
+                choice["delta"]["tool_calls"].is_null(),
+                "no intermediate tool-call turn"
+            );
+            answer.push_str(choice["delta"]["content"].as_str().unwrap_or(""));
+            if let Some(f) = choice["finish_reason"].as_str() {
+                finish = Some(f.to_string());
+            }
+        }
+    }
+    assert_eq!(answer, "Tool said: Echo: streamed");
+    assert_eq!(finish.as_deref(), Some("stop"));
+    assert_eq!(statuses, ["running", "completed"]);
+    assert!(text.trim_end().ends_with("data: [DONE]"));
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_mid_loop_stops_the_loop() {
+    let mock = MockServer::start(MockOptions::default()).await.unwrap();
+    let gw = Gateway::start(&base_config(&mock, "", &everything_server("ev", ""), ""));
+    mock.push_reply(Reply::tool_call(
+        "ev-trigger-long-running-operation",
+        r#"{"duration": 3, "steps": 3}"#,
+    ));
+    let resp = chat(
+        &gw,
+        MASTER,
+        &[("x-mcp-servers", "ev")],
+        json!({"model": "gpt", "stream": true, "messages": [{"role": "user", "content": "long"}]}),
+    )
+    .await;
+    let mut stream = resp.bytes_stream();
+    let first = stream.next().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("running"));
+    drop(stream);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        mock.requests().len(),
+        1,
+        "no model call after the client left"
+    );
+}
+
+#[tokio::test]
+async fn access_is_checked_before_anything_runs() {
+    let mock = MockServer::start(MockOptions::default()).await.unwrap();
+    let extra = "virtual_keys:\n  - api_key: sk-no-mcp\n    mcp_servers: []\n";
+    let gw = Gateway::start(&base_config(&mock, "", &everything_server("ev", ""), extra));
+    let body = json!({"model": "gpt", "messages": [{"role": "user", "content": "CALL ev-echo {\"message\": \"x\"}"}]});
+    let resp = chat(&gw, "sk-no-mcp", &[("x-mcp-servers", "ev")], body.clone()).await;
+    assert_eq!(resp.status(), 403);
+    let err: Value = resp.json().await.unwrap();
+    assert!(
+        err["error"]["message"].as_str().unwrap().contains("'ev'"),
+        "{err}"
+    );
+
+    let resp = chat(&gw, MASTER, &[("x-mcp-servers", "nope")], body).await;
+    assert_eq!(resp.status(), 404);
+    let err: Value = resp.json().await.unwrap();
+    assert!(
+        err["error"]["message"].as_str().unwrap().contains("ev"),
+        "lists what exists: {err}"
+    );
+    assert!(mock.requests().is_empty());
+}

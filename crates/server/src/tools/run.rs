@@ -1,0 +1,388 @@
+//! The tool-execution loop: call the model; run the MCP tools it asks for; feed the
+//! results back; repeat until it answers (or the iteration cap); return one ordinary
+//! chat completion — or, for `stream: true`, one ordinary SSE answer with the tool
+//! rounds reported in extension fields standard SDKs ignore.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::attach::{Approval, AttachedServer};
+use super::catalog::ToolSet;
+use super::execute::{CallEvent, McpCallRecord, Outcome, ToolCall, execute_all, unknown_tool};
+use super::pending::PendingTurn;
+use super::sse;
+use crate::auth::Caller;
+use crate::deployments::Deployment;
+use crate::error::ApiError;
+use crate::proxy;
+use crate::state::AppState;
+
+/// Comment lines sent while tools run, so proxies do not cut an idle stream.
+const KEEP_ALIVE: Duration = Duration::from_secs(10);
+
+/// Everything one loop needs, owned so a streaming loop can run in its own task.
+struct Job {
+    state: Arc<AppState>,
+    key_id: String,
+    request_id: String,
+    deployments: Vec<Arc<Deployment>>,
+    body: Map<String, Value>,
+    tools: ToolSet,
+}
+
+pub async fn run(
+    state: Arc<AppState>,
+    caller: &Caller,
+    request_id: String,
+    deployments: Vec<Arc<Deployment>>,
+    mut body: Map<String, Value>,
+    attached: Vec<AttachedServer>,
+) -> Result<Response, ApiError> {
+    let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let include_usage = body
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let client_names: HashSet<String> = body
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.get("function")?.get("name")?.as_str().map(str::to_owned))
+        .collect();
+    let tools = ToolSet::build(&state.hub, &attached, &client_names).await;
+    if let Some(Value::Array(messages)) = body.get_mut("messages") {
+        state.pending.restore(&caller.key_id, messages);
+    }
+    let mut all_tools: Vec<Value> = match body.remove("tools") {
+        Some(Value::Array(t)) => t,
+        _ => Vec::new(),
+    };
+    all_tools.extend(tools.functions.iter().cloned());
+    if !all_tools.is_empty() {
+        body.insert("tools".into(), Value::Array(all_tools));
+    }
+    body.remove("stream");
+    body.remove("stream_options");
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let job = Job {
+        state,
+        key_id: caller.key_id.clone(),
+        request_id,
+        deployments,
+        body,
+        tools,
+    };
+    if !stream {
+        let completion = job.drive(None, &CancellationToken::new()).await?;
+        let body =
+            serde_json::to_vec(&completion).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let mut response = (StatusCode::OK, Bytes::from(body)).into_response();
+        response.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        );
+        return Ok(response);
+    }
+    Ok(stream_loop(job, model, include_usage))
+}
+
+impl Job {
+    async fn drive(
+        mut self,
+        events: Option<mpsc::UnboundedSender<CallEvent>>,
+        cancel: &CancellationToken,
+    ) -> Result<Value, ApiError> {
+        let max_rounds = self.state.settings.mcp_max_iterations.max(1);
+        let mut records: Vec<McpCallRecord> = Vec::new();
+        let mut usage = UsageSum::default();
+        let mut round = 0;
+        loop {
+            round += 1;
+            let completion = tokio::select! {
+                c = proxy::complete(&self.state, &self.request_id, &self.deployments, &self.body) => c?,
+                () = cancel.cancelled() => return Err(ApiError::BadRequest("cancelled".into())),
+            };
+            usage.add(completion.get("usage"));
+            let message = completion
+                .pointer("/choices/0/message")
+                .cloned()
+                .unwrap_or_else(|| json!({"role": "assistant", "content": null}));
+            let calls: Vec<Value> = message
+                .get("tool_calls")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let (mcp, client): (Vec<Value>, Vec<Value>) = calls.into_iter().partition(|c| {
+                ToolCall::from_value(c).is_some_and(|c| match self.tools.get(&c.name) {
+                    Some(tool) => tool.approval == Approval::Never,
+                    None => self.tools.claims(&c.name),
+                })
+            });
+            if mcp.is_empty() {
+                return Ok(finish(completion, usage, records, None));
+            }
+            if round >= max_rounds {
+                tracing::warn!(
+                    rounds = round,
+                    "mcp_max_iterations reached; returning the last turn"
+                );
+                return Ok(finish(completion, usage, records, Some((round, mcp))));
+            }
+            let calls: Vec<ToolCall> = mcp.iter().filter_map(ToolCall::from_value).collect();
+            let to_run: Vec<_> = calls
+                .iter()
+                .filter_map(|c| self.tools.get(&c.name).cloned().map(|t| (c.clone(), t)))
+                .collect();
+            let mut ran = execute_all(
+                &self.state.hub,
+                &to_run,
+                &self.key_id,
+                cancel,
+                events.as_ref(),
+            )
+            .await
+            .into_iter();
+            // Results in the order of the calls; unknown tools answered with an error.
+            let outcomes: Vec<Outcome> = calls
+                .iter()
+                .map(|c| match self.tools.get(&c.name) {
+                    Some(_) => ran.next().unwrap_or_else(|| unknown_tool(c)),
+                    None => unknown_tool(c),
+                })
+                .collect();
+            if cancel.is_cancelled() {
+                return Err(ApiError::BadRequest("cancelled".into()));
+            }
+            let results: Vec<Value> = outcomes.iter().map(|o| o.message.clone()).collect();
+            records.extend(outcomes.into_iter().map(|o| o.record));
+            if !client.is_empty() {
+                // The client runs its own calls; keep this turn's MCP half for when it
+                // comes back with its results.
+                let ids: Vec<String> = client
+                    .iter()
+                    .filter_map(|c| c.get("id").and_then(Value::as_str).map(str::to_owned))
+                    .collect();
+                self.state.pending.insert(
+                    &self.key_id,
+                    &ids,
+                    PendingTurn {
+                        assistant: message.clone(),
+                        results,
+                    },
+                );
+                let mut completion = completion;
+                if let Some(m) = completion.pointer_mut("/choices/0/message") {
+                    m["tool_calls"] = Value::Array(client);
+                }
+                if let Some(c) = completion.pointer_mut("/choices/0") {
+                    c["finish_reason"] = json!("tool_calls");
+                }
+                return Ok(finish(completion, usage, records, None));
+            }
+            if let Some(Value::Array(messages)) = self.body.get_mut("messages") {
+                messages.push(message);
+                messages.extend(results);
+            }
+        }
+    }
+}
+
+/// The completion the client gets: usage over every round, what ran in `mcp_calls`,
+/// and at the cap the MCP calls that did not run, with a marker.
+fn finish(
+    mut completion: Value,
+    usage: UsageSum,
+    records: Vec<McpCallRecord>,
+    capped: Option<(u32, Vec<Value>)>,
+) -> Value {
+    if usage.any {
+        completion["usage"] = usage.to_json();
+    }
+    completion["mcp_calls"] = serde_json::to_value(&records).unwrap_or(Value::Null);
+    if let Some((rounds, unexecuted)) = capped {
+        let remaining: Vec<Value> = completion
+            .pointer("/choices/0/message/tool_calls")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|c| !unexecuted.contains(c))
+            .cloned()
+            .collect();
+        let note = format!(
+            "[gatehouse] stopped after {rounds} model calls (litellm_settings.mcp_max_iterations); the last MCP tool calls were not run."
+        );
+        if let Some(message) = completion.pointer_mut("/choices/0/message") {
+            let text = message
+                .get("content")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            message["content"] = json!(if text.is_empty() {
+                note
+            } else {
+                format!("{text}\n\n{note}")
+            });
+            if remaining.is_empty() {
+                if let Some(m) = message.as_object_mut() {
+                    m.remove("tool_calls");
+                }
+            } else {
+                message["tool_calls"] = Value::Array(remaining.clone());
+            }
+        }
+        if let Some(choice) = completion.pointer_mut("/choices/0") {
+            choice["finish_reason"] = json!(if remaining.is_empty() {
+                "stop"
+            } else {
+                "tool_calls"
+            });
+        }
+        completion["mcp_max_iterations_reached"] = json!(true);
+        completion["mcp_unexecuted_calls"] = Value::Array(unexecuted);
+    }
+    completion
+}
+
+#[derive(Default)]
+struct UsageSum {
+    any: bool,
+    prompt: u64,
+    completion: u64,
+    cached: u64,
+}
+
+impl UsageSum {
+    fn add(&mut self, usage: Option<&Value>) {
+        let Some(u) = usage.filter(|u| u.is_object()) else {
+            return;
+        };
+        self.any = true;
+        self.prompt += u.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0);
+        self.completion += u
+            .get("completion_tokens")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        self.cached += u
+            .pointer("/prompt_tokens_details/cached_tokens")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "prompt_tokens": self.prompt,
+            "completion_tokens": self.completion,
+            "total_tokens": self.prompt + self.completion,
+            "prompt_tokens_details": {"cached_tokens": self.cached},
+        })
+    }
+}
+
+/// Aborts the loop's task when the response body is dropped (client gone).
+struct TaskGuard {
+    task: tokio::task::JoinHandle<Result<Value, ApiError>>,
+    cancel: CancellationToken,
+}
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+        self.task.abort();
+    }
+}
+
+enum Phase {
+    Events,
+    Finishing,
+    Done,
+}
+
+struct StreamState {
+    rx: mpsc::UnboundedReceiver<CallEvent>,
+    guard: TaskGuard,
+    meta: sse::ChunkMeta,
+    include_usage: bool,
+    phase: Phase,
+}
+
+fn stream_loop(job: Job, model: String, include_usage: bool) -> Response {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let cancel = CancellationToken::new();
+    let task_cancel = cancel.clone();
+    let task = tokio::spawn(async move { job.drive(Some(tx), &task_cancel).await });
+    let state = StreamState {
+        rx,
+        guard: TaskGuard { task, cancel },
+        meta: sse::ChunkMeta::new(model),
+        include_usage,
+        phase: Phase::Events,
+    };
+    let stream = futures_util::stream::unfold(state, |mut s| async move {
+        loop {
+            match s.phase {
+                Phase::Done => return None,
+                Phase::Events => {
+                    match tokio::time::timeout(KEEP_ALIVE, s.rx.recv()).await {
+                        Err(_) => {
+                            return Some((
+                                Ok::<_, std::convert::Infallible>(Bytes::from_static(
+                                    b": keep-alive\n\n",
+                                )),
+                                s,
+                            ));
+                        }
+                        Ok(Some(event)) => {
+                            let bytes = sse::progress_chunk(&s.meta, &event);
+                            return Some((Ok(bytes), s));
+                        }
+                        // The loop dropped its sender: it is finishing.
+                        Ok(None) => s.phase = Phase::Finishing,
+                    }
+                }
+                Phase::Finishing => {
+                    s.phase = Phase::Done;
+                    let bytes = match (&mut s.guard.task).await {
+                        Ok(Ok(completion)) => {
+                            sse::final_chunks(&s.meta, &completion, s.include_usage)
+                        }
+                        Ok(Err(err)) => crate::upstream::stream::sse_error_event(&err),
+                        Err(join) => crate::upstream::stream::sse_error_event(&ApiError::Internal(
+                            format!("tool loop failed: {join}"),
+                        )),
+                    };
+                    return Some((Ok(bytes), s));
+                }
+            }
+        }
+    });
+    let mut response = (StatusCode::OK, Body::from_stream(stream)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-cache"),
+    );
+    headers.insert(
+        "x-accel-buffering",
+        axum::http::HeaderValue::from_static("no"),
+    );
+    response
+}
