@@ -20,6 +20,8 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
+use gatehouse_mcp::downstream::EndpointSettings;
+
 use crate::auth::require_key;
 use crate::request::observe;
 use crate::routes::{chat, embeddings, health, models};
@@ -40,7 +42,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/health/liveliness", get(health::liveliness))
         .route("/health/liveness", get(health::liveliness))
         .route("/metrics", get(health::metrics))
-        .with_state(state.clone());
+        .with_state(state.clone())
+        .merge(mcp_router(&state));
     let mut app = api.layer(axum::middleware::from_fn_with_state(
         state.clone(),
         require_key,
@@ -49,6 +52,25 @@ pub fn router(state: Arc<AppState>) -> Router {
         app = app.layer(cors);
     }
     app.layer(axum::middleware::from_fn(observe))
+}
+
+/// The MCP endpoint (`/mcp`, `/mcp/{server}`, legacy SSE, `/v1/mcp/*`). It sits inside
+/// the auth layer, which leaves the `McpCaller` it needs.
+fn mcp_router(state: &AppState) -> Router {
+    // DNS-rebinding protection matters for a server without credentials. With auth on,
+    // a rebinding page cannot present a key, so any Host is accepted unless the operator
+    // lists `allowed_hosts` (LAN names such as litellm.linuxserver.lan then work as is).
+    let allowed_hosts = if state.allowed_hosts.is_empty() && !state.auth.is_local() {
+        vec!["*".to_string()]
+    } else {
+        state.allowed_hosts.clone()
+    };
+    let settings = EndpointSettings {
+        allowed_hosts,
+        allowed_origins: state.allowed_origins.clone(),
+        ..EndpointSettings::default()
+    };
+    gatehouse_mcp::downstream::router(state.hub.clone(), settings)
 }
 
 fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
@@ -68,6 +90,7 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
             .expose_headers([
                 axum::http::HeaderName::from_static("x-request-id"),
                 axum::http::HeaderName::from_static("mcp-session-id"),
+                axum::http::HeaderName::from_static("mcp-protocol-version"),
             ])
             .max_age(Duration::from_secs(600)),
     )

@@ -45,6 +45,8 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     pub started: Instant,
     pub allowed_origins: Vec<String>,
+    /// `Host` names the MCP endpoint accepts besides loopback.
+    pub allowed_hosts: Vec<String>,
     /// MCP halves of turns that also called the client's own tools.
     pub pending: crate::tools::pending::PendingTurns,
 }
@@ -82,6 +84,7 @@ impl AppState {
             hub,
             started: Instant::now(),
             allowed_origins: config.general_settings.allowed_origins.clone(),
+            allowed_hosts: config.general_settings.allowed_hosts.clone(),
             pending: Default::default(),
         })
     }
