@@ -30,21 +30,13 @@ const IMPLEMENTED: &[(&str, &[&str])] = &[
             "database_url",
             "mcp_aliases",
             "mcp_max_iterations",
-            "fallbacks",
-            "context_window_fallbacks",
         ],
     ),
     (
         "router_settings",
         &[
-            "routing_strategy",
             "num_retries",
             "timeout",
-            "retry_after",
-            "allowed_fails",
-            "cooldown_time",
-            "fallbacks",
-            "context_window_fallbacks",
             "redis_host",
             "redis_port",
             "redis_password",
@@ -59,7 +51,6 @@ const IMPLEMENTED: &[(&str, &[&str])] = &[
             "allowed_origins",
             "allowed_hosts",
             "max_request_size_mb",
-            "max_response_size_mb",
         ],
     ),
 ];
@@ -173,7 +164,13 @@ pub(crate) fn unsupported_keys(
         };
         for (key, value) in written {
             // `cache: false` asks for nothing we lack.
-            if implemented.contains(&key.as_str()) || *value == Value::Bool(false) {
+            // The strategy we implement is LiteLLM's default; naming it asks for nothing new.
+            let default_strategy =
+                key == "routing_strategy" && value.as_str() == Some("simple-shuffle");
+            if implemented.contains(&key.as_str())
+                || *value == Value::Bool(false)
+                || default_strategy
+            {
                 continue;
             }
             let message = match (known.contains(key), suggest(key, &known)) {
