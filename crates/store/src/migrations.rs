@@ -1,0 +1,143 @@
+//! Versioned schema migrations, shared by both backends.
+//!
+//! Each migration runs in its own transaction together with the row that records it, so a
+//! failure leaves the schema at the previous version. Concurrency between replicas is the
+//! backend's job: Postgres holds an advisory lock around the whole run, SQLite runs it
+//! inside `BEGIN IMMEDIATE` (one writer at a time, others wait on the busy timeout).
+
+/// SQL differences between the backends that the schema needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    fn serial_pk(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "id INTEGER PRIMARY KEY AUTOINCREMENT",
+            Dialect::Postgres => "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+        }
+    }
+}
+
+pub(crate) struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sql: fn(Dialect) -> String,
+}
+
+/// The migrations table itself is created outside the versioned list (idempotently).
+pub(crate) const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS gatehouse_migrations (
+    version BIGINT PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at BIGINT NOT NULL
+)";
+
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "keys",
+        sql: keys_v1,
+    },
+    Migration {
+        version: 2,
+        name: "spend_and_audit_logs",
+        sql: logs_v2,
+    },
+];
+
+pub(crate) fn latest_version() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+// Instants are BIGINT Unix milliseconds and JSON is TEXT so one set of queries serves both
+// backends; SQLite maps BIGINT / DOUBLE PRECISION / BOOLEAN to its own affinities.
+fn keys_v1(_: Dialect) -> String {
+    "CREATE TABLE gatehouse_keys (
+        token_hash TEXT PRIMARY KEY,
+        key_alias TEXT,
+        key_prefix_display TEXT NOT NULL,
+        models TEXT NOT NULL DEFAULT '[]',
+        mcp_servers TEXT,
+        max_budget DOUBLE PRECISION,
+        budget_duration TEXT,
+        budget_reset_at BIGINT,
+        spend DOUBLE PRECISION NOT NULL DEFAULT 0,
+        rpm_limit BIGINT,
+        tpm_limit BIGINT,
+        max_parallel_requests BIGINT,
+        expires_at BIGINT,
+        metadata TEXT NOT NULL DEFAULT '{}',
+        user_id TEXT,
+        team_id TEXT,
+        blocked BOOLEAN NOT NULL DEFAULT FALSE,
+        source TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL
+    );
+    CREATE INDEX gatehouse_keys_by_created ON gatehouse_keys (created_at DESC, token_hash);
+    CREATE INDEX gatehouse_keys_by_updated ON gatehouse_keys (updated_at);
+    CREATE INDEX gatehouse_keys_by_user ON gatehouse_keys (user_id, created_at DESC);
+    CREATE INDEX gatehouse_keys_by_team ON gatehouse_keys (team_id, created_at DESC);
+    CREATE INDEX gatehouse_keys_by_alias ON gatehouse_keys (key_alias);
+    CREATE INDEX gatehouse_keys_by_reset ON gatehouse_keys (budget_reset_at)
+        WHERE budget_reset_at IS NOT NULL;
+    CREATE TABLE gatehouse_key_tombstones (
+        token_hash TEXT PRIMARY KEY,
+        deleted_at BIGINT NOT NULL
+    );
+    CREATE INDEX gatehouse_key_tombstones_by_time ON gatehouse_key_tombstones (deleted_at);"
+        .to_string()
+}
+
+fn logs_v2(d: Dialect) -> String {
+    let pk = d.serial_pk();
+    format!(
+        "CREATE TABLE gatehouse_spend_logs (
+            {pk},
+            request_id TEXT NOT NULL,
+            key_hash TEXT NOT NULL,
+            model TEXT NOT NULL,
+            deployment TEXT,
+            prompt_tokens BIGINT NOT NULL,
+            completion_tokens BIGINT NOT NULL,
+            cost DOUBLE PRECISION NOT NULL,
+            latency_ms BIGINT NOT NULL,
+            status TEXT NOT NULL,
+            mcp_calls TEXT,
+            created_at BIGINT NOT NULL
+        );
+        CREATE INDEX gatehouse_spend_by_key ON gatehouse_spend_logs (key_hash, created_at);
+        CREATE INDEX gatehouse_spend_by_time ON gatehouse_spend_logs (created_at);
+        CREATE TABLE gatehouse_audit_logs (
+            {pk},
+            key_hash TEXT NOT NULL,
+            request_id TEXT,
+            server TEXT NOT NULL,
+            tool TEXT NOT NULL,
+            duration_ms BIGINT NOT NULL,
+            outcome TEXT NOT NULL,
+            args_size BIGINT NOT NULL,
+            result_size BIGINT NOT NULL,
+            created_at BIGINT NOT NULL
+        );
+        CREATE INDEX gatehouse_audit_by_key ON gatehouse_audit_logs (key_hash, created_at);
+        CREATE INDEX gatehouse_audit_by_time ON gatehouse_audit_logs (created_at);"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_strictly_increase() {
+        let mut last = 0;
+        for m in MIGRATIONS {
+            assert!(m.version > last, "migration {} out of order", m.name);
+            last = m.version;
+        }
+        assert_eq!(latest_version(), last);
+    }
+}

@@ -1,0 +1,456 @@
+//! `SpendWriter`: spend and audit rows leave the request path through a bounded queue and
+//! reach the database in batches from one background task.
+//!
+//! `try_log` / `try_audit` never wait: a full queue drops the row and counts it. The task
+//! flushes when a batch is full or every `flush_interval`, and on `shutdown` drains the
+//! queue and flushes what is left. A failed flush keeps its rows (up to `max_pending`)
+//! and is retried on the next tick, so a short database outage loses nothing.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::{AuditRow, KeyStore, SpendRow};
+
+/// Tuning for `SpendWriter`.
+#[derive(Debug, Clone)]
+pub struct SpendWriterConfig {
+    /// Rows the queue holds before `try_log` starts dropping.
+    pub queue_capacity: usize,
+    /// Flush as soon as this many rows of one kind are waiting.
+    pub batch_size: usize,
+    /// Flush at least this often when anything is waiting.
+    pub flush_interval: Duration,
+    /// Rows kept for retry while the database fails; older ones beyond this are dropped.
+    pub max_pending: usize,
+    /// Also add each batch's cost to the keys' `spend` (aggregated per key, one
+    /// transaction), so budgets see it without a database write per request.
+    pub apply_key_spend: bool,
+}
+
+impl Default for SpendWriterConfig {
+    fn default() -> Self {
+        SpendWriterConfig {
+            queue_capacity: 10_000,
+            batch_size: 500,
+            flush_interval: Duration::from_secs(1),
+            max_pending: 50_000,
+            apply_key_spend: true,
+        }
+    }
+}
+
+/// Counters since the writer started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Rows dropped: queue full, writer stopped, or retry buffer overflow.
+    pub dropped: u64,
+    pub spend_written: u64,
+    pub audit_written: u64,
+    /// Flush attempts that failed (rows kept for retry unless counted in `dropped`).
+    pub failed_flushes: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    dropped: AtomicU64,
+    spend_written: AtomicU64,
+    audit_written: AtomicU64,
+    failed_flushes: AtomicU64,
+}
+
+enum Record {
+    Spend(SpendRow),
+    Audit(AuditRow),
+}
+
+/// Batching writer for spend and audit rows. Dropping it also stops the task after a
+/// final flush; `shutdown` lets the caller wait for that flush.
+#[derive(Debug)]
+pub struct SpendWriter {
+    tx: mpsc::Sender<Record>,
+    counters: Arc<Counters>,
+    stop: Mutex<Option<oneshot::Sender<()>>>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl SpendWriter {
+    /// Starts the background task on the current Tokio runtime.
+    pub fn spawn(store: Arc<dyn KeyStore>, config: SpendWriterConfig) -> SpendWriter {
+        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let counters = Arc::new(Counters::default());
+        let task = tokio::spawn(run(store, config, rx, stop_rx, counters.clone()));
+        SpendWriter {
+            tx,
+            counters,
+            stop: Mutex::new(Some(stop_tx)),
+            task: Mutex::new(Some(task)),
+        }
+    }
+
+    /// Queues a spend row; `false` (and a `dropped` count) if the queue is full or closed.
+    pub fn try_log(&self, row: SpendRow) -> bool {
+        self.enqueue(Record::Spend(row))
+    }
+
+    /// Queues an MCP audit row; same contract as `try_log`.
+    pub fn try_audit(&self, row: AuditRow) -> bool {
+        self.enqueue(Record::Audit(row))
+    }
+
+    fn enqueue(&self, r: Record) -> bool {
+        match self.tx.try_send(r) {
+            Ok(()) => true,
+            Err(_) => {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Rows dropped so far.
+    pub fn dropped(&self) -> u64 {
+        self.counters.dropped.load(Ordering::Relaxed)
+    }
+
+    pub fn stats(&self) -> WriterStats {
+        let c = &self.counters;
+        WriterStats {
+            dropped: c.dropped.load(Ordering::Relaxed),
+            spend_written: c.spend_written.load(Ordering::Relaxed),
+            audit_written: c.audit_written.load(Ordering::Relaxed),
+            failed_flushes: c.failed_flushes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops accepting rows, writes everything queued, and waits for it. Idempotent.
+    pub async fn shutdown(&self) {
+        let stop = self
+            .stop
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(stop) = stop {
+            let _ = stop.send(());
+        }
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task
+            && let Err(e) = task.await
+        {
+            tracing::error!(error = %e, "spend writer task failed");
+        }
+    }
+}
+
+struct Buffers {
+    spend: Vec<SpendRow>,
+    audit: Vec<AuditRow>,
+    /// Set after a failed flush: size-triggered flushes wait for the next tick, so an
+    /// outage is retried once per interval rather than once per row.
+    failing: bool,
+}
+
+async fn run(
+    store: Arc<dyn KeyStore>,
+    config: SpendWriterConfig,
+    mut rx: mpsc::Receiver<Record>,
+    mut stop: oneshot::Receiver<()>,
+    counters: Arc<Counters>,
+) {
+    let mut buf = Buffers {
+        spend: Vec::new(),
+        audit: Vec::new(),
+        failing: false,
+    };
+    let mut tick = tokio::time::interval(config.flush_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let batch = config.batch_size.max(1);
+    loop {
+        tokio::select! {
+            biased;
+            // A send or the writer being dropped both mean: stop.
+            _ = &mut stop => break,
+            rec = rx.recv() => match rec {
+                Some(rec) => {
+                    push(&mut buf, rec);
+                    if !buf.failing && (buf.spend.len() >= batch || buf.audit.len() >= batch) {
+                        flush(&*store, &config, &mut buf, &counters).await;
+                    }
+                }
+                None => break,
+            },
+            _ = tick.tick() => {
+                if !buf.spend.is_empty() || !buf.audit.is_empty() {
+                    flush(&*store, &config, &mut buf, &counters).await;
+                }
+            }
+        }
+    }
+    // Refuse new rows, then take whatever was queued before the close.
+    rx.close();
+    while let Some(rec) = rx.recv().await {
+        push(&mut buf, rec);
+    }
+    flush(&*store, &config, &mut buf, &counters).await;
+    let lost = buf.spend.len() + buf.audit.len();
+    if lost > 0 {
+        counters.dropped.fetch_add(lost as u64, Ordering::Relaxed);
+        tracing::error!(rows = lost, "spend writer stopped with unwritten rows");
+    }
+}
+
+fn push(buf: &mut Buffers, rec: Record) {
+    match rec {
+        Record::Spend(r) => buf.spend.push(r),
+        Record::Audit(r) => buf.audit.push(r),
+    }
+}
+
+async fn flush(store: &dyn KeyStore, config: &SpendWriterConfig, buf: &mut Buffers, c: &Counters) {
+    let mut ok = true;
+    if !buf.spend.is_empty() {
+        match store.insert_spend_batch(&buf.spend).await {
+            Ok(()) => {
+                if config.apply_key_spend {
+                    let costs = costs_by_key(&buf.spend);
+                    if let Err(e) = store.add_spend_many(&costs).await {
+                        // The rows are in the log; only the running totals missed them.
+                        tracing::warn!(error = %e, "could not add batch cost to key spend");
+                    }
+                }
+                c.spend_written
+                    .fetch_add(buf.spend.len() as u64, Ordering::Relaxed);
+                buf.spend.clear();
+            }
+            Err(e) => {
+                ok = false;
+                c.failed_flushes.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, rows = buf.spend.len(), "spend log flush failed; will retry");
+                trim(&mut buf.spend, config.max_pending, c);
+            }
+        }
+    }
+    if !buf.audit.is_empty() {
+        match store.insert_audit_batch(&buf.audit).await {
+            Ok(()) => {
+                c.audit_written
+                    .fetch_add(buf.audit.len() as u64, Ordering::Relaxed);
+                buf.audit.clear();
+            }
+            Err(e) => {
+                ok = false;
+                c.failed_flushes.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, rows = buf.audit.len(), "audit log flush failed; will retry");
+                trim(&mut buf.audit, config.max_pending, c);
+            }
+        }
+    }
+    buf.failing = !ok;
+}
+
+/// Drops the oldest rows beyond `max`, counting them.
+fn trim<T>(rows: &mut Vec<T>, max: usize, c: &Counters) {
+    if rows.len() > max {
+        let excess = rows.len() - max;
+        rows.drain(..excess);
+        c.dropped.fetch_add(excess as u64, Ordering::Relaxed);
+    }
+}
+
+fn costs_by_key(rows: &[SpendRow]) -> Vec<(String, f64)> {
+    let mut by_key: HashMap<&str, f64> = HashMap::new();
+    for r in rows.iter().filter(|r| r.cost != 0.0) {
+        *by_key.entry(r.key_hash.as_str()).or_default() += r.cost;
+    }
+    let mut out: Vec<(String, f64)> = by_key
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    // A stable order keeps concurrent writers from deadlocking on row locks.
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    //! The writer against a store whose spend inserts fail on demand (an outage).
+
+    use std::sync::atomic::AtomicBool;
+
+    use async_trait::async_trait;
+    use chrono::{DateTime, Utc};
+    use gatehouse_config::schema::VirtualKeyConfig;
+
+    use super::*;
+    use crate::{
+        ConfigSyncReport, KeyChanges, KeyFilter, KeyPage, KeyRecord, KeyUpdate, LogFilter,
+        StoreError,
+    };
+
+    #[derive(Debug, Default)]
+    struct FlakyStore {
+        down: AtomicBool,
+        spend: Mutex<Vec<SpendRow>>,
+        costs: Mutex<Vec<(String, f64)>>,
+    }
+
+    fn outage() -> StoreError {
+        StoreError::Database(sqlx::Error::PoolTimedOut)
+    }
+
+    #[async_trait]
+    impl KeyStore for FlakyStore {
+        fn backend(&self) -> &'static str {
+            "flaky"
+        }
+        async fn schema_version(&self) -> Result<i64, StoreError> {
+            Ok(0)
+        }
+        async fn insert(&self, _: &KeyRecord) -> Result<(), StoreError> {
+            unimplemented!()
+        }
+        async fn upsert_config_keys(
+            &self,
+            _: &[VirtualKeyConfig],
+        ) -> Result<ConfigSyncReport, StoreError> {
+            unimplemented!()
+        }
+        async fn get_by_hash(&self, _: &str) -> Result<Option<KeyRecord>, StoreError> {
+            unimplemented!()
+        }
+        async fn update(&self, _: &str, _: &KeyUpdate) -> Result<KeyRecord, StoreError> {
+            unimplemented!()
+        }
+        async fn delete(&self, _: &str) -> Result<bool, StoreError> {
+            unimplemented!()
+        }
+        async fn regenerate(&self, _: &str) -> Result<(String, KeyRecord), StoreError> {
+            unimplemented!()
+        }
+        async fn list(&self, _: u32, _: u32, _: &KeyFilter) -> Result<KeyPage, StoreError> {
+            unimplemented!()
+        }
+        async fn all_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+            unimplemented!()
+        }
+        async fn changes_since(&self, _: i64) -> Result<KeyChanges, StoreError> {
+            unimplemented!()
+        }
+        async fn add_spend(&self, _: &str, _: f64) -> Result<(), StoreError> {
+            unimplemented!()
+        }
+        async fn add_spend_many(&self, costs: &[(String, f64)]) -> Result<(), StoreError> {
+            self.costs.lock().unwrap().extend_from_slice(costs);
+            Ok(())
+        }
+        async fn reset_budgets(&self, _: DateTime<Utc>) -> Result<u64, StoreError> {
+            unimplemented!()
+        }
+        async fn insert_spend_batch(&self, rows: &[SpendRow]) -> Result<(), StoreError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(outage());
+            }
+            self.spend.lock().unwrap().extend_from_slice(rows);
+            Ok(())
+        }
+        async fn spend_logs(&self, _: &LogFilter) -> Result<Vec<SpendRow>, StoreError> {
+            unimplemented!()
+        }
+        async fn insert_audit_batch(&self, _: &[AuditRow]) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn audit_logs(&self, _: &LogFilter) -> Result<Vec<AuditRow>, StoreError> {
+            unimplemented!()
+        }
+        async fn close(&self) {}
+    }
+
+    fn row(i: usize, key: &str) -> SpendRow {
+        SpendRow {
+            request_id: format!("r{i}"),
+            key_hash: key.into(),
+            model: "m".into(),
+            deployment: None,
+            prompt_tokens: 1,
+            completion_tokens: 1,
+            cost: 0.5,
+            latency_ms: 1,
+            status: "success".into(),
+            mcp_calls: serde_json::Value::Null,
+            created_at: Utc::now(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_outage_is_retried_on_the_tick_and_loses_nothing() {
+        let store = Arc::new(FlakyStore::default());
+        store.down.store(true, Ordering::SeqCst);
+        let writer = SpendWriter::spawn(
+            store.clone(),
+            SpendWriterConfig {
+                batch_size: 10,
+                flush_interval: Duration::from_millis(100),
+                ..Default::default()
+            },
+        );
+        for i in 0..25 {
+            assert!(writer.try_log(row(i, if i % 2 == 0 { "a" } else { "b" })));
+        }
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        let during = writer.stats();
+        assert!(during.failed_flushes >= 1, "{during:?}");
+        assert_eq!(during.spend_written, 0);
+        assert!(store.spend.lock().unwrap().is_empty());
+
+        store.down.store(false, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(writer.stats().spend_written, 25, "retried after recovery");
+        writer.shutdown().await;
+        assert_eq!(store.spend.lock().unwrap().len(), 25);
+        assert_eq!(writer.dropped(), 0);
+        // Costs were aggregated per key: 13 rows for "a", 12 for "b", at 0.5 each.
+        let mut costs = store.costs.lock().unwrap().clone();
+        costs.sort_by(|x, y| x.0.cmp(&y.0));
+        let total_a: f64 = costs.iter().filter(|c| c.0 == "a").map(|c| c.1).sum();
+        let total_b: f64 = costs.iter().filter(|c| c.0 == "b").map(|c| c.1).sum();
+        assert_eq!((total_a, total_b), (6.5, 6.0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rows_beyond_max_pending_are_dropped_and_counted() {
+        let store = Arc::new(FlakyStore::default());
+        store.down.store(true, Ordering::SeqCst);
+        let writer = SpendWriter::spawn(
+            store.clone(),
+            SpendWriterConfig {
+                batch_size: 5,
+                max_pending: 8,
+                flush_interval: Duration::from_millis(50),
+                ..Default::default()
+            },
+        );
+        for i in 0..20 {
+            writer.try_log(row(i, "a"));
+        }
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert_eq!(
+            writer.dropped(),
+            12,
+            "oldest rows beyond max_pending go first"
+        );
+        // Still down at shutdown: what is pending is lost and counted.
+        writer.shutdown().await;
+        let s = writer.stats();
+        assert_eq!(s.spend_written, 0);
+        assert_eq!(s.dropped, 20, "{s:?}");
+    }
+}

@@ -1,0 +1,924 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may (project rule); covers helpers too
+//! The store test suite, run on SQLite and on Postgres (see `common`).
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use gatehouse_config::schema::VirtualKeyConfig;
+use gatehouse_store::{
+    AuditRow, KeyCache, KeyFilter, KeyRecord, KeySource, KeyStore, KeyUpdate, LogFilter, SpendRow,
+    SpendWriter, SpendWriterConfig, StoreError, generate_key, hash_key,
+};
+use serde_json::json;
+
+use common::TestDb;
+
+macro_rules! suite {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    crate::common::run(crate::common::Backend::Sqlite, |db| Box::pin(crate::cases::$case(db))).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    crate::common::run(crate::common::Backend::Postgres, |db| Box::pin(crate::cases::$case(db))).await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    migrations_are_idempotent,
+    concurrent_migrations_from_two_pools,
+    failed_migration_names_itself,
+    newer_schema_is_refused,
+    config_keys_upsert_and_survive_recreate,
+    update_delete_regenerate,
+    expiry_and_blocked_are_stored,
+    list_paginates_1000_keys,
+    spend_writer_batches_and_flushes_on_shutdown,
+    spend_writer_counts_drops_when_full,
+    spend_logs_filter_by_key_and_time,
+    sql_in_aliases_is_stored_verbatim,
+    concurrent_updates_of_one_key,
+    budgets_reset_when_due,
+    cache_follows_other_replicas_and_survives_outage,
+    litellm_export_imports,
+);
+
+fn ts(s: &str) -> DateTime<Utc> {
+    gatehouse_store::parse_instant("test", s).unwrap()
+}
+
+fn api_key(alias: &str, created: DateTime<Utc>) -> (String, KeyRecord) {
+    let key = generate_key();
+    let mut rec = KeyRecord::new(&key, KeySource::Api, created);
+    rec.key_alias = Some(alias.to_string());
+    (key, rec)
+}
+
+fn spend_row(key_hash: &str, i: usize, cost: f64, at: DateTime<Utc>) -> SpendRow {
+    SpendRow {
+        request_id: format!("req-{i}"),
+        key_hash: key_hash.to_string(),
+        model: "gpt-4o".into(),
+        deployment: Some("openai/gpt-4o".into()),
+        prompt_tokens: 10 + i as u64,
+        completion_tokens: 5,
+        cost,
+        latency_ms: 12,
+        status: "success".into(),
+        mcp_calls: if i.is_multiple_of(2) {
+            json!([{"server": "fs", "tool": "read"}])
+        } else {
+            json!(null)
+        },
+        created_at: at,
+    }
+}
+
+mod cases {
+    use super::*;
+
+    pub async fn litellm_export_imports(db: TestDb) {
+        let store = db.open().await;
+        let rows = vec![
+            json!({"token": hash_key("sk-from-litellm-1"), "key_name": "sk-...m-1", "key_alias": "legacy",
+                   "spend": 3.5, "max_budget": 10.0, "models": ["gpt-4o"], "team_id": "t9",
+                   "expires": null, "blocked": false, "metadata": {"src": "litellm"}}),
+            json!({"token": "sk-from-litellm-2", "blocked": true}),
+        ];
+        let report = gatehouse_store::import_litellm(store.as_ref(), &rows)
+            .await
+            .unwrap();
+        assert_eq!(report.imported, 2);
+        // Importing again changes nothing.
+        let again = gatehouse_store::import_litellm(store.as_ref(), &rows)
+            .await
+            .unwrap();
+        assert_eq!(again.imported, 0);
+        assert_eq!(again.skipped_existing.len(), 2);
+
+        let cache = KeyCache::load(store.clone()).await.unwrap();
+        let k = cache
+            .lookup_key("sk-from-litellm-1")
+            .expect("the client's existing key works");
+        assert_eq!(
+            (k.spend, k.max_budget, k.source),
+            (3.5, Some(10.0), KeySource::Import)
+        );
+        assert_eq!(k.key_prefix_display, "sk-...m-1");
+        assert_eq!(k.metadata, json!({"src": "litellm"}));
+        assert!(cache.lookup_key("sk-from-litellm-2").unwrap().blocked);
+        let bad = gatehouse_store::import_litellm(store.as_ref(), &[json!({"token": "zzz"})])
+            .await
+            .unwrap_err();
+        assert!(bad.to_string().contains("row 0: token"), "{bad}");
+    }
+
+    pub async fn migrations_are_idempotent(db: TestDb) {
+        let store = db.open().await;
+        assert_eq!(store.schema_version().await.unwrap(), 2);
+        let (_, rec) = api_key("kept", Utc::now());
+        store.insert(&rec).await.unwrap();
+        store.close().await;
+
+        // Second and third open: nothing re-applied, data intact.
+        for _ in 0..2 {
+            let store = db.open().await;
+            assert_eq!(store.schema_version().await.unwrap(), 2);
+            assert!(store.get_by_hash(&rec.token_hash).await.unwrap().is_some());
+            store.close().await;
+        }
+        assert_eq!(
+            db.scalar("SELECT COUNT(*) FROM gatehouse_migrations").await,
+            2
+        );
+    }
+
+    pub async fn concurrent_migrations_from_two_pools(db: TestDb) {
+        let opts = common::test_options();
+        let (a, b, c) = tokio::join!(
+            gatehouse_store::open_with(&db.url, &opts),
+            gatehouse_store::open_with(&db.url, &opts),
+            gatehouse_store::open_with(&db.url, &opts),
+        );
+        let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+        assert_eq!(a.schema_version().await.unwrap(), 2);
+        assert_eq!(
+            db.scalar("SELECT COUNT(*) FROM gatehouse_migrations").await,
+            2
+        );
+        // All pools see one schema.
+        let (_, rec) = api_key("shared", Utc::now());
+        a.insert(&rec).await.unwrap();
+        assert!(b.get_by_hash(&rec.token_hash).await.unwrap().is_some());
+        assert!(c.get_by_hash(&rec.token_hash).await.unwrap().is_some());
+    }
+
+    pub async fn failed_migration_names_itself(db: TestDb) {
+        // A foreign table where migration 1 wants to create its own.
+        db.exec("CREATE TABLE gatehouse_keys (unrelated INTEGER)")
+            .await;
+        let err = gatehouse_store::open_with(&db.url, &common::test_options())
+            .await
+            .unwrap_err();
+        match &err {
+            StoreError::Migration { version, name, .. } => {
+                assert_eq!((*version, *name), (1, "keys"));
+            }
+            other => panic!("expected a migration error, got {other:?}"),
+        }
+        assert!(
+            err.to_string().contains("migration 1 (keys) failed"),
+            "{err}"
+        );
+        // Nothing was recorded as applied: once the obstacle is gone, every migration runs.
+        db.exec("DROP TABLE gatehouse_keys").await;
+        let store = db.open().await;
+        assert_eq!(store.schema_version().await.unwrap(), 2);
+        let (_, rec) = api_key("after-fix", Utc::now());
+        store.insert(&rec).await.unwrap();
+    }
+
+    pub async fn newer_schema_is_refused(db: TestDb) {
+        db.open().await.close().await;
+        db.exec(
+            "INSERT INTO gatehouse_migrations (version, name, applied_at) VALUES (99, 'future', 0)",
+        )
+        .await;
+        let err = gatehouse_store::open_with(&db.url, &common::test_options())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::SchemaTooNew {
+                    found: 99,
+                    supported: 2
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    fn config_keys() -> Vec<VirtualKeyConfig> {
+        vec![
+            VirtualKeyConfig {
+                api_key: "sk-config-alpha-0001".into(),
+                key_alias: Some("alpha".into()),
+                models: vec!["gpt-4o".into(), "claude".into()],
+                mcp_servers: Some(vec!["github".into()]),
+                max_budget: Some(10.0),
+                budget_duration: Some("30d".into()),
+                rpm_limit: Some(60),
+                tpm_limit: Some(100_000),
+                max_parallel_requests: Some(4),
+                user_id: Some("u1".into()),
+                team_id: Some("t1".into()),
+                metadata: Some(json!({"owner": "ops"})),
+                ..Default::default()
+            },
+            VirtualKeyConfig {
+                api_key: "sk-config-beta-0002".into(),
+                key_alias: Some("beta".into()),
+                ..Default::default()
+            },
+        ]
+    }
+
+    pub async fn config_keys_upsert_and_survive_recreate(db: TestDb) {
+        let store = db.open().await;
+        let cfg = config_keys();
+        let report = store.upsert_config_keys(&cfg).await.unwrap();
+        assert_eq!(report.upserted, 2);
+        assert!(report.orphaned.is_empty());
+
+        let alpha_hash = hash_key("sk-config-alpha-0001");
+        let alpha = store.get_by_hash(&alpha_hash).await.unwrap().unwrap();
+        assert_eq!(alpha.key_alias.as_deref(), Some("alpha"));
+        assert_eq!(alpha.key_prefix_display, "sk-...0001");
+        assert_eq!(alpha.models, vec!["gpt-4o", "claude"]);
+        assert_eq!(alpha.mcp_servers, Some(vec!["github".to_string()]));
+        assert_eq!(alpha.max_budget, Some(10.0));
+        assert_eq!(
+            (
+                alpha.rpm_limit,
+                alpha.tpm_limit,
+                alpha.max_parallel_requests
+            ),
+            (Some(60), Some(100_000), Some(4))
+        );
+        assert_eq!(alpha.metadata, json!({"owner": "ops"}));
+        assert_eq!(alpha.source, KeySource::Config);
+        let reset_at = alpha.budget_reset_at.expect("30d budget schedules a reset");
+        assert!(reset_at > Utc::now() + chrono::Duration::days(29));
+        let beta = store
+            .get_by_hash(&hash_key("sk-config-beta-0002"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(beta.models.is_empty() && beta.mcp_servers.is_none() && !beta.blocked);
+
+        // Re-sync with a change: settings follow config, spend and creation survive.
+        store.add_spend(&alpha_hash, 1.25).await.unwrap();
+        let mut cfg2 = config_keys();
+        cfg2[0].key_alias = Some("alpha-renamed".into());
+        cfg2[0].rpm_limit = None;
+        cfg2.truncate(1);
+        let report = store.upsert_config_keys(&cfg2).await.unwrap();
+        assert_eq!(report.upserted, 1);
+        assert_eq!(
+            report.orphaned,
+            vec![(hash_key("sk-config-beta-0002"), Some("beta".to_string()))]
+        );
+        let alpha2 = store.get_by_hash(&alpha_hash).await.unwrap().unwrap();
+        assert_eq!(alpha2.key_alias.as_deref(), Some("alpha-renamed"));
+        assert_eq!(alpha2.rpm_limit, None);
+        assert_eq!(alpha2.spend, 1.25);
+        assert_eq!(alpha2.created_at, alpha.created_at);
+        assert_eq!(
+            alpha2.budget_reset_at, alpha.budget_reset_at,
+            "pending reset kept"
+        );
+        // The key removed from config is kept, still marked as config-owned.
+        let beta2 = store
+            .get_by_hash(&hash_key("sk-config-beta-0002"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(beta2.source, KeySource::Config);
+        store.close().await;
+
+        // The database is lost and recreated: the next start restores config keys.
+        db.recreate().await;
+        let store = db.open().await;
+        assert!(store.get_by_hash(&alpha_hash).await.unwrap().is_none());
+        store.upsert_config_keys(&cfg).await.unwrap();
+        let cache = KeyCache::load(store.clone()).await.unwrap();
+        let hit = cache
+            .lookup_key("sk-config-alpha-0001")
+            .expect("key works again");
+        assert_eq!(hit.key_alias.as_deref(), Some("alpha"));
+        assert_eq!(hit.spend, 0.0);
+        assert!(cache.lookup_key("sk-config-beta-0002").is_some());
+        assert!(cache.lookup_key("sk-not-configured").is_none());
+    }
+
+    pub async fn update_delete_regenerate(db: TestDb) {
+        let store = db.open().await;
+        let (key, mut rec) = api_key("dev", Utc::now());
+        rec.max_budget = Some(5.0);
+        rec.models = vec!["gpt-4o".into()];
+        store.insert(&rec).await.unwrap();
+        assert!(matches!(
+            store.insert(&rec).await,
+            Err(StoreError::AlreadyExists)
+        ));
+
+        let updated = store
+            .update(
+                &rec.token_hash,
+                &KeyUpdate {
+                    key_alias: Some(Some("dev-2".into())),
+                    models: Some(vec!["a".into(), "b".into()]),
+                    max_budget: Some(None),
+                    mcp_servers: Some(Some(vec![])),
+                    metadata: Some(json!({"note": "x"})),
+                    tpm_limit: Some(Some(500)),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(updated.key_alias.as_deref(), Some("dev-2"));
+        assert_eq!(updated.models, vec!["a", "b"]);
+        assert_eq!(updated.max_budget, None);
+        assert_eq!(updated.mcp_servers, Some(vec![]));
+        assert_eq!(updated.tpm_limit, Some(500));
+        assert!(updated.updated_at >= rec.updated_at);
+        assert_eq!(
+            store.get_by_hash(&rec.token_hash).await.unwrap().unwrap(),
+            updated
+        );
+        assert!(matches!(
+            store.update("missing", &KeyUpdate::default()).await,
+            Err(StoreError::NotFound)
+        ));
+
+        // Regenerate keeps settings and spend under a new secret.
+        store.add_spend(&rec.token_hash, 0.5).await.unwrap();
+        let (new_key, new_rec) = store.regenerate(&rec.token_hash).await.unwrap();
+        assert_ne!(new_key, key);
+        assert_eq!(new_rec.token_hash, hash_key(&new_key));
+        assert_eq!(
+            new_rec.key_prefix_display,
+            format!("sk-...{}", &new_key[new_key.len() - 4..])
+        );
+        assert_eq!(new_rec.key_alias.as_deref(), Some("dev-2"));
+        assert_eq!(new_rec.models, vec!["a", "b"]);
+        assert_eq!(new_rec.spend, 0.5);
+        assert_eq!(new_rec.created_at, rec.created_at);
+        assert!(store.get_by_hash(&rec.token_hash).await.unwrap().is_none());
+        assert!(matches!(
+            store.regenerate(&rec.token_hash).await,
+            Err(StoreError::NotFound)
+        ));
+
+        assert!(store.delete(&new_rec.token_hash).await.unwrap());
+        assert!(
+            store
+                .get_by_hash(&new_rec.token_hash)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(!store.delete(&new_rec.token_hash).await.unwrap());
+        assert!(matches!(
+            store.add_spend(&new_rec.token_hash, 1.0).await,
+            Err(StoreError::NotFound)
+        ));
+    }
+
+    pub async fn expiry_and_blocked_are_stored(db: TestDb) {
+        let store = db.open().await;
+        let now = Utc::now();
+        let (_, mut rec) = api_key("old", now);
+        rec.expires_at = Some(ts("2020-01-01T00:00:00Z"));
+        rec.blocked = true;
+        store.insert(&rec).await.unwrap();
+        let got = store.get_by_hash(&rec.token_hash).await.unwrap().unwrap();
+        assert_eq!(got.expires_at, Some(ts("2020-01-01T00:00:00Z")));
+        assert!(got.blocked && got.is_expired(now) && !got.is_usable(now));
+
+        let cfg = vec![VirtualKeyConfig {
+            api_key: "sk-expiring".into(),
+            expires: Some("2999-12-31".into()),
+            blocked: Some(true),
+            ..Default::default()
+        }];
+        store.upsert_config_keys(&cfg).await.unwrap();
+        let got = store
+            .get_by_hash(&hash_key("sk-expiring"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.expires_at, Some(ts("2999-12-31T00:00:00Z")));
+        assert!(got.blocked && !got.is_expired(now));
+
+        // Unblock and clear expiry.
+        let got = store
+            .update(
+                &rec.token_hash,
+                &KeyUpdate {
+                    blocked: Some(false),
+                    expires_at: Some(None),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert!(!got.blocked && got.expires_at.is_none() && got.is_usable(now));
+
+        // A bad date in config is rejected with the entry named, not the key.
+        let bad = vec![VirtualKeyConfig {
+            api_key: "sk-secret-value".into(),
+            key_alias: Some("bad".into()),
+            expires: Some("next tuesday".into()),
+            ..Default::default()
+        }];
+        let err = store
+            .upsert_config_keys(&bad)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("virtual_keys[0] (bad).expires"), "{err}");
+        assert!(!err.contains("sk-secret-value"), "{err}");
+    }
+
+    pub async fn list_paginates_1000_keys(db: TestDb) {
+        let store = db.open().await;
+        let base = ts("2026-01-01T00:00:00Z");
+        let mut all = HashSet::new();
+        for i in 0..1000 {
+            let (_, mut rec) = api_key(&format!("k{i}"), base + chrono::Duration::seconds(i));
+            rec.team_id = Some(if i % 2 == 0 { "even" } else { "odd" }.to_string());
+            all.insert(rec.token_hash.clone());
+            store.insert(&rec).await.unwrap();
+        }
+        let mut seen = Vec::new();
+        let mut last_created: Option<DateTime<Utc>> = None;
+        for page in 1..=10 {
+            let p = store.list(page, 100, &KeyFilter::default()).await.unwrap();
+            assert_eq!(
+                (p.total, p.page, p.page_size, p.keys.len()),
+                (1000, page, 100, 100)
+            );
+            for k in &p.keys {
+                if let Some(prev) = last_created {
+                    assert!(k.created_at < prev, "newest first");
+                }
+                last_created = Some(k.created_at);
+                seen.push(k.token_hash.clone());
+            }
+        }
+        assert_eq!(seen.len(), 1000);
+        assert_eq!(
+            seen.iter().cloned().collect::<HashSet<_>>(),
+            all,
+            "every key exactly once"
+        );
+        assert_eq!(
+            store
+                .list(1, 100, &KeyFilter::default())
+                .await
+                .unwrap()
+                .keys[0]
+                .key_alias
+                .as_deref(),
+            Some("k999")
+        );
+        assert!(
+            store
+                .list(11, 100, &KeyFilter::default())
+                .await
+                .unwrap()
+                .keys
+                .is_empty()
+        );
+
+        let even = KeyFilter {
+            team_id: Some("even".into()),
+            ..Default::default()
+        };
+        let p = store.list(3, 200, &even).await.unwrap();
+        assert_eq!(p.total, 500);
+        assert_eq!(p.keys.len(), 100);
+        assert!(p.keys.iter().all(|k| k.team_id.as_deref() == Some("even")));
+        let alias = KeyFilter {
+            key_alias: Some("k7".into()),
+            ..Default::default()
+        };
+        assert_eq!(store.list(1, 10, &alias).await.unwrap().total, 1);
+        let cfg = KeyFilter {
+            source: Some(KeySource::Config),
+            ..Default::default()
+        };
+        assert_eq!(store.list(1, 10, &cfg).await.unwrap().total, 0);
+    }
+
+    pub async fn spend_writer_batches_and_flushes_on_shutdown(db: TestDb) {
+        let store = db.open().await;
+        let keys: Vec<KeyRecord> = (0..3)
+            .map(|i| api_key(&format!("w{i}"), Utc::now()).1)
+            .collect();
+        for k in &keys {
+            store.insert(k).await.unwrap();
+        }
+        let writer = SpendWriter::spawn(
+            store.clone(),
+            SpendWriterConfig {
+                batch_size: 64,
+                // Only full batches and shutdown flush in this test.
+                flush_interval: Duration::from_secs(3600),
+                ..Default::default()
+            },
+        );
+        let now = Utc::now();
+        for i in 0..1000 {
+            assert!(writer.try_log(spend_row(&keys[i % 3].token_hash, i, 0.25, now)));
+            if i % 100 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        for i in 0..10 {
+            assert!(writer.try_audit(AuditRow {
+                key_hash: keys[0].token_hash.clone(),
+                request_id: Some(format!("req-{i}")),
+                server: "github".into(),
+                tool: "search_issues".into(),
+                duration_ms: 40 + i,
+                outcome: "ok".into(),
+                args_size: 120,
+                result_size: 4096,
+                created_at: now,
+            }));
+        }
+        writer.shutdown().await;
+        writer.shutdown().await; // idempotent
+        let stats = writer.stats();
+        assert_eq!(
+            (stats.dropped, stats.spend_written, stats.audit_written),
+            (0, 1000, 10)
+        );
+        assert!(
+            !writer.try_log(spend_row("x", 0, 1.0, now)),
+            "closed after shutdown"
+        );
+        assert_eq!(writer.dropped(), 1);
+
+        let rows = store
+            .spend_logs(&LogFilter {
+                limit: 5000,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1000, "no row lost");
+        let ids: HashSet<_> = rows.iter().map(|r| r.request_id.clone()).collect();
+        assert_eq!(ids.len(), 1000);
+        let r0 = rows.iter().find(|r| r.request_id == "req-0").unwrap();
+        assert_eq!(
+            r0,
+            &spend_row(&keys[0].token_hash, 0, 0.25, ts(&now.to_rfc3339())).with_ms_precision()
+        );
+        // Batch costs reached the keys' running totals.
+        for (i, k) in keys.iter().enumerate() {
+            let n = (0..1000).filter(|j| j % 3 == i).count() as f64;
+            let spend = store
+                .get_by_hash(&k.token_hash)
+                .await
+                .unwrap()
+                .unwrap()
+                .spend;
+            assert!((spend - 0.25 * n).abs() < 1e-9, "key {i}: {spend}");
+        }
+        let audit = store
+            .audit_logs(&LogFilter {
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(audit.len(), 10);
+        assert!(
+            audit
+                .iter()
+                .all(|a| a.tool == "search_issues" && a.result_size == 4096)
+        );
+    }
+
+    pub async fn spend_writer_counts_drops_when_full(db: TestDb) {
+        let store = db.open().await;
+        let writer = SpendWriter::spawn(
+            store.clone(),
+            SpendWriterConfig {
+                queue_capacity: 4,
+                apply_key_spend: false,
+                ..Default::default()
+            },
+        );
+        let now = Utc::now();
+        // No await between sends: the writer task cannot drain the queue meanwhile.
+        let accepted = (0..10)
+            .filter(|&i| writer.try_log(spend_row("k", i, 0.0, now)))
+            .count();
+        assert_eq!(accepted, 4);
+        assert_eq!(writer.dropped(), 6);
+        writer.shutdown().await;
+        assert_eq!(writer.stats().spend_written, 4);
+        assert_eq!(
+            store.spend_logs(&LogFilter::default()).await.unwrap().len(),
+            4
+        );
+    }
+
+    pub async fn spend_logs_filter_by_key_and_time(db: TestDb) {
+        let store = db.open().await;
+        let t0 = ts("2026-05-01T00:00:00Z");
+        let rows: Vec<SpendRow> = (0..30)
+            .map(|i| {
+                spend_row(
+                    if i < 20 { "ka" } else { "kb" },
+                    i,
+                    0.1,
+                    t0 + chrono::Duration::minutes(i as i64),
+                )
+            })
+            .collect();
+        store.insert_spend_batch(&rows).await.unwrap();
+        let ka = store
+            .spend_logs(&LogFilter {
+                key_hash: Some("ka".into()),
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(ka.len(), 20);
+        assert_eq!(ka[0].request_id, "req-19", "newest first");
+        let window = store
+            .spend_logs(&LogFilter {
+                from: Some(t0 + chrono::Duration::minutes(10)),
+                to: Some(t0 + chrono::Duration::minutes(25)),
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(window.len(), 15);
+        assert!(
+            window
+                .iter()
+                .all(|r| r.created_at >= t0 + chrono::Duration::minutes(10)
+                    && r.created_at < t0 + chrono::Duration::minutes(25))
+        );
+        let limited = store
+            .spend_logs(&LogFilter {
+                limit: 3,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            limited
+                .iter()
+                .map(|r| r.request_id.as_str())
+                .collect::<Vec<_>>(),
+            ["req-29", "req-28", "req-27"]
+        );
+        assert_eq!(
+            limited[1].mcp_calls,
+            json!([{"server": "fs", "tool": "read"}])
+        );
+        assert_eq!(limited[0].mcp_calls, json!(null));
+    }
+
+    pub async fn sql_in_aliases_is_stored_verbatim(db: TestDb) {
+        let store = db.open().await;
+        let nasty = [
+            "'; DROP TABLE keys; --",
+            "Robert'); DROP TABLE gatehouse_keys;--",
+            "\" OR 1=1 --",
+            "$1 $2 ? ?1 :name @x",
+            "naïve 🔑 \\ \n\t",
+        ];
+        for alias in nasty {
+            let (_, mut rec) = api_key(alias, Utc::now());
+            rec.user_id = Some(alias.to_string());
+            rec.metadata = json!({ "note": alias });
+            store.insert(&rec).await.unwrap();
+            let got = store.get_by_hash(&rec.token_hash).await.unwrap().unwrap();
+            assert_eq!(got.key_alias.as_deref(), Some(alias));
+            assert_eq!(got.user_id.as_deref(), Some(alias));
+            assert_eq!(got.metadata, json!({ "note": alias }));
+            let filter = KeyFilter {
+                key_alias: Some(alias.to_string()),
+                ..Default::default()
+            };
+            let page = store.list(1, 10, &filter).await.unwrap();
+            assert_eq!(page.total, 1, "{alias:?}");
+        }
+        assert_eq!(
+            store
+                .list(1, 10, &KeyFilter::default())
+                .await
+                .unwrap()
+                .total,
+            nasty.len() as u64
+        );
+    }
+
+    pub async fn concurrent_updates_of_one_key(db: TestDb) {
+        let store = db.open().await;
+        let (_, rec) = api_key("hot", Utc::now());
+        store.insert(&rec).await.unwrap();
+        let hash = rec.token_hash.clone();
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let store = store.clone();
+            let hash = hash.clone();
+            tasks.push(tokio::spawn(async move {
+                match i {
+                    7 => store
+                        .update(
+                            &hash,
+                            &KeyUpdate {
+                                rpm_limit: Some(Some(77)),
+                                ..Default::default()
+                            },
+                        )
+                        .await
+                        .map(|_| ()),
+                    13 => store
+                        .update(
+                            &hash,
+                            &KeyUpdate {
+                                key_alias: Some(Some("renamed".into())),
+                                ..Default::default()
+                            },
+                        )
+                        .await
+                        .map(|_| ()),
+                    21 => store.add_spend_many(&[(hash.clone(), 0.5)]).await,
+                    _ => store.add_spend(&hash, 0.5).await,
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let got = store.get_by_hash(&hash).await.unwrap().unwrap();
+        assert!((got.spend - 38.0 * 0.5).abs() < 1e-9, "spend {}", got.spend);
+        assert_eq!(got.rpm_limit, Some(77));
+        assert_eq!(got.key_alias.as_deref(), Some("renamed"));
+    }
+
+    pub async fn budgets_reset_when_due(db: TestDb) {
+        let store = db.open().await;
+        let now = ts("2026-06-01T12:00:00Z");
+        let (_, mut due) = api_key("due", now);
+        due.budget_duration = Some("1h".into());
+        due.budget_reset_at = Some(now - chrono::Duration::minutes(1));
+        due.spend = 5.0;
+        let (_, mut later) = api_key("later", now);
+        later.budget_duration = Some("1d".into());
+        later.budget_reset_at = Some(now + chrono::Duration::hours(3));
+        later.spend = 2.0;
+        store.insert(&due).await.unwrap();
+        store.insert(&later).await.unwrap();
+
+        assert_eq!(store.reset_budgets(now).await.unwrap(), 1);
+        let d = store.get_by_hash(&due.token_hash).await.unwrap().unwrap();
+        assert_eq!(d.spend, 0.0);
+        assert_eq!(d.budget_reset_at, Some(now + chrono::Duration::hours(1)));
+        assert_eq!(
+            store
+                .get_by_hash(&later.token_hash)
+                .await
+                .unwrap()
+                .unwrap()
+                .spend,
+            2.0
+        );
+        assert_eq!(store.reset_budgets(now).await.unwrap(), 0, "not twice");
+
+        // Setting a duration through update schedules the next reset.
+        let u = store
+            .update(
+                &later.token_hash,
+                &KeyUpdate {
+                    budget_duration: Some(Some("2w".into())),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let next = u.budget_reset_at.unwrap();
+        assert!(next > Utc::now() + chrono::Duration::days(13));
+        assert!(matches!(
+            store
+                .update(
+                    &later.token_hash,
+                    &KeyUpdate {
+                        budget_duration: Some(Some("soon".into())),
+                        ..Default::default()
+                    }
+                )
+                .await,
+            Err(StoreError::Invalid { .. })
+        ));
+    }
+
+    pub async fn cache_follows_other_replicas_and_survives_outage(db: TestDb) {
+        let ours = db.open().await;
+        let theirs = db.open().await; // another replica's pool on the same database
+        let (key_a, rec_a) = api_key("a", Utc::now());
+        ours.insert(&rec_a).await.unwrap();
+        let cache = KeyCache::load(ours.clone()).await.unwrap();
+        assert_eq!(cache.len(), 1);
+        assert_eq!(
+            cache.lookup_key(&key_a).unwrap().key_alias.as_deref(),
+            Some("a")
+        );
+
+        // Local write-through is visible at once.
+        let upd = KeyUpdate {
+            blocked: Some(true),
+            ..Default::default()
+        };
+        cache.update(&rec_a.token_hash, &upd).await.unwrap();
+        assert!(cache.lookup(&rec_a.token_hash).unwrap().blocked);
+
+        // Another replica adds, changes and deletes keys: visible after a refresh.
+        let (key_b, rec_b) = api_key("b", Utc::now());
+        theirs.insert(&rec_b).await.unwrap();
+        assert!(
+            cache.lookup_key(&key_b).is_none(),
+            "no database read on a miss"
+        );
+        theirs
+            .update(
+                &rec_a.token_hash,
+                &KeyUpdate {
+                    key_alias: Some(Some("a2".into())),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert!(cache.refresh().await.unwrap() >= 2);
+        assert!(cache.lookup_key(&key_b).is_some());
+        assert_eq!(
+            cache
+                .lookup(&rec_a.token_hash)
+                .unwrap()
+                .key_alias
+                .as_deref(),
+            Some("a2")
+        );
+        theirs.delete(&rec_b.token_hash).await.unwrap();
+        let (new_key, _) = theirs.regenerate(&rec_a.token_hash).await.unwrap();
+        cache.refresh().await.unwrap();
+        assert!(cache.lookup_key(&key_b).is_none(), "deleted elsewhere");
+        assert!(cache.lookup_key(&key_a).is_none(), "regenerated elsewhere");
+        assert!(cache.lookup_key(&new_key).unwrap().blocked);
+
+        // The periodic refresher picks up changes without being asked.
+        let handle = cache.spawn_refresher(Duration::from_millis(50));
+        let (key_c, rec_c) = api_key("c", Utc::now());
+        theirs.insert(&rec_c).await.unwrap();
+        let mut found = false;
+        for _ in 0..100 {
+            if cache.lookup_key(&key_c).is_some() {
+                found = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(found, "refresher picked up the new key");
+        handle.stop().await;
+
+        // Database gone: refresh fails, lookups keep answering from memory.
+        ours.close().await;
+        assert!(cache.refresh().await.is_err());
+        assert_eq!(cache.consecutive_failures(), 1);
+        assert!(cache.lookup_key(&new_key).is_some());
+        assert!(cache.lookup_key(&key_c).is_some());
+        let _: &Arc<dyn KeyStore> = cache.store();
+    }
+}
+
+trait MsPrecision {
+    fn with_ms_precision(self) -> Self;
+}
+
+impl MsPrecision for SpendRow {
+    /// Stored instants keep millisecond precision.
+    fn with_ms_precision(mut self) -> Self {
+        self.created_at =
+            DateTime::from_timestamp_millis(self.created_at.timestamp_millis()).unwrap();
+        self
+    }
+}
