@@ -27,6 +27,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Validate a config and print what would be served, without starting anything.
     Check(CheckArgs),
+    /// Manage keys in the store directly (create, list, info, revoke, import).
+    Keys(crate::keys_cli::KeysArgs),
 }
 
 #[derive(Args, Debug, Clone, Default)]

@@ -1,7 +1,9 @@
 //! The `gatehouse` command: serve, or check a config without starting anything.
 
 mod cli;
+mod keys_cli;
 mod logging;
+mod persistence;
 mod serve;
 
 use std::process::ExitCode;
@@ -12,6 +14,7 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     match cli.command {
         Some(cli::Command::Check(args)) => cli::check(&args),
+        Some(cli::Command::Keys(args)) => keys_cli::run(args),
         Some(cli::Command::Serve(args)) => serve::run(args),
         None => serve::run(cli.serve),
     }

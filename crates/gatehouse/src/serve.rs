@@ -10,7 +10,7 @@ use gatehouse_server::AppState;
 use metrics_exporter_prometheus::PrometheusBuilder;
 
 use crate::cli::{ServeArgs, load};
-use crate::logging;
+use crate::{logging, persistence};
 
 /// How long in-flight requests and streams may run on after SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -60,10 +60,13 @@ async fn serve(
     let metrics = PrometheusBuilder::new()
         .install_recorder()
         .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
+    let (persistence, background) = persistence::open(config, loaded.source_dir.as_deref()).await?;
     let hub = Hub::from_config(config).map_err(|e| format!("MCP servers: {e}"))?;
     hub.start();
-    let state =
-        AppState::new(config, hub.clone(), None, Some(metrics)).map_err(|e| e.to_string())?;
+    let state = Arc::new(
+        AppState::new(config, hub.clone(), Some(persistence), Some(metrics))
+            .map_err(|e| e.to_string())?,
+    );
     let local = state.auth.is_local();
     let host: IpAddr = match args.host.as_deref() {
         Some(h) => h
@@ -95,9 +98,10 @@ async fn serve(
         startup_ms = started.elapsed().as_secs_f64() * 1e3,
         "gatehouse listening on http://{bound}"
     );
-    let app = gatehouse_server::router(Arc::new(state));
+    let app = gatehouse_server::router(state.clone());
     let result = gatehouse_server::serve(listener, app, shutdown_signal(), SHUTDOWN_GRACE).await;
     hub.shutdown().await;
+    background.stop(state.persistence.as_ref()).await;
     tracing::info!("stopped");
     result.map_err(|e| format!("server error: {e}"))
 }

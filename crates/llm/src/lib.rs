@@ -20,6 +20,7 @@
 
 pub mod anthropic;
 pub mod error;
+pub mod gemini;
 pub mod messages_in;
 pub mod openai;
 pub mod responses;

@@ -24,13 +24,21 @@ use gatehouse_mcp::downstream::EndpointSettings;
 
 use crate::auth::require_key;
 use crate::request::observe;
-use crate::routes::{chat, embeddings, health, models};
+use crate::routes::{chat, embeddings, health, keys, messages, models, responses};
 use crate::state::AppState;
 
 pub fn router(state: Arc<AppState>) -> Router {
     let api = Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/chat/completions", post(chat::chat_completions))
+        .route("/v1/responses", post(responses::create))
+        .route("/responses", post(responses::create))
+        .route(
+            "/v1/responses/{id}",
+            get(responses::get).delete(responses::delete),
+        )
+        .route("/v1/messages", post(messages::create))
+        .route("/v1/messages/count_tokens", post(messages::count_tokens))
         .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/embeddings", post(embeddings::embeddings))
         .route("/v1/models", get(models::list))
@@ -42,6 +50,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/health/liveliness", get(health::liveliness))
         .route("/health/liveness", get(health::liveliness))
         .route("/metrics", get(health::metrics))
+        .route("/key/generate", post(keys::generate))
+        .route("/key/info", get(keys::info))
+        .route("/key/update", post(keys::update))
+        .route("/key/delete", post(keys::delete))
+        .route("/key/regenerate", post(keys::regenerate))
+        .route("/key/{key}/regenerate", post(keys::regenerate_path))
+        .route("/key/list", get(keys::list))
+        .route("/spend/logs", get(keys::spend_logs))
         .with_state(state.clone())
         .merge(mcp_router(&state));
     let mut app = api.layer(axum::middleware::from_fn_with_state(

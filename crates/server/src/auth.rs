@@ -5,15 +5,12 @@
 //! LiteLLM's scheme) and the master key is compared in constant time. Virtual keys are
 //! found by their hash, so no stored secret is ever compared byte by byte.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use gatehouse_config::Config;
 use gatehouse_mcp::McpCaller;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -21,19 +18,9 @@ use subtle::ConstantTimeEq;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// What a virtual key may do. Built from config `virtual_keys` now; the key store
-/// provides the same through [`KeyResolver`].
-#[derive(Debug, Clone, Default)]
-pub struct KeyInfo {
-    pub key_hash: String,
-    pub alias: Option<String>,
-    /// Public model names or access groups; empty means every model.
-    pub models: Vec<String>,
-    /// MCP servers the key may use; `None` means every server.
-    pub mcp_servers: Option<Vec<String>>,
-    pub blocked: bool,
-    pub expires_at: Option<SystemTime>,
-}
+/// A virtual key as the store keeps it (the store's record: models, MCP servers,
+/// limits, budget, expiry).
+pub use gatehouse_store::KeyRecord as KeyInfo;
 
 /// Finds a virtual key by the SHA-256 hex of the presented secret. Must answer from
 /// memory: it runs on every request.
@@ -41,42 +28,11 @@ pub trait KeyResolver: Send + Sync {
     fn lookup(&self, key_hash: &str) -> Option<Arc<KeyInfo>>;
 }
 
-/// Keys declared in `virtual_keys:`, held in memory.
-#[derive(Default)]
-pub struct ConfigKeys {
-    by_hash: HashMap<String, Arc<KeyInfo>>,
-}
-
-impl ConfigKeys {
-    pub fn from_config(config: &Config) -> Self {
-        let by_hash = config
-            .virtual_keys
-            .iter()
-            .filter(|k| !k.api_key.is_empty())
-            .map(|k| {
-                let key_hash = hash_key(&k.api_key);
-                let info = KeyInfo {
-                    key_hash: key_hash.clone(),
-                    alias: k.key_alias.clone(),
-                    models: k.models.clone(),
-                    mcp_servers: k.mcp_servers.clone(),
-                    blocked: k.blocked.unwrap_or(false),
-                    expires_at: None,
-                };
-                (key_hash, Arc::new(info))
-            })
-            .collect();
-        Self { by_hash }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_hash.is_empty()
-    }
-}
-
-impl KeyResolver for ConfigKeys {
+/// The store's in-memory cache is the resolver in production: loaded at start-up,
+/// updated at once by the admin API, refreshed from the database every few seconds.
+impl KeyResolver for gatehouse_store::KeyCache {
     fn lookup(&self, key_hash: &str) -> Option<Arc<KeyInfo>> {
-        self.by_hash.get(key_hash).cloned()
+        gatehouse_store::KeyCache::lookup(self, key_hash)
     }
 }
 
@@ -137,12 +93,19 @@ impl Auth {
         if info.blocked {
             return Err(ApiError::Unauthorized("this API key is blocked".into()));
         }
-        if info.expires_at.is_some_and(|t| t <= SystemTime::now()) {
+        if info.is_expired(chrono::Utc::now()) {
             return Err(ApiError::Unauthorized("this API key has expired".into()));
+        }
+        if info.over_budget() {
+            return Err(ApiError::BudgetExceeded(format!(
+                "Budget has been exceeded! Current cost: {}, Max budget: {}",
+                info.spend,
+                info.max_budget.unwrap_or_default()
+            )));
         }
         Ok(Caller {
             key_id: info
-                .alias
+                .key_alias
                 .clone()
                 .unwrap_or_else(|| format!("key-{}", &key_hash[..12])),
             is_admin: false,
@@ -210,7 +173,7 @@ impl Caller {
     pub fn mcp(&self) -> McpCaller {
         McpCaller {
             key_id: self.key_id.clone(),
-            key_hash: self.key.as_ref().map(|k| k.key_hash.clone()),
+            key_hash: self.key.as_ref().map(|k| k.token_hash.clone()),
             allowed_servers: self.key.as_ref().and_then(|k| k.mcp_servers.clone()),
             is_admin: self.is_admin,
         }
@@ -238,7 +201,12 @@ pub async fn require_key(
             next.run(req).await
         }
         Err(err) => {
-            let mut response = err.into_response();
+            // Anthropic clients (Claude Code, the SDKs) parse only Anthropic error bodies.
+            let mut response = if req.uri().path().starts_with("/v1/messages") {
+                crate::dialects::errors::anthropic_response(&err)
+            } else {
+                err.into_response()
+            };
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
                 axum::http::HeaderValue::from_static("Bearer"),
@@ -284,17 +252,30 @@ mod tests {
         );
     }
 
+    struct Keys(std::collections::HashMap<String, Arc<KeyInfo>>);
+
+    impl KeyResolver for Keys {
+        fn lookup(&self, key_hash: &str) -> Option<Arc<KeyInfo>> {
+            self.0.get(key_hash).cloned()
+        }
+    }
+
     #[test]
     fn master_and_virtual_keys() {
-        let mut keys = ConfigKeys::default();
-        keys.by_hash.insert(
-            hash_key("sk-virtual"),
-            Arc::new(KeyInfo {
-                key_hash: hash_key("sk-virtual"),
-                alias: Some("test".into()),
-                models: vec!["gpt".into()],
-                ..Default::default()
-            }),
+        let now = chrono::Utc::now();
+        let mut record = KeyInfo::new("sk-virtual", gatehouse_store::KeySource::Config, now);
+        record.key_alias = Some("test".into());
+        record.models = vec!["gpt".into()];
+        let mut over = KeyInfo::new("sk-over", gatehouse_store::KeySource::Api, now);
+        over.max_budget = Some(1.0);
+        over.spend = 2.0;
+        let keys = Keys(
+            [
+                (hash_key("sk-virtual"), Arc::new(record)),
+                (hash_key("sk-over"), Arc::new(over)),
+            ]
+            .into_iter()
+            .collect(),
         );
         let auth = Auth::new(Some("sk-master"), Arc::new(keys), true);
         let admin = auth
@@ -312,5 +293,9 @@ mod tests {
                 .is_err()
         );
         assert!(auth.authenticate(&HeaderMap::new()).is_err());
+        assert!(matches!(
+            auth.authenticate(&headers(&[("authorization", "Bearer sk-over")])),
+            Err(ApiError::BudgetExceeded(_))
+        ));
     }
 }

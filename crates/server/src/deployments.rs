@@ -39,6 +39,8 @@ pub struct Deployment {
     pub headers: Vec<(String, String)>,
     pub access_groups: Vec<String>,
     pub mcp_servers: Vec<String>,
+    /// Per-token prices: the price table's, with `model_info` costs taking precedence.
+    pub price: Option<crate::cost::Price>,
     pub stats: DeploymentStats,
 }
 
@@ -122,6 +124,14 @@ impl ModelGroups {
                     });
                 }
             };
+            let price = crate::cost::resolve(
+                provider.name,
+                &upstream_model,
+                &crate::cost::CostOverrides {
+                    input_cost_per_token: entry.model_info.input_cost_per_token,
+                    output_cost_per_token: entry.model_info.output_cost_per_token,
+                },
+            );
             let deployment = Deployment {
                 id: entry
                     .model_info
@@ -150,6 +160,7 @@ impl ModelGroups {
                     .collect(),
                 access_groups: entry.model_info.access_groups.clone(),
                 mcp_servers: entry.model_info.mcp_servers.clone(),
+                price,
                 stats: DeploymentStats::default(),
             };
             let group = groups.entry(entry.model_name.clone()).or_default();
@@ -294,6 +305,7 @@ pub(crate) mod tests_support {
             headers: vec![],
             access_groups: vec![],
             mcp_servers: vec![],
+            price: None,
             stats: DeploymentStats::default(),
         }
     }

@@ -29,6 +29,8 @@ pub enum ApiError {
     PayloadTooLarge { limit_mb: f64 },
     #[error("{0}")]
     RateLimited(String),
+    #[error("{0}")]
+    BudgetExceeded(String),
     #[error("upstream did not answer within {0:.1}s")]
     UpstreamTimeout(f64),
     #[error("could not reach the upstream: {0}")]
@@ -54,6 +56,7 @@ impl ApiError {
             Self::ModelNotFound(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::BudgetExceeded(_) => StatusCode::BAD_REQUEST,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
             Self::Upstream { status, .. } => *status,
@@ -72,6 +75,7 @@ impl ApiError {
             Self::Forbidden(_) => "permission_error",
             Self::ModelNotFound(_) | Self::NotFound(_) => "not_found_error",
             Self::RateLimited(_) => "rate_limit_error",
+            Self::BudgetExceeded(_) => "budget_exceeded",
             Self::UpstreamTimeout(_) => "timeout",
             Self::UpstreamUnreachable(_) | Self::Upstream { .. } => "api_error",
             Self::NotImplemented(_) => "invalid_request_error",
@@ -86,6 +90,7 @@ impl ApiError {
             Self::ModelNotFound(_) => Some("model_not_found"),
             Self::PayloadTooLarge { .. } => Some("request_too_large"),
             Self::RateLimited(_) => Some("rate_limit_exceeded"),
+            Self::BudgetExceeded(_) => Some("budget_exceeded"),
             _ => None,
         }
     }
@@ -100,6 +105,7 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::PayloadTooLarge { .. } => "too_large",
             Self::RateLimited(_) => "rate_limited",
+            Self::BudgetExceeded(_) => "budget_exceeded",
             Self::UpstreamTimeout(_) => "upstream_timeout",
             Self::UpstreamUnreachable(_) => "upstream_unreachable",
             Self::Upstream { .. } => "upstream_error",

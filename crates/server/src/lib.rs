@@ -6,12 +6,16 @@
 
 pub mod app;
 pub mod auth;
+pub mod cost;
 pub mod deployments;
+pub mod dialects;
 pub mod error;
+pub mod limits;
 pub mod providers;
 pub mod proxy;
 pub mod request;
 pub mod routes;
+pub mod spend;
 pub mod state;
 pub mod tools;
 pub mod upstream;

@@ -81,6 +81,7 @@ pub async fn forward(
 ) -> Result<Response, ApiError> {
     let mut last_err = None;
     for deployment in deployments {
+        crate::spend::with(|r| r.set_deployment(deployment));
         match forward_to(state, request_id, deployment, body, stream, endpoint).await {
             Ok(response) => {
                 deployment.stats.record(true);
@@ -109,12 +110,16 @@ pub async fn complete(
 ) -> Result<Value, ApiError> {
     let mut last_err = None;
     for deployment in deployments {
+        crate::spend::with(|r| r.set_deployment(deployment));
         let result = match deployment.provider.dialect {
             Dialect::OpenAi | Dialect::Azure => {
                 providers::openai::complete(state, request_id, deployment, body).await
             }
             Dialect::Anthropic => {
                 providers::anthropic::complete(state, request_id, deployment, body).await
+            }
+            Dialect::Gemini => {
+                providers::gemini::complete(state, request_id, deployment, body).await
             }
             dialect => Err(ApiError::NotImplemented(format!(
                 "provider '{}' ({dialect:?} API) is not supported yet",
@@ -153,6 +158,12 @@ async fn forward_to(
         }
         (Dialect::Anthropic, Endpoint::ChatCompletions) => {
             providers::anthropic::call(state, request_id, deployment, client_body, Vec::new()).await
+        }
+        (Dialect::Gemini, Endpoint::ChatCompletions) => {
+            providers::gemini::call(state, request_id, deployment, client_body).await
+        }
+        (Dialect::Gemini, Endpoint::Embeddings) => {
+            providers::gemini::embeddings(state, request_id, deployment, client_body).await
         }
         (dialect, _) => Err(ApiError::NotImplemented(format!(
             "provider '{}' ({dialect:?} API) is not supported yet for {}",

@@ -7,7 +7,9 @@ use gatehouse_config::Config;
 use gatehouse_mcp::Hub;
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::auth::{Auth, ConfigKeys, KeyResolver};
+use gatehouse_store::{KeyCache, KeyStore, SpendWriter};
+
+use crate::auth::{Auth, KeyResolver};
 use crate::deployments::{DeploymentError, ModelGroups};
 
 /// Request-handling settings read from the config.
@@ -36,6 +38,14 @@ impl Settings {
     }
 }
 
+/// Persistence: the key store, its in-memory cache (the hot path's key lookup) and the
+/// batched spend/audit writer.
+pub struct Persistence {
+    pub store: Arc<dyn KeyStore>,
+    pub keys: Arc<KeyCache>,
+    pub spend: SpendWriter,
+}
+
 pub struct AppState {
     pub groups: ModelGroups,
     pub auth: Auth,
@@ -49,26 +59,32 @@ pub struct AppState {
     pub allowed_hosts: Vec<String>,
     /// MCP halves of turns that also called the client's own tools.
     pub pending: crate::tools::pending::PendingTurns,
+    pub persistence: Option<Persistence>,
+    /// Responses API objects kept for `previous_response_id` and GET/DELETE.
+    pub responses: crate::dialects::store::ResponseStore,
 }
 
 impl AppState {
-    /// Builds the state from a loaded config. `resolver` overrides the config-only key
-    /// lookup (the key store plugs in here).
+    /// Builds the state from a loaded config. Without `persistence` only the config's
+    /// master key authenticates (used by tests of the proxy alone).
     pub fn new(
         config: &Config,
         hub: Arc<Hub>,
-        resolver: Option<Arc<dyn KeyResolver>>,
+        persistence: Option<Persistence>,
         metrics: Option<PrometheusHandle>,
     ) -> Result<Self, DeploymentError> {
         let groups = ModelGroups::from_config(config)?;
-        let config_keys = ConfigKeys::from_config(config);
-        let any_keys = !config_keys.is_empty() || resolver.is_some();
-        let resolver = resolver.unwrap_or_else(|| Arc::new(config_keys));
         let master_key = config
             .general_settings
             .master_key
             .as_deref()
             .or(config.litellm_settings.master_key.as_deref());
+        // Local mode is a property of the config: no master key and no declared keys.
+        let any_keys = !config.virtual_keys.is_empty();
+        let resolver: Arc<dyn KeyResolver> = match &persistence {
+            Some(p) => p.keys.clone(),
+            None => Arc::new(NoKeys),
+        };
         let http = reqwest::Client::builder()
             .pool_idle_timeout(std::time::Duration::from_secs(90))
             .pool_max_idle_per_host(256)
@@ -86,6 +102,16 @@ impl AppState {
             allowed_origins: config.general_settings.allowed_origins.clone(),
             allowed_hosts: config.general_settings.allowed_hosts.clone(),
             pending: Default::default(),
+            persistence,
+            responses: Default::default(),
         })
+    }
+}
+
+struct NoKeys;
+
+impl KeyResolver for NoKeys {
+    fn lookup(&self, _: &str) -> Option<Arc<crate::auth::KeyInfo>> {
+        None
     }
 }

@@ -9,6 +9,7 @@
 
 mod anthropic;
 mod b64;
+mod gemini;
 mod openai;
 mod options;
 mod plan;

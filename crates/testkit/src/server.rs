@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use crate::options::MockOptions;
 use crate::reply::Reply;
 use crate::state::{RecordedRequest, Shared};
-use crate::{anthropic, openai};
+use crate::{anthropic, gemini, openai};
 
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -28,6 +28,7 @@ fn router(shared: Arc<Shared>) -> Router {
             "/v1/messages/count_tokens",
             post(anthropic::messages::count_tokens),
         )
+        .route("/v1beta/models/{target}", post(gemini::generate::handle))
         .fallback(not_found)
         .with_state(shared)
 }

@@ -14,6 +14,8 @@ pub struct Gateway {
     pub dir: tempfile::TempDir,
     /// Every log line the gateway wrote to stderr so far.
     pub logs: Arc<Mutex<Vec<String>>>,
+    /// A directory from an earlier gateway this one reuses.
+    pub keep: Option<PathBuf>,
 }
 
 impl Gateway {
@@ -29,6 +31,16 @@ impl Gateway {
         let mut all = vec!["--config", path.to_str().unwrap()];
         all.extend_from_slice(args);
         Self::spawn(dir, &all, env)
+    }
+
+    /// Starts on `config` in an existing directory (to restart on the same database).
+    pub fn start_with_dir(config: &str, dir: PathBuf) -> Gateway {
+        let path = dir.join("config.yaml");
+        std::fs::write(&path, config).unwrap();
+        let holder = tempfile::tempdir().unwrap();
+        let mut gw = Self::spawn(holder, &["--config", path.to_str().unwrap()], &[]);
+        gw.keep = Some(dir);
+        gw
     }
 
     /// Starts `gatehouse ARGS --port 0` (no config written).
@@ -70,6 +82,7 @@ impl Gateway {
             url,
             dir,
             logs,
+            keep: None,
         }
     }
 

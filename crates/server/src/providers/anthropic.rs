@@ -182,6 +182,15 @@ impl StreamTranslator for ChatChunks {
         Ok(out)
     }
 
+    fn usage(&self) -> Option<crate::cost::Usage> {
+        let u = self.mapper.usage();
+        Some(crate::cost::Usage {
+            prompt: u.prompt_tokens,
+            completion: u.completion_tokens,
+            ..Default::default()
+        })
+    }
+
     fn finish(&mut self) -> Vec<u8> {
         let mut out = Vec::new();
         for chunk in self.mapper.finish() {
@@ -192,4 +201,27 @@ impl StreamTranslator for ChatChunks {
         out.extend_from_slice(sse::DONE);
         out
     }
+}
+
+/// Opens a streaming chat round on an Anthropic deployment: the chat body is mapped
+/// with [`prepare`], and the returned [`StreamMapper`] turns the upstream's Messages SSE
+/// back into chat chunks. Used by the inbound dialects that re-encode chunks themselves.
+pub async fn open_chat_stream(
+    state: &AppState,
+    request_id: &str,
+    deployment: &Deployment,
+    body: &Map<String, Value>,
+) -> Result<(reqwest::Response, StreamMapper), ApiError> {
+    let prepared = prepare(state, deployment, body)?;
+    let call = UpstreamCall {
+        deployment,
+        path: anthropic::MESSAGES_PATH,
+        body: prepared.body,
+        stream: true,
+        request_id,
+        forward_headers: Vec::new(),
+    };
+    let response = send(&state.http, &call).await.map_err(vendor_error)?;
+    let mapper = StreamMapper::new(&deployment.model_name, unix_now(), prepared.include_usage);
+    Ok((response, mapper))
 }

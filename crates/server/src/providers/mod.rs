@@ -3,6 +3,7 @@
 //! dialect.
 
 pub mod anthropic;
+pub mod gemini;
 pub mod openai;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -69,8 +70,16 @@ fn add_deployment_headers(headers: &mut axum::http::HeaderMap, deployment: &Depl
     }
 }
 
-/// Token counters (low-cardinality: model names come from config).
+/// Token counters (low-cardinality: model names come from config), and the request's
+/// spend record.
 pub fn record_tokens(deployment: &Deployment, prompt: u64, completion: u64) {
+    crate::spend::with(|r| {
+        r.add_usage(crate::cost::Usage {
+            prompt,
+            completion,
+            ..Default::default()
+        })
+    });
     let model = deployment.model_name.clone();
     metrics::counter!("gatehouse_tokens_total", "model" => model.clone(), "kind" => "prompt")
         .increment(prompt);

@@ -111,3 +111,30 @@ fn record_usage(deployment: &Deployment, body: &[u8]) {
         record_tokens(deployment, u.prompt_tokens, u.completion_tokens);
     }
 }
+
+/// Opens a streaming chat round on an OpenAI-compatible deployment and returns the
+/// upstream response (its body is OpenAI `chat.completion.chunk` SSE). Used by the
+/// inbound dialects (Responses, Messages) that re-encode the chunks themselves.
+pub async fn open_chat_stream(
+    state: &AppState,
+    request_id: &str,
+    deployment: &Deployment,
+    body: &Map<String, Value>,
+) -> Result<reqwest::Response, ApiError> {
+    let path = match deployment.provider.dialect {
+        Dialect::Azure => azure_path(deployment, Endpoint::ChatCompletions),
+        _ => Endpoint::ChatCompletions.openai_path().to_string(),
+    };
+    let body = passthrough(body, deployment, &state.settings);
+    let body =
+        Bytes::from(serde_json::to_vec(&body).map_err(|e| ApiError::Internal(e.to_string()))?);
+    let call = UpstreamCall {
+        deployment,
+        path: &path,
+        body,
+        stream: true,
+        request_id,
+        forward_headers: Vec::new(),
+    };
+    send(&state.http, &call).await
+}

@@ -13,7 +13,7 @@ use crate::error::ApiError;
 use crate::proxy::{Endpoint, forward, route};
 use crate::request::{RequestId, parse_object, read_body};
 use crate::state::AppState;
-use crate::tools;
+use crate::{spend, tools};
 
 pub async fn chat_completions(
     State(state): State<Arc<AppState>>,
@@ -67,24 +67,28 @@ pub async fn chat_completions(
         &mut body,
         &model_servers,
     )?;
-    if !attached.is_empty() {
-        return tools::run(
-            state.clone(),
-            &caller,
-            request_id,
-            deployments,
-            body,
-            attached,
+    let record_id = request_id.clone();
+    spend::account(&state, &caller, &record_id, &model, async {
+        if !attached.is_empty() {
+            return tools::run(
+                state.clone(),
+                &caller,
+                request_id,
+                deployments,
+                body,
+                attached,
+            )
+            .await;
+        }
+        forward(
+            &state,
+            &request_id,
+            &deployments,
+            &body,
+            stream,
+            Endpoint::ChatCompletions,
         )
-        .await;
-    }
-    forward(
-        &state,
-        &request_id,
-        &deployments,
-        &body,
-        stream,
-        Endpoint::ChatCompletions,
-    )
+        .await
+    })
     .await
 }

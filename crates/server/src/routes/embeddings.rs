@@ -42,13 +42,16 @@ pub async fn embeddings(
         });
     }
     let deployments = route(&state, &caller, &model)?;
-    forward(
-        &state,
-        &request_id,
-        &deployments,
-        &body,
-        false,
-        Endpoint::Embeddings,
-    )
+    crate::spend::account(&state, &caller, &request_id, &model, async {
+        forward(
+            &state,
+            &request_id,
+            &deployments,
+            &body,
+            false,
+            Endpoint::Embeddings,
+        )
+        .await
+    })
     .await
 }

@@ -213,6 +213,11 @@ fn finish(
     if usage.any {
         completion["usage"] = usage.to_json();
     }
+    if !records.is_empty() {
+        crate::spend::with(|r| {
+            r.set_mcp_calls(serde_json::to_value(&records).unwrap_or(Value::Null))
+        });
+    }
     completion["mcp_calls"] = serde_json::to_value(&records).unwrap_or(Value::Null);
     if let Some((rounds, unexecuted)) = capped {
         let remaining: Vec<Value> = completion
@@ -324,7 +329,15 @@ fn stream_loop(job: Job, model: String, include_usage: bool) -> Response {
     let (tx, rx) = mpsc::unbounded_channel();
     let cancel = CancellationToken::new();
     let task_cancel = cancel.clone();
-    let task = tokio::spawn(async move { job.drive(Some(tx), &task_cancel).await });
+    // The loop runs in its own task; it keeps the request's spend record with it.
+    let record = crate::spend::current();
+    let task = tokio::spawn(async move {
+        let drive = job.drive(Some(tx), &task_cancel);
+        match record {
+            Some(record) => crate::spend::scope(record, drive).await,
+            None => drive.await,
+        }
+    });
     let state = StreamState {
         rx,
         guard: TaskGuard { task, cancel },

@@ -25,10 +25,20 @@ pub fn relay(
     idle_timeout: Duration,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
     let upstream = Box::pin(upstream);
-    futures_util::stream::unfold(Some(upstream), move |state| async move {
-        let mut upstream = state?;
+    // The request's spend record lives as long as the stream and learns its usage here.
+    let record = crate::spend::current();
+    let scanner = crate::spend::UsageScanner::default();
+    futures_util::stream::unfold(Some((upstream, scanner, record)), move |state| async move {
+        let (mut upstream, mut scanner, record) = state?;
         match tokio::time::timeout(idle_timeout, upstream.next()).await {
-            Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(upstream))),
+            Ok(Some(Ok(chunk))) => {
+                if let Some(record) = &record
+                    && let Some(usage) = scanner.scan(&chunk)
+                {
+                    record.add_usage(usage);
+                }
+                Some((Ok(chunk), Some((upstream, scanner, record))))
+            }
             Ok(None) => None,
             Ok(Some(Err(e))) => {
                 tracing::warn!(error = %e, "upstream stream failed mid-way");

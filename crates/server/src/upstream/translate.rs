@@ -20,6 +20,10 @@ pub trait StreamTranslator: Send + 'static {
     fn on_event(&mut self, event: Option<&str>, data: &str) -> Result<Vec<u8>, ApiError>;
     /// The upstream ended: whatever the client still needs (final chunks, `[DONE]`).
     fn finish(&mut self) -> Vec<u8>;
+    /// Tokens the stream reported, for the spend record; read once it ended.
+    fn usage(&self) -> Option<crate::cost::Usage> {
+        None
+    }
 }
 
 type Upstream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
@@ -30,6 +34,7 @@ struct Driver<T> {
     translator: T,
     idle: Duration,
     done: bool,
+    record: Option<std::sync::Arc<crate::spend::RequestRecord>>,
 }
 
 enum Step {
@@ -56,6 +61,9 @@ impl<T: StreamTranslator> Driver<T> {
                     return Step::Failed(out, e);
                 }
                 out.extend(self.translator.finish());
+                if let (Some(record), Some(usage)) = (&self.record, self.translator.usage()) {
+                    record.add_usage(usage);
+                }
                 return Step::End(out);
             }
             Ok(Some(Err(e))) => {
@@ -97,6 +105,7 @@ pub async fn translate<T: StreamTranslator>(
         translator,
         idle,
         done: false,
+        record: crate::spend::current(),
     };
     let first = loop {
         match driver.step().await {

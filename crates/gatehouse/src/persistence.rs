@@ -1,0 +1,121 @@
+//! Opening the key store at start-up and the background work that keeps it current.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse_config::Config;
+use gatehouse_server::state::Persistence;
+use gatehouse_store::{KeyCache, RefreshHandle, SpendWriter, SpendWriterConfig};
+use tokio::task::JoinHandle;
+
+/// How stale another replica's key changes may be here.
+const KEY_REFRESH: Duration = Duration::from_secs(5);
+const BUDGET_RESET_CHECK: Duration = Duration::from_secs(60);
+
+/// The database URL: `general_settings.database_url` (or LiteLLM's
+/// `litellm_settings.database_url`, copied there by the loader), else `DATABASE_URL`, else
+/// a SQLite file beside the config.
+pub fn database_url(config: &Config, config_dir: Option<&Path>) -> String {
+    if let Some(url) = config
+        .general_settings
+        .database_url
+        .as_deref()
+        .filter(|u| !u.is_empty())
+    {
+        return url.to_string();
+    }
+    if let Ok(url) = std::env::var("DATABASE_URL")
+        && !url.is_empty()
+    {
+        return url;
+    }
+    let dir = config_dir.unwrap_or_else(|| Path::new("."));
+    let path = dir.join("gatehouse.db");
+    let path = std::path::absolute(&path).unwrap_or(path);
+    format!("sqlite://{}", path.display())
+}
+
+/// Strips a password from a URL for log lines.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Work that runs beside the server, stopped in order at shutdown.
+pub struct Background {
+    refresher: RefreshHandle,
+    budget_reset: JoinHandle<()>,
+}
+
+impl Background {
+    pub async fn stop(self, persistence: Option<&Persistence>) {
+        self.budget_reset.abort();
+        self.refresher.stop().await;
+        if let Some(p) = persistence {
+            // Every request that completed has its spend row.
+            p.spend.shutdown().await;
+            p.store.close().await;
+        }
+    }
+}
+
+pub async fn open(
+    config: &Config,
+    config_dir: Option<&Path>,
+) -> Result<(Persistence, Background), String> {
+    let url = database_url(config, config_dir);
+    let store = gatehouse_store::open(&url)
+        .await
+        .map_err(|e| format!("key store at {}: {e}", redact(&url)))?;
+    let report = store
+        .upsert_config_keys(&config.virtual_keys)
+        .await
+        .map_err(|e| format!("virtual_keys: {e}"))?;
+    for (hash, alias) in &report.orphaned {
+        tracing::warn!(
+            key = %alias.clone().unwrap_or_else(|| format!("{}…", &hash[..hash.len().min(12)])),
+            "a key once declared in virtual_keys is no longer in the config; it stays valid until blocked or deleted"
+        );
+    }
+    let keys = KeyCache::load(store.clone())
+        .await
+        .map_err(|e| format!("loading keys: {e}"))?;
+    let refresher = keys.spawn_refresher(KEY_REFRESH);
+    let spend = SpendWriter::spawn(store.clone(), SpendWriterConfig::default());
+    let reset_store = store.clone();
+    let budget_reset = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(BUDGET_RESET_CHECK);
+        loop {
+            tick.tick().await;
+            match reset_store.reset_budgets(chrono::Utc::now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(keys = n, "budgets reset"),
+                Err(e) => tracing::warn!(error = %e, "budget reset failed; will retry"),
+            }
+        }
+    });
+    tracing::info!(
+        backend = store.backend(),
+        url = %redact(&url),
+        keys = keys.len(),
+        config_keys = report.upserted,
+        "key store ready"
+    );
+    let persistence = Persistence {
+        store,
+        keys: Arc::clone(&keys),
+        spend,
+    };
+    Ok((
+        persistence,
+        Background {
+            refresher,
+            budget_reset,
+        },
+    ))
+}

@@ -1,0 +1,247 @@
+//! A stream of OpenAI `chat.completion.chunk`s from any deployment, whatever its vendor:
+//! OpenAI-compatible upstreams stream chunks already (parsed here), Anthropic upstreams
+//! are mapped by the stateful `anthropic::StreamMapper`.
+//!
+//! [`open`] peeks before it commits: it reads until the first chunk arrives, so an
+//! upstream that fails at once is still an ordinary error the caller can answer with a
+//! status — and a transient one falls over to the next deployment.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use gatehouse_config::Dialect;
+use gatehouse_llm::anthropic::StreamMapper;
+use gatehouse_llm::openai::ChatCompletionChunk;
+use gatehouse_llm::sse;
+use serde_json::{Map, Value, json};
+
+use crate::deployments::Deployment;
+use crate::error::ApiError;
+use crate::providers;
+use crate::state::AppState;
+use crate::upstream::send::is_retryable;
+
+type Upstream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
+
+enum Decoder {
+    /// OpenAI-compatible: each `data:` is a chunk, `[DONE]` ends the stream.
+    OpenAi,
+    Anthropic(Box<StreamMapper>),
+}
+
+/// Chat chunks of one upstream stream, in order.
+pub struct ChunkStream {
+    upstream: Upstream,
+    parser: sse::Parser,
+    decoder: Decoder,
+    queue: VecDeque<ChatCompletionChunk>,
+    idle: Duration,
+    done: bool,
+    /// The deployment that is answering.
+    pub deployment: Arc<Deployment>,
+}
+
+impl ChunkStream {
+    /// The next chunk; `None` once the upstream ended normally. An `Err` ends the
+    /// stream (later calls return `None`).
+    pub async fn next(&mut self) -> Option<Result<ChatCompletionChunk, ApiError>> {
+        loop {
+            if let Some(chunk) = self.queue.pop_front() {
+                return Some(Ok(chunk));
+            }
+            if self.done {
+                return None;
+            }
+            match tokio::time::timeout(self.idle, self.upstream.next()).await {
+                Err(_) => {
+                    self.done = true;
+                    return Some(Err(ApiError::UpstreamTimeout(self.idle.as_secs_f64())));
+                }
+                Ok(Some(Err(e))) => {
+                    self.done = true;
+                    return Some(Err(ApiError::UpstreamUnreachable(format!(
+                        "upstream stream failed: {e}"
+                    ))));
+                }
+                Ok(None) => {
+                    self.done = true;
+                    if let Some(event) = self.parser.finish()
+                        && let Err(e) = self.decode(&event)
+                    {
+                        return Some(Err(e));
+                    }
+                    if let Decoder::Anthropic(mapper) = &mut self.decoder {
+                        self.queue.extend(mapper.finish());
+                    }
+                }
+                Ok(Some(Ok(bytes))) => {
+                    for event in self.parser.push(&bytes) {
+                        if let Err(e) = self.decode(&event) {
+                            self.done = true;
+                            self.queue.clear();
+                            return Some(Err(e));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn decode(&mut self, event: &sse::Event) -> Result<(), ApiError> {
+        match &mut self.decoder {
+            Decoder::Anthropic(mapper) => {
+                let chunks = mapper
+                    .on_event(event.event.as_deref(), &event.data)
+                    .map_err(providers::anthropic::map_error)?;
+                self.queue.extend(chunks);
+            }
+            Decoder::OpenAi => {
+                let data = event.data.trim();
+                if data.is_empty() {
+                    return Ok(());
+                }
+                if data == "[DONE]" {
+                    self.done = true;
+                    return Ok(());
+                }
+                let value: Value = serde_json::from_str(data).map_err(|e| {
+                    ApiError::UpstreamUnreachable(format!(
+                        "the upstream sent an invalid chunk: {e}"
+                    ))
+                })?;
+                if value.get("error").is_some() {
+                    // An in-band error: keep the vendor's body, classified as a 5xx.
+                    return Err(ApiError::Upstream {
+                        status: StatusCode::INTERNAL_SERVER_ERROR,
+                        body: Bytes::from(data.to_owned()),
+                    });
+                }
+                let chunk: ChatCompletionChunk = serde_json::from_value(value).map_err(|e| {
+                    ApiError::UpstreamUnreachable(format!(
+                        "the upstream sent an invalid chunk: {e}"
+                    ))
+                })?;
+                self.queue.push_back(chunk);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Asks the deployments in order for a streamed chat round of `body` (an OpenAI chat
+/// body; `stream` and `include_usage` are set here) and returns the stream of the first
+/// one that produced a chunk. Retryable failures before that point fall over.
+pub async fn open(
+    state: &AppState,
+    request_id: &str,
+    deployments: &[Arc<Deployment>],
+    body: &Map<String, Value>,
+) -> Result<ChunkStream, ApiError> {
+    let mut body = body.clone();
+    body.insert("stream".into(), Value::Bool(true));
+    body.insert("stream_options".into(), json!({"include_usage": true}));
+    let mut last_err = None;
+    for deployment in deployments {
+        match open_one(state, request_id, deployment, &body).await {
+            Ok(stream) => {
+                deployment.stats.record(true);
+                return Ok(stream);
+            }
+            Err(err) => {
+                deployment.stats.record(!is_retryable(&err));
+                if !is_retryable(&err) {
+                    return Err(err);
+                }
+                tracing::warn!(deployment = %deployment.id, error = %err, "deployment failed, trying the next one");
+                last_err = Some(err);
+            }
+        }
+    }
+    Err(last_err.unwrap_or_else(|| ApiError::Internal("model group has no deployments".into())))
+}
+
+async fn open_one(
+    state: &AppState,
+    request_id: &str,
+    deployment: &Arc<Deployment>,
+    body: &Map<String, Value>,
+) -> Result<ChunkStream, ApiError> {
+    let (response, decoder) = match deployment.provider.dialect {
+        Dialect::OpenAi | Dialect::Azure => (
+            providers::openai::open_chat_stream(state, request_id, deployment, body).await?,
+            Decoder::OpenAi,
+        ),
+        Dialect::Anthropic => {
+            let (response, mapper) =
+                providers::anthropic::open_chat_stream(state, request_id, deployment, body).await?;
+            (response, Decoder::Anthropic(Box::new(mapper)))
+        }
+        dialect => {
+            return Err(ApiError::NotImplemented(format!(
+                "provider '{}' ({dialect:?} API) is not supported yet",
+                deployment.provider.name
+            )));
+        }
+    };
+    let mut stream = ChunkStream {
+        upstream: Box::pin(response.bytes_stream()),
+        parser: sse::Parser::new(),
+        decoder,
+        queue: VecDeque::new(),
+        idle: deployment.stream_timeout.unwrap_or(deployment.timeout),
+        done: false,
+        deployment: deployment.clone(),
+    };
+    // Peek: the first chunk (or the end) must arrive before anything is committed.
+    match stream.next().await {
+        Some(Ok(first)) => stream.queue.push_front(first),
+        Some(Err(err)) => return Err(err),
+        None => {}
+    }
+    Ok(stream)
+}
+
+/// Encodes chat chunks for one client dialect (a stateful stream writer).
+pub trait ChunkWriter: Send + 'static {
+    fn push(&mut self, chunk: &ChatCompletionChunk) -> Vec<u8>;
+    /// The upstream failed mid-stream: the in-band error event that ends the stream.
+    fn fail(&mut self, err: &ApiError) -> Vec<u8>;
+    /// The upstream ended normally: the closing events.
+    fn finish(&mut self) -> Vec<u8>;
+}
+
+/// The client's SSE body: every chunk through `writer`, then its closing events (or its
+/// error event). Dropping the body (client gone) drops the upstream stream with it.
+pub fn encode<W: ChunkWriter>(
+    chunks: ChunkStream,
+    writer: W,
+) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static {
+    futures_util::stream::unfold(
+        (chunks, writer, false),
+        |(mut chunks, mut writer, done)| async move {
+            if done {
+                return None;
+            }
+            let (bytes, done) = match chunks.next().await {
+                Some(Ok(chunk)) => (writer.push(&chunk), false),
+                Some(Err(err)) => {
+                    tracing::warn!(error = %err, "upstream stream failed mid-way");
+                    metrics::counter!("gatehouse_stream_errors_total", "kind" => err.kind())
+                        .increment(1);
+                    (writer.fail(&err), true)
+                }
+                None => (writer.finish(), true),
+            };
+            Some((Ok(Bytes::from(bytes)), (chunks, writer, done)))
+        },
+    )
+    .filter(|chunk: &Result<Bytes, std::convert::Infallible>| {
+        let keep = chunk.as_ref().map(|b| !b.is_empty()).unwrap_or(true);
+        async move { keep }
+    })
+}

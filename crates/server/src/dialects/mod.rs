@@ -1,0 +1,18 @@
+//! Glue for the inbound dialects other than OpenAI chat (the Responses API, Anthropic
+//! Messages): they are served by translating to a chat round on any deployment and back.
+//!
+//! - [`chunks`]: a chat-chunk stream from any provider (OpenAI-compatible SSE parsed,
+//!   Anthropic SSE mapped), opened with peek-before-commit and fall-over.
+//! - [`errors`]: [`crate::error::ApiError`] in Anthropic's error shape, and the error
+//!   kind a mid-stream failure is reported with.
+//! - [`store`]: the bounded in-memory store behind Responses `store: true`,
+//!   `previous_response_id` and `GET`/`DELETE /v1/responses/{id}`.
+//! - [`replay`]: a finished `response` object re-told as Responses stream events (for
+//!   answers produced whole, such as the MCP tool loop's).
+//! - [`sse`]: SSE response heads.
+
+pub mod chunks;
+pub mod errors;
+pub mod replay;
+pub mod sse;
+pub mod store;

@@ -1,0 +1,484 @@
+//! `POST /v1/responses` (and `/responses`), `GET`/`DELETE /v1/responses/{id}`: the
+//! OpenAI Responses API (what Codex CLI speaks) in front of every provider.
+//!
+//! - Deployments of provider `openai` (which serve Responses themselves) get the body
+//!   with only `model` rewritten; the answer comes back byte for byte. Such responses are
+//!   stored by OpenAI, not here.
+//! - Every other deployment: `responses::to_chat` → one chat round → `from_chat`, or for
+//!   a stream, chat chunks → `ResponsesStreamWriter`. Namespace tools (Codex's MCP tools)
+//!   are flattened for the provider and split back into `name` + `namespace`; hosted
+//!   tools the provider cannot run are dropped and named in `x-gatehouse-dropped-tools`.
+//! - `store` (default true, as OpenAI's) keeps translated answers in the bounded
+//!   [`crate::dialects::store`], so `previous_response_id` chains and `GET`/`DELETE` work.
+//! - `tools: [{"type": "mcp", "server_label": ...}]` runs the gateway's MCP tool loop
+//!   (the one chat completions use) and reports `mcp_list_tools` and `mcp_call` items. A
+//!   streamed request gets the finished answer told as events once the loop is done.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Extension, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use gatehouse_llm::openai::{ChatCompletion, ChatCompletionChunk};
+use gatehouse_llm::responses::{self, ResponsesContext, ResponsesStreamWriter};
+use serde_json::{Map, Value, json};
+
+use crate::auth::Caller;
+use crate::deployments::Deployment;
+use crate::dialects::{chunks, errors, replay, sse};
+use crate::error::ApiError;
+use crate::providers::unix_now;
+use crate::proxy::{self, route};
+use crate::request::{RequestId, parse_object, read_body};
+use crate::state::AppState;
+use crate::tools::{self, AttachedServer};
+use crate::upstream::body::passthrough as passthrough_body;
+use crate::upstream::send::{UpstreamCall, is_retryable, send};
+use crate::upstream::stream::relay;
+
+const RESPONSES_PATH: &str = "/responses";
+
+/// Whether `deployment` serves the Responses API itself. Only OpenAI's own API is
+/// assumed to: OpenAI-compatible servers (vLLM, Ollama, ...) and Azure deployments are
+/// reached through chat completions, which every one of them serves.
+fn serves_responses(deployment: &Deployment) -> bool {
+    deployment.provider.name == "openai"
+}
+
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = read_body(
+        body,
+        state.settings.max_request_bytes,
+        state.settings.max_request_size_mb,
+    )
+    .await?;
+    let body = parse_object(&bytes)?;
+    let model = match body.get("model") {
+        Some(Value::String(m)) if !m.is_empty() => m.clone(),
+        _ => {
+            return Err(ApiError::InvalidParam {
+                message: "Missing required parameter: 'model'.".into(),
+                param: "model",
+            });
+        }
+    };
+    let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let deployments = route(&state, &caller, &model)?;
+    tracing::debug!(model = %model, stream, key = %caller.key_id, "responses");
+
+    let needs_translation = deployments.iter().any(|d| !serves_responses(d));
+    let translation = if needs_translation {
+        Some(Translation::prepare(
+            &state,
+            &caller,
+            &headers,
+            &body,
+            &deployments,
+        )?)
+    } else {
+        None
+    };
+    if let Some(t) = &translation
+        && !t.attached.is_empty()
+    {
+        let response = run_mcp_loop(&state, &caller, request_id, deployments.clone(), t).await?;
+        return Ok(t.decorate(response));
+    }
+
+    let mut last_err = None;
+    for deployment in &deployments {
+        let result = match &translation {
+            Some(t) if !serves_responses(deployment) => {
+                translated(&state, &caller, &request_id, deployment, t)
+                    .await
+                    .map(|r| t.decorate(r))
+            }
+            _ => passthrough(&state, &request_id, deployment, &body, stream).await,
+        };
+        match result {
+            Ok(response) => {
+                deployment.stats.record(true);
+                return Ok(response);
+            }
+            Err(err) if is_retryable(&err) => {
+                deployment.stats.record(false);
+                tracing::warn!(deployment = %deployment.id, error = %err, "deployment failed, trying the next one");
+                last_err = Some(err);
+            }
+            Err(err) => {
+                deployment.stats.record(true);
+                return Err(err);
+            }
+        }
+    }
+    Err(last_err.unwrap_or_else(|| ApiError::Internal("model group has no deployments".into())))
+}
+
+/// `GET /v1/responses/{id}`: a response this key stored.
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let stored = state
+        .responses
+        .get(&caller.key_id, &id)
+        .ok_or_else(|| not_found(&id))?;
+    Ok(json_response(Bytes::from(stored.response.to_string())))
+}
+
+/// `DELETE /v1/responses/{id}`.
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    if !state.responses.delete(&caller.key_id, &id) {
+        return Err(not_found(&id));
+    }
+    let body = json!({"id": id, "object": "response.deleted", "deleted": true});
+    Ok(json_response(Bytes::from(body.to_string())))
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::NotFound(format!("Response with id '{id}' not found."))
+}
+
+/// A request mapped for chat-completions providers, shared by every deployment tried.
+struct Translation {
+    chat: Map<String, Value>,
+    ctx: ResponsesContext,
+    /// The whole conversation's input items (stored history + this request's input).
+    input: Vec<Value>,
+    attached: Vec<AttachedServer>,
+    store: bool,
+}
+
+impl Translation {
+    fn prepare(
+        state: &AppState,
+        caller: &Caller,
+        headers: &HeaderMap,
+        body: &Map<String, Value>,
+        deployments: &[Arc<Deployment>],
+    ) -> Result<Self, ApiError> {
+        let mut body = body.clone();
+        let mut input = input_items(body.get("input"));
+        if let Some(previous) = body.get("previous_response_id").and_then(Value::as_str) {
+            let stored = state
+                .responses
+                .get(&caller.key_id, previous)
+                .ok_or_else(|| ApiError::InvalidParam {
+                    message: format!("Previous response with id '{previous}' not found."),
+                    param: "previous_response_id",
+                })?;
+            let mut all = stored.conversation();
+            all.extend(input);
+            input = all;
+        }
+        body.insert("input".into(), Value::Array(input.clone()));
+        let (chat, ctx) = responses::to_chat(&Value::Object(body))
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        if !ctx.dropped_tools.is_empty() {
+            tracing::warn!(dropped = ?ctx.dropped_tools, "hosted tools the provider cannot run were dropped");
+        }
+        if !ctx.dropped_items.is_empty() || !ctx.ignored.is_empty() {
+            tracing::debug!(dropped_items = ?ctx.dropped_items, ignored = ?ctx.ignored, "responses request mapped to chat");
+        }
+        let mut chat = match serde_json::to_value(&chat) {
+            Ok(Value::Object(map)) => map,
+            _ => return Err(ApiError::Internal("chat request did not serialize".into())),
+        };
+        if !ctx.mcp_tools.is_empty() {
+            let tools = chat
+                .entry("tools")
+                .or_insert_with(|| Value::Array(Vec::new()));
+            if let Value::Array(tools) = tools {
+                tools.extend(ctx.mcp_tools.iter().cloned());
+            }
+        }
+        let model_servers: Vec<String> = deployments
+            .iter()
+            .flat_map(|d| d.mcp_servers.iter().cloned())
+            .collect();
+        let attached = tools::attachments(
+            &state.hub,
+            &caller.mcp(),
+            headers,
+            &mut chat,
+            &model_servers,
+        )?;
+        let store = ctx.store != Some(false);
+        Ok(Self {
+            chat,
+            ctx,
+            input,
+            attached,
+            store,
+        })
+    }
+
+    /// Adds the dropped-tools warning header.
+    fn decorate(&self, mut response: Response) -> Response {
+        if !self.ctx.dropped_tools.is_empty()
+            && let Ok(value) = HeaderValue::from_str(&self.ctx.dropped_tools.join(","))
+        {
+            response
+                .headers_mut()
+                .insert("x-gatehouse-dropped-tools", value);
+        }
+        response
+    }
+
+    fn keep(&self, state: &AppState, caller: &Caller, response: &Value) {
+        if self.store {
+            state
+                .responses
+                .put(&caller.key_id, self.input.clone(), response.clone());
+        }
+    }
+}
+
+/// `input` as a list of items (a bare string is one user message).
+fn input_items(input: Option<&Value>) -> Vec<Value> {
+    match input {
+        Some(Value::String(text)) => vec![json!({"type": "message", "role": "user",
+            "content": [{"type": "input_text", "text": text}]})],
+        Some(Value::Array(items)) => items.clone(),
+        _ => Vec::new(),
+    }
+}
+
+fn new_response_id() -> String {
+    format!("resp_{}", uuid::Uuid::new_v4().simple())
+}
+
+async fn passthrough(
+    state: &AppState,
+    request_id: &str,
+    deployment: &Deployment,
+    body: &Map<String, Value>,
+    stream: bool,
+) -> Result<Response, ApiError> {
+    let body = passthrough_body(body, deployment, &state.settings);
+    let call = UpstreamCall {
+        deployment,
+        path: RESPONSES_PATH,
+        body: Bytes::from(
+            serde_json::to_vec(&body).map_err(|e| ApiError::Internal(e.to_string()))?,
+        ),
+        stream,
+        request_id,
+        forward_headers: Vec::new(),
+    };
+    let response = send(&state.http, &call).await?;
+    if stream {
+        let idle = deployment.stream_timeout.unwrap_or(deployment.timeout);
+        let body = Body::from_stream(relay(response.bytes_stream(), idle));
+        return Ok(with_model_id(sse::response(body), deployment));
+    }
+    let bytes = response.bytes().await.map_err(|e| {
+        ApiError::UpstreamUnreachable(format!("reading the upstream body failed: {e}"))
+    })?;
+    Ok(with_model_id(json_response(bytes), deployment))
+}
+
+async fn translated(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    request_id: &str,
+    deployment: &Arc<Deployment>,
+    t: &Translation,
+) -> Result<Response, ApiError> {
+    let one = std::slice::from_ref(deployment);
+    let id = new_response_id();
+    let created = unix_now();
+    if t.ctx.stream {
+        let chunks = chunks::open(state, request_id, one, &t.chat).await?;
+        let writer = Writer {
+            inner: ResponsesStreamWriter::new(t.ctx.clone(), id, created),
+            keep: t.store.then(|| Keep {
+                state: state.clone(),
+                owner: caller.key_id.clone(),
+                input: t.input.clone(),
+            }),
+        };
+        let body = Body::from_stream(chunks::encode(chunks, writer));
+        return Ok(with_model_id(sse::response(body), deployment));
+    }
+    let mut chat = t.chat.clone();
+    chat.remove("stream");
+    chat.remove("stream_options");
+    let value = proxy::complete(state, request_id, one, &chat).await?;
+    let completion: ChatCompletion = serde_json::from_value(value).map_err(|e| {
+        ApiError::UpstreamUnreachable(format!("unexpected chat answer from the upstream: {e}"))
+    })?;
+    let response = responses::from_chat(&completion, &t.ctx, &id, created);
+    t.keep(state, caller, &response);
+    Ok(with_model_id(
+        json_response(Bytes::from(response.to_string())),
+        deployment,
+    ))
+}
+
+/// Runs the MCP tool loop (non-streaming) and renders its answer with `mcp_list_tools`
+/// and `mcp_call` items before the model's own output.
+async fn run_mcp_loop(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    request_id: String,
+    deployments: Vec<Arc<Deployment>>,
+    t: &Translation,
+) -> Result<Response, ApiError> {
+    let mut chat = t.chat.clone();
+    chat.remove("stream");
+    chat.remove("stream_options");
+    let answer = tools::run(
+        state.clone(),
+        caller,
+        request_id,
+        deployments,
+        chat,
+        t.attached.clone(),
+    )
+    .await?;
+    let status = answer.status();
+    let bytes = axum::body::to_bytes(answer.into_body(), usize::MAX)
+        .await
+        .map_err(|e| ApiError::Internal(format!("reading the tool loop's answer: {e}")))?;
+    if !status.is_success() {
+        return Err(ApiError::Upstream {
+            status,
+            body: bytes,
+        });
+    }
+    let mut value: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::Internal(format!("the tool loop's answer: {e}")))?;
+    let records = value
+        .as_object_mut()
+        .and_then(|o| o.remove("mcp_calls"))
+        .and_then(|v| match v {
+            Value::Array(a) => Some(a),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let completion: ChatCompletion = serde_json::from_value(value).map_err(|e| {
+        ApiError::UpstreamUnreachable(format!("unexpected chat answer from the upstream: {e}"))
+    })?;
+    let id = new_response_id();
+    let mut response = responses::from_chat(&completion, &t.ctx, &id, unix_now());
+    let core = id.trim_start_matches("resp_").to_string();
+    let mut items = Vec::new();
+    for server in &t.attached {
+        let listed = state.hub.list_tools(&server.server).await;
+        let (tools, error) = match listed {
+            Ok(tools) => (
+                tools
+                    .into_iter()
+                    .filter(|tool| {
+                        server
+                            .allowed_tools
+                            .as_ref()
+                            .is_none_or(|allowed| allowed.iter().any(|a| a == &tool.name))
+                    })
+                    .map(|tool| {
+                        json!({"name": tool.name, "description": tool.description,
+                               "input_schema": tool.input_schema,
+                               "annotations": tool.extra.get("annotations").cloned().unwrap_or(Value::Null)})
+                    })
+                    .collect(),
+                Value::Null,
+            ),
+            Err(e) => (Vec::new(), json!(e.to_string())),
+        };
+        items.push(
+            json!({"id": format!("mcpl_{core}_{}", items.len()), "type": "mcp_list_tools",
+            "server_label": server.server, "tools": tools, "error": error}),
+        );
+    }
+    for record in &records {
+        let arguments = match record.get("arguments") {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => "{}".into(),
+        };
+        let error = record
+            .get("error")
+            .cloned()
+            .filter(|e| !e.is_null())
+            .unwrap_or(Value::Null);
+        items.push(
+            json!({"id": format!("mcp_{core}_{}", items.len()), "type": "mcp_call",
+            "server_label": record.get("server"), "name": record.get("tool"),
+            "arguments": arguments, "output": record.get("output").cloned().unwrap_or(Value::Null),
+            "error": error, "status": if error.is_null() { "completed" } else { "failed" }}),
+        );
+    }
+    if let Some(output) = response.get_mut("output").and_then(Value::as_array_mut) {
+        items.append(output);
+        *output = items;
+    }
+    t.keep(state, caller, &response);
+    if t.ctx.stream {
+        return Ok(sse::response(Body::from(replay::events(&response))));
+    }
+    Ok(json_response(Bytes::from(response.to_string())))
+}
+
+/// The Responses stream writer as a [`chunks::ChunkWriter`], storing the final
+/// response when asked to.
+struct Writer {
+    inner: ResponsesStreamWriter,
+    keep: Option<Keep>,
+}
+
+struct Keep {
+    state: Arc<AppState>,
+    owner: String,
+    input: Vec<Value>,
+}
+
+impl chunks::ChunkWriter for Writer {
+    fn push(&mut self, chunk: &ChatCompletionChunk) -> Vec<u8> {
+        self.inner.push(chunk)
+    }
+
+    fn fail(&mut self, err: &ApiError) -> Vec<u8> {
+        self.inner
+            .fail(errors::kind_of(err), &errors::message_of(err))
+    }
+
+    fn finish(&mut self) -> Vec<u8> {
+        let out = self.inner.finish();
+        if let Some(keep) = self.keep.take() {
+            keep.state
+                .responses
+                .put(&keep.owner, keep.input, self.inner.response());
+        }
+        out
+    }
+}
+
+fn json_response(body: Bytes) -> Response {
+    let mut response = (StatusCode::OK, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn with_model_id(mut response: Response, deployment: &Deployment) -> Response {
+    if let Ok(id) = HeaderValue::from_str(&deployment.id) {
+        response.headers_mut().insert("x-litellm-model-id", id);
+    }
+    response
+}

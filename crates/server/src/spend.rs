@@ -1,0 +1,249 @@
+//! Per-request accounting: tokens, cost, deployment, MCP calls — written as one spend
+//! row when the request is over, off the request path (the store's batched writer).
+//!
+//! The record travels with the request as a task-local, so the layers that learn a piece
+//! (the provider that read `usage`, the stream that saw the last chunk, the tool loop)
+//! add it without every signature carrying it. A stream keeps a clone until its last
+//! chunk; the row is written when the last clone is dropped — for a stream, when the
+//! client got everything or went away.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde_json::Value;
+
+use crate::cost;
+use crate::deployments::Deployment;
+use crate::state::AppState;
+
+tokio::task_local! {
+    static CURRENT: Arc<RequestRecord>;
+}
+
+#[derive(Default)]
+struct Tally {
+    deployment: Option<Arc<Deployment>>,
+    usage: cost::Usage,
+    status: Option<String>,
+    mcp_calls: Option<Value>,
+}
+
+pub struct RequestRecord {
+    state: Arc<AppState>,
+    request_id: String,
+    key_hash: String,
+    model: String,
+    started: Instant,
+    tally: Mutex<Tally>,
+}
+
+impl RequestRecord {
+    pub fn new(state: Arc<AppState>, request_id: &str, key_hash: String, model: &str) -> Arc<Self> {
+        Arc::new(Self {
+            state,
+            request_id: request_id.to_owned(),
+            key_hash,
+            model: model.to_owned(),
+            started: Instant::now(),
+            tally: Mutex::default(),
+        })
+    }
+
+    fn tally(&self) -> std::sync::MutexGuard<'_, Tally> {
+        self.tally.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_deployment(&self, deployment: &Arc<Deployment>) {
+        self.tally().deployment = Some(deployment.clone());
+    }
+
+    /// Adds one model call's usage (a tool loop makes several).
+    pub fn add_usage(&self, usage: cost::Usage) {
+        let mut t = self.tally();
+        t.usage.prompt += usage.prompt;
+        t.usage.completion += usage.completion;
+        t.usage.cached_read += usage.cached_read;
+        t.usage.cache_write += usage.cache_write;
+    }
+
+    pub fn set_status(&self, status: impl Into<String>) {
+        self.tally().status = Some(status.into());
+    }
+
+    pub fn set_mcp_calls(&self, calls: Value) {
+        self.tally().mcp_calls = Some(calls);
+    }
+
+    /// The cost so far, for the `x-litellm-response-cost` header.
+    pub fn cost(&self) -> f64 {
+        let t = self.tally();
+        t.deployment
+            .as_ref()
+            .and_then(|d| d.price)
+            .map(|p| cost::cost(&p, &t.usage))
+            .unwrap_or(0.0)
+    }
+}
+
+impl Drop for RequestRecord {
+    fn drop(&mut self) {
+        let Some(persistence) = &self.state.persistence else {
+            return;
+        };
+        let cost = self.cost();
+        let t = self.tally();
+        let row = gatehouse_store::SpendRow {
+            request_id: self.request_id.clone(),
+            key_hash: self.key_hash.clone(),
+            model: self.model.clone(),
+            deployment: t.deployment.as_ref().map(|d| d.id.clone()),
+            prompt_tokens: t.usage.prompt,
+            completion_tokens: t.usage.completion,
+            cost,
+            latency_ms: self.started.elapsed().as_millis() as u64,
+            status: t.status.clone().unwrap_or_else(|| "success".into()),
+            mcp_calls: t.mcp_calls.clone().unwrap_or(Value::Null),
+            created_at: chrono::Utc::now(),
+        };
+        if !persistence.spend.try_log(row) {
+            metrics::counter!("gatehouse_spend_dropped_total").increment(1);
+        }
+    }
+}
+
+/// Runs `f` with the current request's record, if there is one.
+pub fn with(f: impl FnOnce(&RequestRecord)) {
+    let _ = CURRENT.try_with(|r| f(r));
+}
+
+/// The current request's record, for a stream or task that outlives the handler.
+pub fn current() -> Option<Arc<RequestRecord>> {
+    CURRENT.try_with(Arc::clone).ok()
+}
+
+/// Runs a handler's future with `record` as the current request's record.
+pub async fn scope<F: std::future::Future>(record: Arc<RequestRecord>, f: F) -> F::Output {
+    CURRENT.scope(record, f).await
+}
+
+/// Reads `usage` from OpenAI-style SSE bytes as they pass, lines split across chunks
+/// included (only the unfinished last line is kept, bounded).
+#[derive(Default)]
+pub struct UsageScanner {
+    partial: Vec<u8>,
+}
+
+const MAX_LINE: usize = 1 << 20;
+
+impl UsageScanner {
+    pub fn scan(&mut self, chunk: &[u8]) -> Option<cost::Usage> {
+        let mut found = None;
+        let mut rest = chunk;
+        while let Some(end) = rest.iter().position(|b| *b == b'\n') {
+            let line = &rest[..end];
+            if self.partial.is_empty() {
+                found = usage_of_line(line).or(found);
+            } else {
+                self.partial.extend_from_slice(line);
+                let whole = std::mem::take(&mut self.partial);
+                found = usage_of_line(&whole).or(found);
+            }
+            rest = &rest[end + 1..];
+        }
+        if !rest.is_empty() && self.partial.len() + rest.len() <= MAX_LINE {
+            self.partial.extend_from_slice(rest);
+        }
+        found
+    }
+}
+
+fn usage_of_line(line: &[u8]) -> Option<cost::Usage> {
+    let data = line.strip_prefix(b"data:")?;
+    // Cheap pre-check: most chunks carry no usage (or `"usage":null`).
+    if !data.windows(9).any(|w| w == b"\"usage\":{")
+        && !data.windows(10).any(|w| w == b"\"usage\": {")
+    {
+        return None;
+    }
+    let v: Value = serde_json::from_slice(data).ok()?;
+    usage_of(v.get("usage")?)
+}
+
+/// OpenAI-shaped `usage` → token counts.
+pub fn usage_of(u: &Value) -> Option<cost::Usage> {
+    if !u.is_object() {
+        return None;
+    }
+    Some(cost::Usage {
+        prompt: u.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0),
+        completion: u
+            .get("completion_tokens")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+        cached_read: u
+            .pointer("/prompt_tokens_details/cached_tokens")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+        cache_write: u
+            .get("cache_creation_input_tokens")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+    })
+}
+
+/// Runs a model request with a spend record: the row is written when the response (its
+/// stream, for SSE) is over; a JSON answer carries its cost in `x-litellm-response-cost`.
+pub async fn account<F>(
+    state: &Arc<AppState>,
+    caller: &crate::auth::Caller,
+    request_id: &str,
+    model: &str,
+    handler: F,
+) -> Result<axum::response::Response, crate::error::ApiError>
+where
+    F: std::future::Future<Output = Result<axum::response::Response, crate::error::ApiError>>,
+{
+    if state.persistence.is_none() {
+        return handler.await;
+    }
+    let key = caller
+        .key
+        .as_ref()
+        .map(|k| k.token_hash.clone())
+        .unwrap_or_else(|| caller.key_id.clone());
+    let record = RequestRecord::new(state.clone(), request_id, key, model);
+    let mut result = scope(record.clone(), handler).await;
+    match &mut result {
+        Ok(response) => {
+            let streaming = response
+                .headers()
+                .get(axum::http::header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+            if !streaming
+                && let Ok(v) = axum::http::HeaderValue::from_str(&format!("{:.10}", record.cost()))
+            {
+                response.headers_mut().insert("x-litellm-response-cost", v);
+            }
+        }
+        Err(e) => record.set_status(format!("error:{}", e.kind())),
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_usage_across_chunk_boundaries() {
+        let mut s = UsageScanner::default();
+        assert!(
+            s.scan(b"data: {\"choices\":[],\"usage\":null}\n\ndata: {\"choices\":[],\"us")
+                .is_none()
+        );
+        let u = s
+            .scan(b"age\":{\"prompt_tokens\":7,\"completion_tokens\":3}}\n\ndata: [DONE]\n\n")
+            .unwrap();
+        assert_eq!((u.prompt, u.completion), (7, 3));
+    }
+}
