@@ -74,6 +74,35 @@ impl RequestRecord {
         self.tally().mcp_calls = Some(calls);
     }
 
+    /// Records one MCP tool execution in the audit log (sizes, not contents).
+    pub fn audit(
+        &self,
+        server: &str,
+        tool: &str,
+        duration_ms: u64,
+        outcome: &str,
+        args_size: u64,
+        result_size: u64,
+    ) {
+        let Some(persistence) = &self.state.persistence else {
+            return;
+        };
+        let row = gatehouse_store::AuditRow {
+            key_hash: self.key_hash.clone(),
+            request_id: Some(self.request_id.clone()),
+            server: server.to_owned(),
+            tool: tool.to_owned(),
+            duration_ms,
+            outcome: outcome.to_owned(),
+            args_size,
+            result_size,
+            created_at: chrono::Utc::now(),
+        };
+        if !persistence.spend.try_audit(row) {
+            metrics::counter!("gatehouse_audit_dropped_total").increment(1);
+        }
+    }
+
     /// The cost so far, for the `x-litellm-response-cost` header.
     pub fn cost(&self) -> f64 {
         let t = self.tally();

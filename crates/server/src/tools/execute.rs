@@ -157,6 +157,16 @@ async fn execute_one(
         result_bytes = content.len(),
         "mcp tool executed"
     );
+    crate::spend::with(|r| {
+        r.audit(
+            &tool.server,
+            &tool.tool,
+            duration.as_millis() as u64,
+            outcome,
+            call.arguments.len() as u64,
+            content.len() as u64,
+        )
+    });
     let record = McpCallRecord {
         id: call.id.clone(),
         server: tool.server.clone(),
