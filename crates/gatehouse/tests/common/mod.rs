@@ -247,3 +247,35 @@ fn uuid_like() -> String {
         .as_nanos();
     format!("{:x}{:x}", nanos, std::process::id())
 }
+
+pub fn supergateway() -> String {
+    npm_module("supergateway/dist/index.js")
+}
+
+/// A child process killed (with its group) when the test ends.
+pub struct Child2(pub Child);
+
+impl Drop for Child2 {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A free port on loopback (racy by nature; fine for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something listens on `port`.
+pub fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
