@@ -60,7 +60,7 @@ providers! {
     "anthropic" => Anthropic, Some("https://api.anthropic.com"), Some("ANTHROPIC_API_KEY");
     "gemini" => Gemini, Some("https://generativelanguage.googleapis.com"), Some("GEMINI_API_KEY");
     "azure" => Azure, None, Some("AZURE_API_KEY");
-    "bedrock" => Bedrock, None, None;
+    "bedrock" => Bedrock, Some("https://bedrock-runtime.{region}.amazonaws.com"), Some("AWS_BEARER_TOKEN_BEDROCK");
 }
 
 impl Provider {

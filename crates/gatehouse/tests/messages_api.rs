@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Gateway, client};
+use common::{Gateway, client, everything};
 use gatehouse_testkit::{MockOptions, MockServer, Reply};
 use serde_json::{Value, json};
 
@@ -15,6 +15,10 @@ const BETA: &str =
     "claude-code-20250219,interleaved-thinking-2025-05-14,context-management-2025-06-27";
 
 async fn setup() -> (MockServer, Gateway) {
+    setup_with("").await
+}
+
+async fn setup_with(extra: &str) -> (MockServer, Gateway) {
     let mock = MockServer::start(MockOptions::with_api_key("sk-up"))
         .await
         .unwrap();
@@ -27,6 +31,7 @@ model_list:
     litellm_params: {{model: hosted_vllm/qwen3-coder, api_base: "{base}/v1", api_key: sk-up}}
 general_settings:
   master_key: {MASTER}
+{extra}
 "#,
         base = mock.url()
     );
@@ -301,4 +306,116 @@ async fn count_tokens_asks_anthropic_and_estimates_elsewhere() {
         .unwrap();
     // 28 + 4 + 41 characters -> 19 tokens, plus 4 for the one message.
     assert_eq!(estimated, 23);
+}
+
+/// Every path writes a spend row with the tokens the upstream reported: passthrough and
+/// translated, JSON and streamed, on /v1/messages and /v1/responses.
+#[tokio::test]
+async fn spend_rows_carry_tokens_on_every_path() {
+    let (_mock, gw) = setup().await;
+    let http = client();
+    let created: Value = http
+        .post(format!("{}/key/generate", gw.url))
+        .bearer_auth(MASTER)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = created["key"].as_str().unwrap().to_string();
+    let cases = [
+        ("/v1/messages", "claude-sonnet", false),
+        ("/v1/messages", "claude-sonnet", true),
+        ("/v1/messages", "local-llm", false),
+        ("/v1/messages", "local-llm", true),
+        ("/v1/responses", "claude-sonnet", true),
+        ("/v1/responses", "local-llm", true),
+    ];
+    for (path, model, stream) in cases {
+        let body = if path == "/v1/messages" {
+            json!({"model": model, "max_tokens": 50, "stream": stream,
+                   "messages": [{"role": "user", "content": "count me"}]})
+        } else {
+            json!({"model": model, "input": "count me", "stream": stream, "store": false})
+        };
+        let resp = http
+            .post(format!("{}{path}", gw.url))
+            .bearer_auth(&key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path} {model} {stream}");
+        resp.text().await.unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let rows = loop {
+        let rows: Value = http
+            .get(format!("{}/spend/logs?api_key={key}", gw.url))
+            .bearer_auth(MASTER)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if rows.as_array().is_some_and(|r| r.len() >= cases.len()) {
+            break rows;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "spend rows missing: {rows}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    for row in rows.as_array().unwrap() {
+        assert!(row["prompt_tokens"].as_u64().unwrap() > 0, "{row}");
+        assert!(row["completion_tokens"].as_u64().unwrap() > 0, "{row}");
+        assert!(
+            row["model_id"].is_string() || row["model"].is_string(),
+            "{row}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn mcp_servers_attached_by_header_run_in_the_gateway() {
+    let servers = format!(
+        "mcp_servers:\n  ev:\n    transport: stdio\n    command: node\n    args: [\"{}\", \"stdio\"]\n",
+        everything()
+    );
+    let (mock, gw) = setup_with(&servers).await;
+    for (model, stream) in [
+        ("claude-sonnet", false),
+        ("claude-sonnet", true),
+        ("local-llm", true),
+    ] {
+        mock.push_reply(Reply::tool_call(
+            "ev-echo",
+            r#"{"message":"from messages"}"#,
+        ));
+        let resp = client()
+            .post(format!("{}/v1/messages", gw.url))
+            .header("x-api-key", MASTER)
+            .header("x-mcp-servers", "ev")
+            .json(&json!({"model": model, "max_tokens": 100, "stream": stream,
+                          "messages": [{"role": "user", "content": "echo it"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{model}");
+        let text = if stream {
+            let evs = events(&resp.text().await.unwrap());
+            assert_eq!(evs.first().unwrap().0, "message_start");
+            assert_eq!(evs.last().unwrap().0, "message_stop");
+            evs.iter()
+                .filter_map(|(_, d)| d["delta"]["text"].as_str())
+                .collect::<String>()
+        } else {
+            text_of(&resp.json().await.unwrap())
+        };
+        assert_eq!(text, "Tool said: Echo: from messages", "{model} {stream}");
+    }
 }

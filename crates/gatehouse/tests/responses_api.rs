@@ -93,6 +93,16 @@ async fn plain_answer_is_translated_through_chat() {
     assert_eq!(sent[0].body["messages"][0]["role"], "system");
     assert_eq!(sent[0].body["messages"][0]["content"], "be brief");
     assert!(mock.requests_to("/v1/responses").is_empty());
+    // The unversioned path (LiteLLM's alias) answers the same.
+    let resp = client()
+        .post(format!("{}/responses", gw.url))
+        .bearer_auth(MASTER)
+        .json(&json!({"model": "local-llm", "input": "again"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(output_text(&resp.json().await.unwrap()), "Echo: again");
 }
 
 #[tokio::test]
@@ -399,14 +409,20 @@ async fn mcp_tools_run_through_the_hub_and_are_reported_as_mcp_items() {
         everything()
     );
     let (mock, gw) = setup(&servers).await;
-    for stream in [false, true] {
+    // gpt-native serves Responses itself, but OpenAI cannot reach the gateway's
+    // servers: the gateway's loop answers for it too.
+    for (model, stream) in [
+        ("local-llm", false),
+        ("local-llm", true),
+        ("gpt-native", false),
+    ] {
         mock.push_reply(Reply::tool_call(
             "ev-echo",
             r#"{"message":"from responses"}"#,
         ));
         let resp = post(
             &gw,
-            json!({"model": "local-llm", "input": "echo something", "stream": stream,
+            json!({"model": model, "input": "echo something", "stream": stream,
                    "tools": [{"type": "mcp", "server_label": "ev", "require_approval": "never",
                               "allowed_tools": ["echo"]}]}),
         )
@@ -459,4 +475,108 @@ async fn mcp_tools_run_through_the_hub_and_are_reported_as_mcp_items() {
                 .contains("Echo: from responses")
         );
     }
+}
+
+#[tokio::test]
+async fn mcp_approvals_ask_first_and_run_on_approval() {
+    let servers = format!(
+        "mcp_servers:\n  ev:\n    transport: stdio\n    command: node\n    args: [\"{}\", \"stdio\"]\n",
+        everything()
+    );
+    let (mock, gw) = setup(&servers).await;
+    let tools = json!([{"type": "mcp", "server_label": "ev", "require_approval": "always"}]);
+    mock.push_reply(Reply::tool_call("ev-echo", r#"{"message":"needs ok"}"#));
+    let first: Value = post(
+        &gw,
+        json!({"model": "local-llm", "input": "echo it", "tools": tools}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let output = first["output"].as_array().unwrap();
+    let request = output
+        .iter()
+        .find(|i| i["type"] == "mcp_approval_request")
+        .cloned()
+        .unwrap_or_else(|| panic!("no approval request: {first}"));
+    assert_eq!(request["server_label"], "ev");
+    assert_eq!(request["name"], "echo");
+    assert!(
+        !output.iter().any(|i| i["type"] == "mcp_call"),
+        "nothing ran yet"
+    );
+
+    // Approved after previous_response_id: the tool runs, the model sees its result.
+    let second: Value = post(
+        &gw,
+        json!({"model": "local-llm", "tools": tools, "previous_response_id": first["id"],
+               "input": [{"type": "mcp_approval_response", "approval_request_id": request["id"],
+                          "approve": true}]}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let call = second["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["type"] == "mcp_call")
+        .cloned()
+        .unwrap_or_else(|| panic!("no mcp_call: {second}"));
+    assert_eq!(call["approval_request_id"], request["id"]);
+    assert!(
+        call["output"].to_string().contains("Echo: needs ok"),
+        "{call}"
+    );
+    assert_eq!(output_text(&second), "Tool said: Echo: needs ok");
+
+    // Denied, statelessly (the request item sent back in the input): nothing runs.
+    let third: Value = post(
+        &gw,
+        json!({"model": "local-llm", "tools": tools, "store": false, "input": [
+            {"type": "message", "role": "user", "content": "echo it"},
+            request,
+            {"type": "mcp_approval_response", "approval_request_id": request["id"], "approve": false}]}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let call = third["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["type"] == "mcp_call")
+        .cloned()
+        .unwrap();
+    assert_eq!(call["status"], "failed");
+    assert!(output_text(&third).contains("not approved"), "{third}");
+}
+
+#[tokio::test]
+async fn a_passed_through_stream_cut_mid_way_ends_with_an_error_event() {
+    let (mock, gw) = setup("").await;
+    mock.push_reply(Reply::DropMidStream {
+        text: "this answer will be cut".into(),
+        after_chunks: 3,
+    });
+    let resp = post(
+        &gw,
+        json!({"model": "gpt-native", "input": "x", "stream": true}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let evs = events(&resp.text().await.unwrap());
+    let last = evs.last().unwrap();
+    assert_eq!(last["type"], "error", "{evs:?}");
+    assert!(
+        last["message"].as_str().unwrap().contains("upstream"),
+        "{last}"
+    );
+    assert!(
+        evs.iter().all(|e| e["type"].is_string()),
+        "every event has its type"
+    );
 }

@@ -6,6 +6,10 @@
 //! - [`openai`]: OpenAI chat-completions wire types (the gateway's public dialect).
 //! - [`anthropic`]: Anthropic Messages wire types plus the request, response, stream and
 //!   error mappers from/to OpenAI chat.
+//! - [`gemini`]: Google Gemini `generateContent` (API key): the same mappers, plus the
+//!   JSON Schema reduction Gemini needs and embeddings.
+//! - [`bedrock`]: Amazon Bedrock Converse/ConverseStream: the same mappers, plus SigV4
+//!   signing and the AWS event-stream decoder.
 //! - [`responses`]: the OpenAI Responses API (Codex CLI) inbound: request -> chat
 //!   request, chat answer -> `response` object, and a stateful chat-chunk -> Responses
 //!   SSE writer, for providers reached through the chat shape.
@@ -19,6 +23,7 @@
 //! wire structs keep unknown fields in a `#[serde(flatten)] rest` map.
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod error;
 pub mod gemini;
 pub mod messages_in;

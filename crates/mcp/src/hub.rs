@@ -13,6 +13,8 @@
 //!   the MCP `CallToolResult` JSON (`content`, `isError`, `structuredContent`, ...).
 //! - `hub.request(server, method, params).await -> Result<Value, HubError>`: any other
 //!   MCP request forwarded as is (prompts/*, resources/*, completion/complete, ...).
+//! - `hub.client_headers(server, &HeaderMap) -> Vec<(String, String)>`: the request's
+//!   `x-mcp-<server>-<header>` headers for that server, for `CallOptions::headers`.
 //! - `naming::prefixed(server_or_alias, tool)` / `hub.split_prefixed(name)` map
 //!   aggregated tool names `<server>-<tool>` both ways.
 //!
@@ -88,6 +90,14 @@ pub struct CallOptions {
     /// runs are relayed here (the most recent such call on the server wins). Only useful
     /// when [`HubSettings::client_capabilities`] announces them.
     pub client_requests: Option<mpsc::Sender<ServerRequest>>,
+    /// Extra HTTP headers for this call only (streamable HTTP and legacy SSE; stdio
+    /// ignores them), e.g. what [`crate::client_headers_for`] picked for this server.
+    /// They go on the POST(s) carrying this request on the server's one shared upstream
+    /// session — streamable-HTTP servers authenticate each request, so a per-user
+    /// `authorization` applies to this call — and never on any other call or server. A
+    /// configured header of the same name is replaced for this call; session headers
+    /// (`mcp-session-id`, `content-type`, `host`, ...) cannot be set.
+    pub headers: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for CallOptions {
@@ -97,6 +107,11 @@ impl std::fmt::Debug for CallOptions {
             .field("on_progress", &self.on_progress.is_some())
             .field("cancel", &self.cancel)
             .field("client_requests", &self.client_requests.is_some())
+            // Names only: values are usually credentials.
+            .field(
+                "headers",
+                &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -452,6 +467,24 @@ impl Hub {
             .map(|s| &s.cfg)
     }
 
+    /// The `x-mcp-<server>-<header>` headers of `headers` meant for `server` (under its
+    /// configured name or any of its aliases), prefix stripped; empty for an unknown
+    /// server. See [`crate::client_headers_for`].
+    pub fn client_headers(&self, server: &str, headers: &http::HeaderMap) -> Vec<(String, String)> {
+        let Some(name) = self.resolve(server) else {
+            return Vec::new();
+        };
+        let labels: Vec<&str> = std::iter::once(name.as_str())
+            .chain(
+                self.aliases
+                    .iter()
+                    .filter(|(_, target)| **target == name)
+                    .map(|(alias, _)| alias.as_str()),
+            )
+            .collect();
+        crate::client_headers::pick(&labels, headers)
+    }
+
     /// Notifications from every upstream, tagged with the server name.
     pub fn subscribe(&self) -> broadcast::Receiver<HubEvent> {
         self.events.subscribe()
@@ -617,6 +650,8 @@ impl Hub {
             set_progress_token(&mut params, &token);
             token
         });
+        let extra =
+            crate::client_headers::to_header_map(&opts.headers).map_err(HubError::Transport)?;
         let mut live = self.live(srv).await?;
         let mut retried = false;
         loop {
@@ -626,7 +661,7 @@ impl Hub {
                 .clone()
                 .map(|tx| live.relays.register(tx));
             let mut notes = up.subscribe();
-            let call = up.request(method, params.clone(), timeout);
+            let call = up.request_with_headers(method, params.clone(), timeout, &extra);
             tokio::pin!(call);
             let relay_progress = |n: Result<Notification, _>| {
                 if let (Ok(n), Some(token), Some(cb)) = (n, &token, &opts.on_progress)

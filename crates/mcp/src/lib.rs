@@ -6,6 +6,7 @@
 //!   `/mcp/tools`, `/mcp/invoke`, `/v1/mcp/*`) served to MCP hosts.
 
 pub mod caller;
+pub mod client_headers;
 pub mod downstream;
 pub mod hub;
 pub mod jsonrpc;
@@ -13,4 +14,5 @@ pub mod naming;
 pub mod upstream;
 
 pub use caller::McpCaller;
+pub use client_headers::client_headers_for;
 pub use hub::{CallOptions, Hub, HubError, HubEvent, HubSettings, ServerState, ServerStatus, Tool};

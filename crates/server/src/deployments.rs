@@ -151,7 +151,7 @@ impl ModelGroups {
                 stream_timeout: params.stream_timeout.map(Duration::from_secs_f64),
                 max_retries: params.max_retries.unwrap_or(default_retries),
                 weight: params.weight.unwrap_or(1.0).max(0.0),
-                default_params: params.extra.clone(),
+                default_params: with_aws_params(params, provider.dialect),
                 headers: params
                     .headers
                     .iter()
@@ -222,6 +222,28 @@ fn weighted_index(group: &[Arc<Deployment>], rng: &mut impl Rng) -> usize {
         point -= d.weight;
     }
     group.len() - 1
+}
+
+/// Bedrock's AWS settings are typed in the config; the Bedrock adapter reads them from
+/// `default_params` (and strips every `aws_*` key before building the request body).
+fn with_aws_params(
+    params: &gatehouse_config::schema::LitellmParams,
+    dialect: Dialect,
+) -> Map<String, Value> {
+    let mut out = params.extra.clone();
+    if dialect == Dialect::Bedrock {
+        for (key, value) in [
+            ("aws_access_key_id", &params.aws_access_key_id),
+            ("aws_secret_access_key", &params.aws_secret_access_key),
+            ("aws_session_token", &params.aws_session_token),
+            ("aws_region_name", &params.aws_region_name),
+        ] {
+            if let Some(v) = value {
+                out.insert(key.to_owned(), Value::String(v.clone()));
+            }
+        }
+    }
+    out
 }
 
 /// LiteLLM users write `api_base` with or without the API path (`http://vllm:8000`,

@@ -121,10 +121,9 @@ pub async fn complete(
             Dialect::Gemini => {
                 providers::gemini::complete(state, request_id, deployment, body).await
             }
-            dialect => Err(ApiError::NotImplemented(format!(
-                "provider '{}' ({dialect:?} API) is not supported yet",
-                deployment.provider.name
-            ))),
+            Dialect::Bedrock => {
+                providers::bedrock::complete(state, request_id, deployment, body).await
+            }
         };
         match result {
             Ok(value) => {
@@ -164,6 +163,12 @@ async fn forward_to(
         }
         (Dialect::Gemini, Endpoint::Embeddings) => {
             providers::gemini::embeddings(state, request_id, deployment, client_body).await
+        }
+        (Dialect::Bedrock, Endpoint::ChatCompletions) => {
+            providers::bedrock::call(state, request_id, deployment, client_body).await
+        }
+        (Dialect::Bedrock, Endpoint::Embeddings) => {
+            providers::bedrock::embeddings(state, request_id, deployment, client_body).await
         }
         (dialect, _) => Err(ApiError::NotImplemented(format!(
             "provider '{}' ({dialect:?} API) is not supported yet for {}",

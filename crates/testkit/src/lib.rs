@@ -8,7 +8,9 @@
 //! Tests can script other answers with [`MockServer::push_reply`].
 
 mod anthropic;
+mod azure;
 mod b64;
+mod bedrock;
 mod gemini;
 mod openai;
 mod options;
@@ -19,6 +21,8 @@ mod server;
 mod sse;
 mod state;
 
+pub use azure::content_filter_error as azure_content_filter_error;
+pub use bedrock::{AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY};
 pub use options::MockOptions;
 pub use reply::Reply;
 pub use server::MockServer;

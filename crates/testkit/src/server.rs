@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use crate::options::MockOptions;
 use crate::reply::Reply;
 use crate::state::{RecordedRequest, Shared};
-use crate::{anthropic, gemini, openai};
+use crate::{anthropic, azure, bedrock, gemini, openai};
 
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -29,6 +29,20 @@ fn router(shared: Arc<Shared>) -> Router {
             post(anthropic::messages::count_tokens),
         )
         .route("/v1beta/models/{target}", post(gemini::generate::handle))
+        .route("/model/{model}/converse", post(bedrock::converse::converse))
+        .route(
+            "/model/{model}/converse-stream",
+            post(bedrock::converse::converse_stream),
+        )
+        .route("/model/{model}/invoke", post(bedrock::converse::invoke))
+        .route(
+            "/openai/deployments/{deployment}/chat/completions",
+            post(azure::chat),
+        )
+        .route(
+            "/openai/deployments/{deployment}/embeddings",
+            post(azure::embeddings),
+        )
         .fallback(not_found)
         .with_state(shared)
 }

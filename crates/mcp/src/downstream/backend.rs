@@ -9,6 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use http::HeaderMap;
 use serde_json::Value;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -82,6 +83,10 @@ pub struct RequestContext {
     /// Cancelled when the client sends `notifications/cancelled` for this request or its
     /// session ends. Backends should forward the cancellation upstream.
     pub cancel: CancellationToken,
+    /// The client request's `x-mcp-*` headers (see [`crate::client_headers`]). Backends
+    /// forward only those named for the server a call goes to
+    /// (`x-mcp-<server>-<header>`, prefix stripped), never to other servers.
+    pub client_headers: Arc<HeaderMap>,
 }
 
 impl RequestContext {
@@ -91,7 +96,14 @@ impl RequestContext {
             progress_token: None,
             peer: None,
             cancel: CancellationToken::new(),
+            client_headers: Arc::default(),
         }
+    }
+
+    /// Keeps the `x-mcp-*` headers of the client's HTTP request for per-server selection.
+    pub fn with_client_headers(mut self, headers: &HeaderMap) -> Self {
+        self.client_headers = Arc::new(crate::client_headers::prefixed_only(headers));
+        self
     }
 
     /// Relays an upstream progress notification to the client, with the client's own

@@ -3,7 +3,8 @@
 //! A call's [`RequestContext`] becomes the hub's [`CallOptions`]: upstream progress is
 //! relayed with the client's own token, cancellation goes upstream, and server-to-client
 //! requests (sampling, elicitation, roots) are relayed to the client that caused the call
-//! — upstreams only send those when `HubSettings::client_capabilities` announces them.
+//! — upstreams only send those when `HubSettings::client_capabilities` announces them —
+//! and the client's `x-mcp-<server>-<header>` headers go on that server's request only.
 
 use std::sync::Arc;
 
@@ -50,6 +51,8 @@ impl From<HubError> for BackendError {
 /// hub routes a server's requests to its most recent registered call, and a concurrent
 /// list or read must not steal them from a running tool.
 fn options(
+    hub: &Hub,
+    server: &str,
     ctx: &RequestContext,
     relay_requests: bool,
 ) -> (CallOptions, tokio_util::sync::DropGuard) {
@@ -75,6 +78,9 @@ fn options(
         on_progress,
         cancel: Some(ctx.cancel.clone()),
         client_requests,
+        // Only this server's `x-mcp-<server>-*` headers: one client's credential for
+        // server A must never reach server B.
+        headers: hub.client_headers(server, &ctx.client_headers),
     };
     (opts, done.drop_guard())
 }
@@ -172,7 +178,7 @@ impl Backend for Hub {
         ctx: RequestContext,
     ) -> BoxFut<'a, Result<Value, BackendError>> {
         Box::pin(async move {
-            let (opts, _done) = options(&ctx, true);
+            let (opts, _done) = options(self, server, &ctx, true);
             Ok(Hub::call_tool_with(self, server, tool, arguments, opts).await?)
         })
     }
@@ -186,7 +192,7 @@ impl Backend for Hub {
     ) -> BoxFut<'a, Result<Value, BackendError>> {
         let params = (!params.is_null()).then_some(params);
         Box::pin(async move {
-            let (opts, _done) = options(&ctx, false);
+            let (opts, _done) = options(self, server, &ctx, false);
             Ok(Hub::request_with(self, server, method, params, opts).await?)
         })
     }

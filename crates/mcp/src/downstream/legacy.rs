@@ -89,6 +89,7 @@ pub async fn message(
     State(ep): State<Ep>,
     caller: Option<Extension<McpCaller>>,
     Query(q): Query<MessageQuery>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let Some(Extension(caller)) = caller else {
@@ -141,6 +142,8 @@ pub async fn message(
                 progress_token: protocol::progress_token(&params),
                 peer: Some(ClientPeer::session(session.clone(), None)),
                 cancel,
+                // Those of this POST: legacy clients send per-message headers here.
+                client_headers: Arc::new(crate::client_headers::prefixed_only(&headers)),
             };
             // Owned by the session through `ctx.cancel` (a child of its token).
             tokio::spawn(async move {

@@ -176,7 +176,7 @@ pub async fn call(
         ep.backend.as_ref(),
         &scope,
         params,
-        RequestContext::detached(),
+        RequestContext::detached().with_client_headers(&headers),
     )
     .await
     {
@@ -235,6 +235,7 @@ pub async fn invoke_stream(
         progress_token: Some(Value::String("invoke".into())),
         peer: Some(ClientPeer::events(tx.clone())),
         cancel: ep.stop.child_token(),
+        client_headers: std::sync::Arc::new(crate::client_headers::prefixed_only(&headers)),
     };
     // Owned by the response body: when the client goes away the guard cancels the call.
     let guard = ctx.cancel.clone().drop_guard();

@@ -314,11 +314,13 @@ async fn request(
 ) -> Response {
     let stream_it = wants_stream(&session, headers, &method, &params);
     let cancel = session.begin_request(&id);
+    let client_headers = Arc::new(crate::client_headers::prefixed_only(headers));
     if !stream_it {
         let ctx = RequestContext {
             progress_token: protocol::progress_token(&params),
             peer: Some(ClientPeer::session(session.clone(), None)),
             cancel,
+            client_headers,
         };
         let out = dispatch::handle(ep.backend.as_ref(), &session.scope, &method, params, ctx).await;
         session.end_request(&id);
@@ -329,6 +331,7 @@ async fn request(
         progress_token: protocol::progress_token(&params),
         peer: Some(ClientPeer::session(session.clone(), Some(stream))),
         cancel,
+        client_headers,
     };
     // Owned by the session: `ctx.cancel` is a child of the session's token, so ending the
     // session ends this task. A client disconnect does not: it may resume the stream.
@@ -363,6 +366,7 @@ async fn batch(
     }
     let mut immediate = Vec::new();
     let mut calls = Vec::new();
+    let client_headers = Arc::new(crate::client_headers::prefixed_only(headers));
     for item in items {
         match Incoming::parse(item) {
             Err(bad) => immediate.push(protocol::error_response(&bad.0, &bad.1)),
@@ -379,12 +383,14 @@ async fn batch(
             Ok(Incoming::Request { id, method, params }) => {
                 let session = session.clone();
                 let ep = ep.clone();
+                let client_headers = client_headers.clone();
                 calls.push(async move {
                     let cancel = session.begin_request(&id);
                     let ctx = RequestContext {
                         progress_token: protocol::progress_token(&params),
                         peer: Some(ClientPeer::session(session.clone(), None)),
                         cancel,
+                        client_headers,
                     };
                     let out =
                         dispatch::handle(ep.backend.as_ref(), &session.scope, &method, params, ctx)

@@ -109,11 +109,16 @@ impl HttpTransport {
         write(&self.shared.version, v.to_string());
     }
 
-    pub(crate) async fn send(&self, msg: &Value) -> Result<(), UpstreamError> {
+    /// POSTs one message; `extra` headers go on this POST only.
+    pub(crate) async fn send(
+        &self,
+        msg: &Value,
+        extra: Option<&HeaderMap>,
+    ) -> Result<(), UpstreamError> {
         let s = &self.shared;
         let body = serde_json::to_vec(msg).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
         let req = s
-            .with_session(s.client.post(s.url.clone()))
+            .with_session_and(s.client.post(s.url.clone()), extra)
             .header(ACCEPT, ACCEPT_BOTH)
             .header(CONTENT_TYPE, "application/json")
             .body(body);
@@ -263,7 +268,20 @@ impl HttpTransport {
 
 impl Shared {
     fn with_session(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        self.with_session_and(req, None)
+    }
+
+    /// Configured headers, then `extra` (same name: `extra` wins, for this request
+    /// only), then the session's own headers, which `extra` cannot carry.
+    fn with_session_and(
+        &self,
+        req: reqwest::RequestBuilder,
+        extra: Option<&HeaderMap>,
+    ) -> reqwest::RequestBuilder {
         let mut req = req.headers(self.headers.clone());
+        if let Some(extra) = extra {
+            req = req.headers(extra.clone());
+        }
         if let Some(id) = read(&self.session) {
             req = req.header(SESSION_HEADER, id);
         }

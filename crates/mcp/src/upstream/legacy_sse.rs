@@ -80,12 +80,22 @@ impl SseTransport {
         })
     }
 
-    pub(crate) async fn send(&self, msg: &Value) -> Result<(), UpstreamError> {
+    /// POSTs one message to the endpoint; `extra` headers go on this POST only and
+    /// replace configured ones of the same name.
+    pub(crate) async fn send(
+        &self,
+        msg: &Value,
+        extra: Option<&HeaderMap>,
+    ) -> Result<(), UpstreamError> {
         let body = serde_json::to_vec(msg).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
-        let resp = self
+        let mut req = self
             .client
             .post(self.endpoint.clone())
-            .headers(self.headers.clone())
+            .headers(self.headers.clone());
+        if let Some(extra) = extra {
+            req = req.headers(extra.clone());
+        }
+        let resp = req
             .header(CONTENT_TYPE, "application/json")
             .body(body)
             .send()

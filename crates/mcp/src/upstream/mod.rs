@@ -13,6 +13,7 @@ pub mod sse;
 pub mod stdio;
 
 use crate::jsonrpc::{Id, Message, Notification, Request, Response, RpcError};
+use ::http::HeaderMap;
 use gatehouse_config::McpServerConfig;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -137,11 +138,20 @@ enum Transport {
 
 impl Transport {
     async fn send(&self, msg: &Message) -> Result<(), UpstreamError> {
+        self.send_with(msg, None).await
+    }
+
+    /// `extra`: headers for this message's HTTP request only (stdio has none).
+    async fn send_with(
+        &self,
+        msg: &Message,
+        extra: Option<&HeaderMap>,
+    ) -> Result<(), UpstreamError> {
         let value = msg.to_value();
         match self {
             Transport::Stdio(t) => t.send(&value).await,
-            Transport::Http(t) => t.send(&value).await,
-            Transport::Sse(t) => t.send(&value).await,
+            Transport::Http(t) => t.send(&value, extra).await,
+            Transport::Sse(t) => t.send(&value, extra).await,
         }
     }
 
@@ -294,7 +304,7 @@ impl Upstream {
             "clientInfo": {"name": "gatehouse", "version": env!("CARGO_PKG_VERSION")},
         });
         let raw = self
-            .call("initialize", Some(params), opts.init_timeout, false)
+            .call("initialize", Some(params), opts.init_timeout, false, None)
             .await?;
         let version = raw
             .get("protocolVersion")
@@ -386,7 +396,22 @@ impl Upstream {
         params: Option<Value>,
         timeout: Duration,
     ) -> Result<Value, UpstreamError> {
-        self.call(method, params, timeout, true).await
+        self.call(method, params, timeout, true, None).await
+    }
+
+    /// As [`Upstream::request`], adding `headers` to the HTTP request that carries this
+    /// message (streamable HTTP and legacy SSE; ignored for stdio). They replace
+    /// configured headers of the same name for this request only; the session stays
+    /// shared, so nothing else sent on it carries them.
+    pub async fn request_with_headers(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        timeout: Duration,
+        headers: &HeaderMap,
+    ) -> Result<Value, UpstreamError> {
+        let extra = (!headers.is_empty()).then_some(headers);
+        self.call(method, params, timeout, true, extra).await
     }
 
     async fn call(
@@ -395,6 +420,7 @@ impl Upstream {
         params: Option<Value>,
         timeout: Duration,
         cancellable: bool,
+        extra: Option<&HeaderMap>,
     ) -> Result<Value, UpstreamError> {
         if self.is_closed() {
             return Err(UpstreamError::NotDelivered(self.close_reason()));
@@ -410,7 +436,7 @@ impl Upstream {
         let msg = Message::Request(Request::new(id, method, params));
         // The deadline covers sending too: an HTTP server may hold the POST open.
         let deadline = tokio::time::Instant::now() + timeout;
-        match tokio::time::timeout_at(deadline, self.inner.transport.send(&msg)).await {
+        match tokio::time::timeout_at(deadline, self.inner.transport.send_with(&msg, extra)).await {
             Err(_) => return Err(UpstreamError::Timeout),
             Ok(Err(e)) => {
                 guard.armed = false;

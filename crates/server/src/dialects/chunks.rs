@@ -16,7 +16,10 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use gatehouse_config::Dialect;
 use gatehouse_llm::anthropic::StreamMapper;
-use gatehouse_llm::openai::ChatCompletionChunk;
+use gatehouse_llm::openai::{
+    ChatCompletion, ChatCompletionChunk, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta,
+    Usage,
+};
 use gatehouse_llm::sse;
 use serde_json::{Map, Value, json};
 
@@ -42,6 +45,8 @@ pub struct ChunkStream {
     queue: VecDeque<ChatCompletionChunk>,
     idle: Duration,
     done: bool,
+    /// The usage was already added to the spend record (a whole answer).
+    counted: bool,
     /// The deployment that is answering.
     pub deployment: Arc<Deployment>,
 }
@@ -150,6 +155,7 @@ pub async fn open(
         match open_one(state, request_id, deployment, &body).await {
             Ok(stream) => {
                 deployment.stats.record(true);
+                crate::spend::with(|r| r.set_deployment(deployment));
                 return Ok(stream);
             }
             Err(err) => {
@@ -181,12 +187,10 @@ async fn open_one(
                 providers::anthropic::open_chat_stream(state, request_id, deployment, body).await?;
             (response, Decoder::Anthropic(Box::new(mapper)))
         }
-        dialect => {
-            return Err(ApiError::NotImplemented(format!(
-                "provider '{}' ({dialect:?} API) is not supported yet",
-                deployment.provider.name
-            )));
-        }
+        // Vendors without a chat-chunk stream mapper yet (Gemini, Bedrock): one
+        // non-streaming round, told as chunks. The client still gets a well-formed
+        // stream, only without incremental text.
+        _ => return whole(state, request_id, deployment, body).await,
     };
     let mut stream = ChunkStream {
         upstream: Box::pin(response.bytes_stream()),
@@ -195,6 +199,7 @@ async fn open_one(
         queue: VecDeque::new(),
         idle: deployment.stream_timeout.unwrap_or(deployment.timeout),
         done: false,
+        counted: false,
         deployment: deployment.clone(),
     };
     // Peek: the first chunk (or the end) must arrive before anything is committed.
@@ -204,6 +209,113 @@ async fn open_one(
         None => {}
     }
     Ok(stream)
+}
+
+/// A [`ChunkStream`] over a completion fetched whole with `proxy::complete`.
+async fn whole(
+    state: &AppState,
+    request_id: &str,
+    deployment: &Arc<Deployment>,
+    body: &Map<String, Value>,
+) -> Result<ChunkStream, ApiError> {
+    let mut body = body.clone();
+    body.remove("stream");
+    body.remove("stream_options");
+    let value =
+        crate::proxy::complete(state, request_id, std::slice::from_ref(deployment), &body).await?;
+    let completion: ChatCompletion = serde_json::from_value(value).map_err(|e| {
+        ApiError::UpstreamUnreachable(format!("unexpected chat answer from the upstream: {e}"))
+    })?;
+    Ok(ChunkStream {
+        upstream: Box::pin(futures_util::stream::empty()),
+        parser: sse::Parser::new(),
+        decoder: Decoder::OpenAi,
+        queue: completion_chunks(completion).into(),
+        idle: deployment.timeout,
+        done: true,
+        counted: true,
+        deployment: deployment.clone(),
+    })
+}
+
+/// A whole chat completion as the chunks a stream of it would have had: one with the
+/// message (choice 0), one with the usage.
+pub fn completion_chunks(completion: ChatCompletion) -> Vec<ChatCompletionChunk> {
+    let chunk = |choices: Vec<ChunkChoice>, usage: Option<Usage>| ChatCompletionChunk {
+        id: completion.id.clone(),
+        object: "chat.completion.chunk".into(),
+        created: completion.created,
+        model: completion.model.clone(),
+        choices,
+        usage,
+        rest: Default::default(),
+    };
+    let mut out = Vec::new();
+    if let Some(choice) = completion.choices.iter().find(|c| c.index == 0) {
+        let msg = &choice.message;
+        let tool_calls = msg.tool_calls.as_ref().map(|calls| {
+            calls
+                .iter()
+                .enumerate()
+                .map(|(i, call)| ToolCallDelta {
+                    index: u32::try_from(i).unwrap_or(u32::MAX),
+                    id: Some(call.id.clone()),
+                    kind: Some("function".into()),
+                    function: Some(FunctionCallDelta {
+                        name: Some(call.function.name.clone()),
+                        arguments: Some(call.function.arguments.clone()),
+                    }),
+                })
+                .collect()
+        });
+        let delta = Delta {
+            role: Some("assistant".into()),
+            content: msg.content.clone(),
+            reasoning_content: msg.reasoning_content.clone(),
+            thinking_blocks: msg.thinking_blocks.clone(),
+            tool_calls,
+            rest: Default::default(),
+        };
+        out.push(chunk(
+            vec![ChunkChoice {
+                index: 0,
+                delta,
+                finish_reason: choice.finish_reason.clone(),
+            }],
+            None,
+        ));
+    }
+    if let Some(usage) = completion.usage.clone() {
+        out.push(chunk(Vec::new(), Some(usage)));
+    }
+    out
+}
+
+/// Adds the stream's last reported usage to the spend record when the stream is over
+/// (finished, failed, or dropped because the client went away).
+struct UsageOnDrop {
+    record: Option<Arc<crate::spend::RequestRecord>>,
+    last: Option<Usage>,
+}
+
+impl Drop for UsageOnDrop {
+    fn drop(&mut self) {
+        if let (Some(record), Some(u)) = (&self.record, &self.last) {
+            record.add_usage(crate::cost::Usage {
+                prompt: u.prompt_tokens,
+                completion: u.completion_tokens,
+                cached_read: u
+                    .prompt_tokens_details
+                    .as_ref()
+                    .map_or(0, |d| d.cached_tokens),
+                cache_write: u
+                    .rest
+                    .get("cache_creation_input_tokens")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0),
+            });
+        }
+    }
 }
 
 /// Encodes chat chunks for one client dialect (a stateful stream writer).
@@ -221,14 +333,23 @@ pub fn encode<W: ChunkWriter>(
     chunks: ChunkStream,
     writer: W,
 ) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static {
+    let usage = UsageOnDrop {
+        record: (!chunks.counted).then(crate::spend::current).flatten(),
+        last: None,
+    };
     futures_util::stream::unfold(
-        (chunks, writer, false),
-        |(mut chunks, mut writer, done)| async move {
+        (chunks, writer, usage, false),
+        |(mut chunks, mut writer, mut usage, done)| async move {
             if done {
                 return None;
             }
             let (bytes, done) = match chunks.next().await {
-                Some(Ok(chunk)) => (writer.push(&chunk), false),
+                Some(Ok(chunk)) => {
+                    if let Some(u) = &chunk.usage {
+                        usage.last = Some(u.clone());
+                    }
+                    (writer.push(&chunk), false)
+                }
                 Some(Err(err)) => {
                     tracing::warn!(error = %err, "upstream stream failed mid-way");
                     metrics::counter!("gatehouse_stream_errors_total", "kind" => err.kind())
@@ -237,11 +358,39 @@ pub fn encode<W: ChunkWriter>(
                 }
                 None => (writer.finish(), true),
             };
-            Some((Ok(Bytes::from(bytes)), (chunks, writer, done)))
+            Some((Ok(Bytes::from(bytes)), (chunks, writer, usage, done)))
         },
     )
     .filter(|chunk: &Result<Bytes, std::convert::Infallible>| {
         let keep = chunk.as_ref().map(|b| !b.is_empty()).unwrap_or(true);
         async move { keep }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gatehouse_llm::responses::{ResponsesContext, ResponsesStreamWriter};
+
+    #[test]
+    fn a_whole_completion_becomes_a_well_formed_stream() {
+        let completion: ChatCompletion = serde_json::from_value(json!({
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m",
+            "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                "role": "assistant", "content": "calling",
+                "tool_calls": [{"id": "call_1", "type": "function",
+                                "function": {"name": "f", "arguments": "{\"a\":1}"}}]}}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}))
+        .unwrap();
+        let mut writer = ResponsesStreamWriter::new(ResponsesContext::default(), "resp_x", 1);
+        for chunk in completion_chunks(completion) {
+            writer.push(&chunk);
+        }
+        writer.finish();
+        let response = writer.response();
+        assert_eq!(response["output"][0]["content"][0]["text"], "calling");
+        assert_eq!(response["output"][1]["name"], "f");
+        assert_eq!(response["output"][1]["arguments"], "{\"a\":1}");
+        assert_eq!(response["usage"]["total_tokens"], 5);
+    }
 }

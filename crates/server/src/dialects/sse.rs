@@ -17,12 +17,13 @@ pub fn response(body: Body) -> Response {
     response
 }
 
-/// Relays an Anthropic upstream's SSE bytes unchanged; a failure after the head was
-/// sent (connection lost, no chunk within `idle`) ends the stream with an Anthropic
-/// `event: error`, never silently.
-pub fn relay_anthropic(
+/// Relays an upstream's SSE bytes unchanged; a failure after the head was sent
+/// (connection lost, no chunk within `idle`) ends the stream with the event `on_error`
+/// writes in the client's dialect, never silently.
+pub fn relay_with(
     upstream: impl futures_util::Stream<Item = Result<bytes::Bytes, reqwest::Error>> + Send + 'static,
     idle: std::time::Duration,
+    on_error: fn(&crate::error::ApiError) -> Vec<u8>,
 ) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::convert::Infallible>> + Send + 'static
 {
     use futures_util::StreamExt;
@@ -39,7 +40,35 @@ pub fn relay_anthropic(
         };
         tracing::warn!(error = %err, "upstream stream failed mid-way");
         metrics::counter!("gatehouse_stream_errors_total", "kind" => err.kind()).increment(1);
-        let event = super::errors::anthropic_event(&err);
-        Some((Ok(bytes::Bytes::from(event)), None))
+        Some((Ok(bytes::Bytes::from(on_error(&err))), None))
     })
+}
+
+/// An Anthropic upstream's stream, relayed; failures end it with an Anthropic `error` event.
+pub fn relay_anthropic(
+    upstream: impl futures_util::Stream<Item = Result<bytes::Bytes, reqwest::Error>> + Send + 'static,
+    idle: std::time::Duration,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::convert::Infallible>> + Send + 'static
+{
+    relay_with(upstream, idle, super::errors::anthropic_event)
+}
+
+/// An OpenAI Responses stream, relayed; failures end it with a Responses `error` event
+/// (`{"type":"error","code","message","param"}`), which Responses clients understand.
+pub fn relay_responses(
+    upstream: impl futures_util::Stream<Item = Result<bytes::Bytes, reqwest::Error>> + Send + 'static,
+    idle: std::time::Duration,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::convert::Infallible>> + Send + 'static
+{
+    relay_with(upstream, idle, responses_error_event)
+}
+
+fn responses_error_event(err: &crate::error::ApiError) -> Vec<u8> {
+    let kind = super::errors::kind_of(err);
+    let data = serde_json::json!({"type": "error",
+        "code": kind.openai_code().unwrap_or(kind.openai_type()),
+        "message": super::errors::message_of(err), "param": null});
+    let mut out = Vec::new();
+    gatehouse_llm::sse::encode(Some("error"), &data.to_string(), &mut out);
+    out
 }

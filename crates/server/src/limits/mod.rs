@@ -380,6 +380,18 @@ mod tests {
     }
 
     #[test]
+    fn permits_and_admission_can_cross_threads() {
+        // The request path holds permits inside response bodies and awaits `admit` in
+        // spawned tasks; both need `Send`.
+        fn send<T: Send>(_: &T) {}
+        fn sync<T: Send + Sync>() {}
+        sync::<Limiter>();
+        sync::<Permit>();
+        let limiter = Limiter::memory();
+        send(&limiter.admit("k", &KeyLimits::default()));
+    }
+
+    #[test]
     fn refusal_message_names_the_limit() {
         let refusal = Refusal {
             limit: LimitKind::Rpm,

@@ -3,6 +3,8 @@
 //! dialect.
 
 pub mod anthropic;
+pub mod azure;
+pub mod bedrock;
 pub mod gemini;
 pub mod openai;
 

@@ -41,7 +41,9 @@ pub async fn call(
         request_id,
         forward_headers: Vec::new(),
     };
-    let response = send(&state.http, &call).await?;
+    let response = send(&state.http, &call)
+        .await
+        .map_err(|e| vendor_error(deployment, e))?;
     if stream {
         let body = Body::from_stream(relay(response.bytes_stream(), deployment.timeout));
         return Ok(sse_response(body, deployment));
@@ -75,22 +77,31 @@ pub async fn complete(
         request_id,
         forward_headers: Vec::new(),
     };
-    let bytes = send(&state.http, &call).await?.bytes().await.map_err(|e| {
-        ApiError::UpstreamUnreachable(format!("reading the upstream body failed: {e}"))
-    })?;
+    let bytes = send(&state.http, &call)
+        .await
+        .map_err(|e| vendor_error(deployment, e))?
+        .bytes()
+        .await
+        .map_err(|e| {
+            ApiError::UpstreamUnreachable(format!("reading the upstream body failed: {e}"))
+        })?;
     record_usage(deployment, &bytes);
     serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::UpstreamUnreachable(format!("the upstream answered invalid JSON: {e}"))
     })
 }
 
+/// An absolute URL (see `providers::azure`), which `upstream::send` uses as it is.
 fn azure_path(deployment: &Deployment, endpoint: Endpoint) -> String {
-    let version = deployment.api_version.as_deref().unwrap_or("2024-10-21");
-    format!(
-        "/openai/deployments/{}{}?api-version={version}",
-        deployment.upstream_model,
-        endpoint.openai_path()
-    )
+    super::azure::url(deployment, endpoint)
+}
+
+/// Azure's content-filter refusals made recognisable; other upstreams' errors pass.
+fn vendor_error(deployment: &Deployment, err: ApiError) -> ApiError {
+    match deployment.provider.dialect {
+        Dialect::Azure => super::azure::vendor_error(err),
+        _ => err,
+    }
 }
 
 /// Token counters from a non-streaming body. Only `usage` is read; a body without one
@@ -136,5 +147,7 @@ pub async fn open_chat_stream(
         request_id,
         forward_headers: Vec::new(),
     };
-    send(&state.http, &call).await
+    send(&state.http, &call)
+        .await
+        .map_err(|e| vendor_error(deployment, e))
 }

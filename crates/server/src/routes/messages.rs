@@ -19,18 +19,20 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use gatehouse_config::Dialect;
 use gatehouse_llm::anthropic::MESSAGES_PATH;
-use gatehouse_llm::messages_in::{self, MessagesStreamWriter};
+use gatehouse_llm::messages_in::{self, MessagesContext, MessagesStreamWriter};
 use gatehouse_llm::openai::{ChatCompletion, ChatCompletionChunk};
 use serde_json::{Map, Value, json};
 
 use crate::auth::Caller;
 use crate::deployments::Deployment;
+use crate::dialects::usage::{self, Shape};
 use crate::dialects::{chunks, errors, sse};
 use crate::error::ApiError;
 use crate::proxy::{self, route};
 use crate::request::{RequestId, parse_object, read_body};
 use crate::state::AppState;
 use crate::upstream::send::{UpstreamCall, is_retryable, send};
+use crate::{spend, tools};
 
 const COUNT_TOKENS_PATH: &str = "/v1/messages/count_tokens";
 /// Client headers an Anthropic upstream gets unchanged.
@@ -43,7 +45,12 @@ pub async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match create_inner(&state, &caller, &request_id, &headers, body).await {
+    let (body, model) = match read(&state, body).await {
+        Ok(read) => read,
+        Err(err) => return errors::anthropic_response(&err),
+    };
+    let handler = create_inner(&state, &caller, &request_id, &headers, body, &model);
+    match spend::account(&state, &caller, &request_id, &model, handler).await {
         Ok(response) => response,
         Err(err) => errors::anthropic_response(&err),
     }
@@ -95,19 +102,46 @@ async fn create_inner(
     caller: &Caller,
     request_id: &str,
     headers: &HeaderMap,
-    body: Body,
+    body: Map<String, Value>,
+    model: &str,
 ) -> Result<Response, ApiError> {
-    let (body, model) = read(state, body).await?;
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let deployments = route(state, caller, &model)?;
+    let deployments = route(state, caller, model)?;
     tracing::debug!(model = %model, stream, key = %caller.key_id, "messages");
+    let model_servers: Vec<String> = deployments
+        .iter()
+        .flat_map(|d| d.mcp_servers.iter().cloned())
+        .collect();
+    if !model_servers.is_empty() || headers.contains_key("x-mcp-servers") {
+        let mut no_tools = Map::new();
+        let attached = tools::attachments(
+            &state.hub,
+            &caller.mcp(),
+            headers,
+            &mut no_tools,
+            &model_servers,
+        )?;
+        if !attached.is_empty() {
+            return with_mcp(
+                state,
+                caller,
+                request_id,
+                deployments,
+                &body,
+                model,
+                stream,
+                attached,
+            )
+            .await;
+        }
+    }
     let forward = forwarded_headers(headers);
     let mut last_err = None;
     for deployment in &deployments {
         let result = if deployment.provider.dialect == Dialect::Anthropic {
             passthrough(state, request_id, deployment, &body, stream, &forward).await
         } else {
-            translated(state, request_id, deployment, &body, &model, stream).await
+            translated(state, request_id, deployment, &body, model, stream).await
         };
         match result {
             Ok(response) => {
@@ -147,7 +181,7 @@ fn upstream_body(
 async fn passthrough(
     state: &AppState,
     request_id: &str,
-    deployment: &Deployment,
+    deployment: &Arc<Deployment>,
     body: &Map<String, Value>,
     stream: bool,
     forward: &[(HeaderName, HeaderValue)],
@@ -161,14 +195,17 @@ async fn passthrough(
         forward_headers: forward.to_vec(),
     };
     let response = send(&state.http, &call).await?;
+    spend::with(|r| r.set_deployment(deployment));
     if stream {
         let idle = deployment.stream_timeout.unwrap_or(deployment.timeout);
-        let body = Body::from_stream(sse::relay_anthropic(response.bytes_stream(), idle));
+        let relayed = sse::relay_anthropic(response.bytes_stream(), idle);
+        let body = Body::from_stream(usage::tap(Shape::Anthropic, relayed));
         return Ok(with_model_id(sse::response(body), deployment));
     }
     let bytes = response.bytes().await.map_err(|e| {
         ApiError::UpstreamUnreachable(format!("reading the upstream body failed: {e}"))
     })?;
+    usage::record_body(Shape::Anthropic, &bytes);
     Ok(with_model_id(
         json_response(StatusCode::OK, bytes),
         deployment,
@@ -183,17 +220,7 @@ async fn translated(
     model: &str,
     stream: bool,
 ) -> Result<Response, ApiError> {
-    let mut body = body.clone();
-    hoist_system_messages(&mut body);
-    let (chat, ctx) = messages_in::to_chat(&Value::Object(body))
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    if !ctx.dropped_tools.is_empty() || !ctx.ignored.is_empty() {
-        tracing::debug!(dropped_tools = ?ctx.dropped_tools, ignored = ?ctx.ignored, "messages request mapped to chat");
-    }
-    let chat_body = match serde_json::to_value(&chat) {
-        Ok(Value::Object(map)) => map,
-        _ => return Err(ApiError::Internal("chat request did not serialize".into())),
-    };
+    let (chat_body, ctx) = chat_body(body)?;
     let one = std::slice::from_ref(deployment);
     let mut response = if stream {
         let chunks = chunks::open(state, request_id, one, &chat_body).await?;
@@ -215,6 +242,77 @@ async fn translated(
             .insert("x-gatehouse-dropped-tools", value);
     }
     Ok(with_model_id(response, deployment))
+}
+
+/// The Messages body as a chat body for the same public model.
+fn chat_body(body: &Map<String, Value>) -> Result<(Map<String, Value>, MessagesContext), ApiError> {
+    let mut body = body.clone();
+    hoist_system_messages(&mut body);
+    let (chat, ctx) = messages_in::to_chat(&Value::Object(body))
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    if !ctx.dropped_tools.is_empty() || !ctx.ignored.is_empty() {
+        tracing::debug!(dropped_tools = ?ctx.dropped_tools, ignored = ?ctx.ignored, "messages request mapped to chat");
+    }
+    match serde_json::to_value(&chat) {
+        Ok(Value::Object(map)) => Ok((map, ctx)),
+        _ => Err(ApiError::Internal("chat request did not serialize".into())),
+    }
+}
+
+/// MCP servers attached by the `x-mcp-servers` header or the model's
+/// `model_info.mcp_servers`: the gateway's tool loop (the one chat completions use) runs
+/// the tools, whatever the provider, and the client gets the final answer. A streamed
+/// request gets that answer told as a Messages stream once the tools have run.
+#[allow(clippy::too_many_arguments)]
+async fn with_mcp(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    request_id: &str,
+    deployments: Vec<Arc<Deployment>>,
+    body: &Map<String, Value>,
+    model: &str,
+    stream: bool,
+    attached: Vec<tools::AttachedServer>,
+) -> Result<Response, ApiError> {
+    let (mut chat, _) = chat_body(body)?;
+    chat.remove("stream");
+    chat.remove("stream_options");
+    let answer = tools::run(
+        state.clone(),
+        caller,
+        request_id.to_owned(),
+        deployments,
+        chat,
+        attached,
+    )
+    .await?;
+    let status = answer.status();
+    let bytes = axum::body::to_bytes(answer.into_body(), usize::MAX)
+        .await
+        .map_err(|e| ApiError::Internal(format!("reading the tool loop's answer: {e}")))?;
+    if !status.is_success() {
+        return Err(ApiError::Upstream {
+            status,
+            body: bytes,
+        });
+    }
+    let completion: ChatCompletion = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::UpstreamUnreachable(format!("unexpected chat answer from the upstream: {e}"))
+    })?;
+    if !stream {
+        let message = messages_in::from_chat(&completion, model);
+        return Ok(json_response(
+            StatusCode::OK,
+            Bytes::from(message.to_string()),
+        ));
+    }
+    let mut writer = MessagesStreamWriter::new(model);
+    let mut out = Vec::new();
+    for chunk in chunks::completion_chunks(completion) {
+        out.extend(writer.push(&chunk));
+    }
+    out.extend(writer.finish());
+    Ok(sse::response(Body::from(out)))
 }
 
 /// Claude Code sends `role: "system"` turns inside `messages` (its environment notes);

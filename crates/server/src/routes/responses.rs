@@ -27,16 +27,17 @@ use serde_json::{Map, Value, json};
 
 use crate::auth::Caller;
 use crate::deployments::Deployment;
-use crate::dialects::{chunks, errors, replay, sse};
+use crate::dialects::usage::{self, Shape};
+use crate::dialects::{approvals, chunks, errors, replay, sse};
 use crate::error::ApiError;
 use crate::providers::unix_now;
 use crate::proxy::{self, route};
 use crate::request::{RequestId, parse_object, read_body};
+use crate::spend;
 use crate::state::AppState;
 use crate::tools::{self, AttachedServer};
 use crate::upstream::body::passthrough as passthrough_body;
 use crate::upstream::send::{UpstreamCall, is_retryable, send};
-use crate::upstream::stream::relay;
 
 const RESPONSES_PATH: &str = "/responses";
 
@@ -74,34 +75,53 @@ pub async fn create(
     let deployments = route(&state, &caller, &model)?;
     tracing::debug!(model = %model, stream, key = %caller.key_id, "responses");
 
-    let needs_translation = deployments.iter().any(|d| !serves_responses(d));
+    let needs_translation = deployments.iter().any(|d| !serves_responses(d))
+        || uses_gateway_mcp(&state, &headers, &body, &deployments);
     let translation = if needs_translation {
-        Some(Translation::prepare(
-            &state,
-            &caller,
-            &headers,
-            &body,
-            &deployments,
-        )?)
+        Some(Translation::prepare(&state, &caller, &headers, &body, &deployments).await?)
     } else {
         None
     };
+    let record_id = request_id.clone();
+    spend::account(&state, &caller, &record_id, &model, async {
+        answer(
+            &state,
+            &caller,
+            request_id,
+            &body,
+            stream,
+            deployments,
+            translation,
+        )
+        .await
+    })
+    .await
+}
+
+async fn answer(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    request_id: String,
+    body: &Map<String, Value>,
+    stream: bool,
+    deployments: Vec<Arc<Deployment>>,
+    translation: Option<Translation>,
+) -> Result<Response, ApiError> {
     if let Some(t) = &translation
         && !t.attached.is_empty()
     {
-        let response = run_mcp_loop(&state, &caller, request_id, deployments.clone(), t).await?;
+        let response = run_mcp_loop(state, caller, request_id, deployments.clone(), t).await?;
         return Ok(t.decorate(response));
     }
-
     let mut last_err = None;
     for deployment in &deployments {
         let result = match &translation {
             Some(t) if !serves_responses(deployment) => {
-                translated(&state, &caller, &request_id, deployment, t)
+                translated(state, caller, &request_id, deployment, t)
                     .await
                     .map(|r| t.decorate(r))
             }
-            _ => passthrough(&state, &request_id, deployment, &body, stream).await,
+            _ => passthrough(state, &request_id, deployment, body, stream).await,
         };
         match result {
             Ok(response) => {
@@ -120,6 +140,28 @@ pub async fn create(
         }
     }
     Err(last_err.unwrap_or_else(|| ApiError::Internal("model group has no deployments".into())))
+}
+
+/// Whether the request attaches MCP servers this gateway runs (an `mcp` tool naming one
+/// of its servers, the `x-mcp-servers` header, or the model's `mcp_servers`): then the
+/// gateway's tool loop answers, even for deployments that serve Responses themselves.
+fn uses_gateway_mcp(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &Map<String, Value>,
+    deployments: &[Arc<Deployment>],
+) -> bool {
+    let named = body
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|t| t.get("type").and_then(Value::as_str) == Some("mcp"))
+        .filter_map(|t| t.get("server_label").and_then(Value::as_str))
+        .any(|label| state.hub.resolve(label).is_some());
+    named
+        || headers.contains_key("x-mcp-servers")
+        || deployments.iter().any(|d| !d.mcp_servers.is_empty())
 }
 
 /// `GET /v1/responses/{id}`: a response this key stored.
@@ -159,11 +201,13 @@ struct Translation {
     /// The whole conversation's input items (stored history + this request's input).
     input: Vec<Value>,
     attached: Vec<AttachedServer>,
+    /// `mcp_call` items of approved (or denied) calls run before the model is asked.
+    approved: Vec<Value>,
     store: bool,
 }
 
 impl Translation {
-    fn prepare(
+    async fn prepare(
         state: &AppState,
         caller: &Caller,
         headers: &HeaderMap,
@@ -183,6 +227,26 @@ impl Translation {
             let mut all = stored.conversation();
             all.extend(input);
             input = all;
+        }
+        let model_servers: Vec<String> = deployments
+            .iter()
+            .flat_map(|d| d.mcp_servers.iter().cloned())
+            .collect();
+        let mut approved = Vec::new();
+        if approvals::has_responses(&input) {
+            // Only the request's `mcp` tool entries and headers say which servers apply.
+            let mut tools_only = Map::new();
+            if let Some(tools) = body.get("tools") {
+                tools_only.insert("tools".into(), tools.clone());
+            }
+            let attached = tools::attachments(
+                &state.hub,
+                &caller.mcp(),
+                headers,
+                &mut tools_only,
+                &model_servers,
+            )?;
+            approved = approvals::resolve(&state.hub, &caller.key_id, &attached, &mut input).await;
         }
         body.insert("input".into(), Value::Array(input.clone()));
         let (chat, ctx) = responses::to_chat(&Value::Object(body))
@@ -205,10 +269,6 @@ impl Translation {
                 tools.extend(ctx.mcp_tools.iter().cloned());
             }
         }
-        let model_servers: Vec<String> = deployments
-            .iter()
-            .flat_map(|d| d.mcp_servers.iter().cloned())
-            .collect();
         let attached = tools::attachments(
             &state.hub,
             &caller.mcp(),
@@ -222,6 +282,7 @@ impl Translation {
             ctx,
             input,
             attached,
+            approved,
             store,
         })
     }
@@ -264,7 +325,7 @@ fn new_response_id() -> String {
 async fn passthrough(
     state: &AppState,
     request_id: &str,
-    deployment: &Deployment,
+    deployment: &Arc<Deployment>,
     body: &Map<String, Value>,
     stream: bool,
 ) -> Result<Response, ApiError> {
@@ -280,14 +341,17 @@ async fn passthrough(
         forward_headers: Vec::new(),
     };
     let response = send(&state.http, &call).await?;
+    spend::with(|r| r.set_deployment(deployment));
     if stream {
         let idle = deployment.stream_timeout.unwrap_or(deployment.timeout);
-        let body = Body::from_stream(relay(response.bytes_stream(), idle));
+        let relayed = sse::relay_responses(response.bytes_stream(), idle);
+        let body = Body::from_stream(usage::tap(Shape::Responses, relayed));
         return Ok(with_model_id(sse::response(body), deployment));
     }
     let bytes = response.bytes().await.map_err(|e| {
         ApiError::UpstreamUnreachable(format!("reading the upstream body failed: {e}"))
     })?;
+    usage::record_body(Shape::Responses, &bytes);
     Ok(with_model_id(json_response(bytes), deployment))
 }
 
@@ -376,6 +440,9 @@ async fn run_mcp_loop(
     let id = new_response_id();
     let mut response = responses::from_chat(&completion, &t.ctx, &id, unix_now());
     let core = id.trim_start_matches("resp_").to_string();
+    if let Some(output) = response.get_mut("output").and_then(Value::as_array_mut) {
+        approvals::requests(&state.hub, &t.attached, output).await;
+    }
     let mut items = Vec::new();
     for server in &t.attached {
         let listed = state.hub.list_tools(&server.server).await;
@@ -404,6 +471,7 @@ async fn run_mcp_loop(
             "server_label": server.server, "tools": tools, "error": error}),
         );
     }
+    items.extend(t.approved.iter().cloned());
     for record in &records {
         let arguments = match record.get("arguments") {
             Some(Value::String(s)) => s.clone(),

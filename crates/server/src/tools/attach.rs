@@ -33,6 +33,9 @@ pub struct AttachedServer {
     /// The request narrowed the server's tools to these (original names).
     pub allowed_tools: Option<Vec<String>>,
     pub approval: Approval,
+    /// The request's `x-mcp-<server>-<header>` headers for this server, prefix stripped:
+    /// sent upstream on this server's tool calls only.
+    pub headers: Vec<(String, String)>,
 }
 
 /// Collects the servers attached to this request and removes the `mcp` entries from its
@@ -120,6 +123,7 @@ pub fn attachments(
                 }
             }
             None => attached.push(AttachedServer {
+                headers: hub.client_headers(&server, headers),
                 server,
                 allowed_tools: allowed,
                 approval,

@@ -2,6 +2,7 @@
 //! outcome into the `tool` message the model sees next. A failing tool never fails the
 //! request: the model gets an error result and can react to it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -70,6 +71,10 @@ pub struct Outcome {
     pub record: McpCallRecord,
 }
 
+/// Per configured server name, the client's headers for that server's calls (see
+/// `AttachedServer::headers`).
+pub type ServerHeaders = HashMap<String, Vec<(String, String)>>;
+
 /// Runs every call at once; results come back in the calls' order.
 pub async fn execute_all(
     hub: &Arc<Hub>,
@@ -78,11 +83,22 @@ pub async fn execute_all(
     cancel: &CancellationToken,
     events: Option<&mpsc::UnboundedSender<CallEvent>>,
 ) -> Vec<Outcome> {
-    futures_util::future::join_all(
-        calls
-            .iter()
-            .map(|(call, tool)| execute_one(hub, call, tool, key_id, cancel, events)),
-    )
+    execute_all_with(hub, calls, key_id, cancel, events, &ServerHeaders::new()).await
+}
+
+/// [`execute_all`], each call carrying its own server's client headers only.
+pub async fn execute_all_with(
+    hub: &Arc<Hub>,
+    calls: &[(ToolCall, McpTool)],
+    key_id: &str,
+    cancel: &CancellationToken,
+    events: Option<&mpsc::UnboundedSender<CallEvent>>,
+    headers: &ServerHeaders,
+) -> Vec<Outcome> {
+    futures_util::future::join_all(calls.iter().map(|(call, tool)| {
+        let headers = headers.get(&tool.server).cloned().unwrap_or_default();
+        execute_one(hub, call, tool, key_id, cancel, events, headers)
+    }))
     .await
 }
 
@@ -93,6 +109,7 @@ async fn execute_one(
     key_id: &str,
     cancel: &CancellationToken,
     events: Option<&mpsc::UnboundedSender<CallEvent>>,
+    headers: Vec<(String, String)>,
 ) -> Outcome {
     let started = Instant::now();
     if let Some(tx) = events {
@@ -121,6 +138,7 @@ async fn execute_one(
             let options = CallOptions {
                 cancel: Some(cancel.child_token()),
                 on_progress,
+                headers,
                 ..CallOptions::default()
             };
             let result = hub

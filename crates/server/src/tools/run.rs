@@ -17,7 +17,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::attach::{Approval, AttachedServer};
 use super::catalog::ToolSet;
-use super::execute::{CallEvent, McpCallRecord, Outcome, ToolCall, execute_all, unknown_tool};
+use super::execute::{
+    CallEvent, McpCallRecord, Outcome, ServerHeaders, ToolCall, execute_all_with, unknown_tool,
+};
 use super::pending::PendingTurn;
 use super::sse;
 use crate::auth::Caller;
@@ -37,6 +39,8 @@ struct Job {
     deployments: Vec<Arc<Deployment>>,
     body: Map<String, Value>,
     tools: ToolSet,
+    /// Each attached server's client headers (`x-mcp-<server>-*`), for its calls only.
+    headers: ServerHeaders,
 }
 
 pub async fn run(
@@ -86,6 +90,11 @@ pub async fn run(
         deployments,
         body,
         tools,
+        headers: attached
+            .into_iter()
+            .filter(|a| !a.headers.is_empty())
+            .map(|a| (a.server, a.headers))
+            .collect(),
     };
     if !stream {
         let completion = job.drive(None, &CancellationToken::new()).await?;
@@ -148,12 +157,13 @@ impl Job {
                 .iter()
                 .filter_map(|c| self.tools.get(&c.name).cloned().map(|t| (c.clone(), t)))
                 .collect();
-            let mut ran = execute_all(
+            let mut ran = execute_all_with(
                 &self.state.hub,
                 &to_run,
                 &self.key_id,
                 cancel,
                 events.as_ref(),
+                &self.headers,
             )
             .await
             .into_iter();

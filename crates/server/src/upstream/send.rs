@@ -94,7 +94,13 @@ async fn send_once(
     call: &UpstreamCall<'_>,
 ) -> Result<reqwest::Response, Failure> {
     let deployment = call.deployment;
-    let url = format!("{}{}", deployment.api_base, call.path);
+    // An absolute `path` is the whole URL: Bedrock derives its endpoint per request
+    // (region from the deployment's AWS settings) and signs exactly that URL.
+    let url = if call.path.starts_with("https://") || call.path.starts_with("http://") {
+        call.path.to_string()
+    } else {
+        format!("{}{}", deployment.api_base, call.path)
+    };
     let mut builder = http
         .post(url)
         .headers(upstream_headers(call))
@@ -125,10 +131,37 @@ async fn send_once(
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s >= 0.0)
         .map(Duration::from_secs_f64);
-    let body = response.bytes().await.unwrap_or_default();
+    let error_type = aws_error_type(deployment, response.headers());
+    let mut body = response.bytes().await.unwrap_or_default();
+    if let Some(error_type) = error_type {
+        body = with_aws_error_type(body, &error_type);
+    }
     let status = axum::http::StatusCode::from_u16(status.as_u16())
         .unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
     Err((ApiError::Upstream { status, body }, retry_after))
+}
+
+/// Bedrock names its error in the `x-amzn-errortype` header, which does not survive
+/// into [`ApiError::Upstream`]; it is kept for the error mapper in the body as `__type`
+/// (where AWS's JSON protocols put it).
+fn aws_error_type(deployment: &Deployment, headers: &reqwest::header::HeaderMap) -> Option<String> {
+    if deployment.provider.dialect != Dialect::Bedrock {
+        return None;
+    }
+    headers
+        .get("x-amzn-errortype")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn with_aws_error_type(body: Bytes, error_type: &str) -> Bytes {
+    match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(serde_json::Value::Object(mut map)) if !map.contains_key("__type") => {
+            map.insert("__type".into(), error_type.into());
+            serde_json::to_vec(&map).map(Bytes::from).unwrap_or(body)
+        }
+        _ => body,
+    }
 }
 
 /// reqwest's Display hides the cause ("error sending request"); walk the chain so the

@@ -1,0 +1,71 @@
+//! Command-line options.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::results::Mode;
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "gatehouse-bench",
+    about = "Load benchmark: straight to gatehouse-mock vs. through gatehouse, in one run, \
+             judged against the design's targets"
+)]
+pub struct Args {
+    /// The gateway binary (default: `gatehouse` next to this binary, i.e. target/release).
+    #[arg(long)]
+    pub gateway_bin: Option<PathBuf>,
+    /// The mock binary (default: `gatehouse-mock` next to this binary).
+    #[arg(long)]
+    pub mock_bin: Option<PathBuf>,
+    /// Measured requests per latency scenario (one connection).
+    #[arg(long, default_value_t = 5000)]
+    pub requests: u64,
+    /// Warm-up requests before each latency scenario (not measured).
+    #[arg(long, default_value_t = 500)]
+    pub warmup_requests: u64,
+    /// Which request kinds to measure (comma-separated). Targets for a kind left out
+    /// are reported as not measured, so a partial run never passes.
+    #[arg(long, value_delimiter = ',', default_value = "non-stream,stream")]
+    pub modes: Vec<Mode>,
+    /// Connection counts for the throughput scenarios (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "16,64")]
+    pub concurrency: Vec<usize>,
+    /// Measured seconds per throughput scenario.
+    #[arg(long, default_value_t = 3.0)]
+    pub duration: f64,
+    /// Warm-up seconds before each throughput scenario (not measured).
+    #[arg(long, default_value_t = 0.5)]
+    pub warmup: f64,
+    /// How many times to start the gateway to time start-up (the worst one is judged).
+    #[arg(long, default_value_t = 3)]
+    pub startup_trials: usize,
+    /// Threads of the load generator's runtime. One keeps the generator on one core's worth
+    /// of CPU, leaving the rest to the mock and the gateway.
+    #[arg(long, default_value_t = 1)]
+    pub client_threads: usize,
+    /// Also write the results as Markdown to this file.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+}
+
+impl Args {
+    /// Both phases of a throughput scenario must fit in a short run.
+    pub fn validate(&self) -> Result<(), String> {
+        let ok_secs = |s: f64| s.is_finite() && (0.0..=60.0).contains(&s);
+        if !ok_secs(self.duration) || self.duration == 0.0 || !ok_secs(self.warmup) {
+            return Err("--duration must be in (0, 60] s and --warmup in [0, 60] s".into());
+        }
+        if self.requests == 0 || self.requests > 1_000_000 || self.warmup_requests > 1_000_000 {
+            return Err("--requests must be in 1..=1000000, --warmup-requests <= 1000000".into());
+        }
+        if self.concurrency.iter().any(|&c| c == 0 || c > 1024) {
+            return Err("--concurrency values must be in 1..=1024".into());
+        }
+        if self.client_threads == 0 || self.client_threads > 64 {
+            return Err("--client-threads must be in 1..=64".into());
+        }
+        Ok(())
+    }
+}

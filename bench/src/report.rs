@@ -1,0 +1,253 @@
+//! Printing a run: aligned text for the terminal, Markdown for docs/benchmarks.md.
+
+use std::fmt::Write as _;
+
+use crate::results::{Mode, Results, Route};
+use crate::stats::{Summary, added_ms, ms};
+use crate::targets::Check;
+
+/// A table as plain cells; rendered either way.
+pub struct Table {
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(header: &[&str]) -> Table {
+        Table {
+            header: header.iter().map(|h| (*h).to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Columns padded to their widest cell; numbers and text alike left-aligned.
+    pub fn text(&self) -> String {
+        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let line = |cells: &[String]| {
+            let padded: Vec<String> = cells
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            padded.join("  ").trim_end().to_string()
+        };
+        let mut out = line(&self.header);
+        out.push('\n');
+        for row in &self.rows {
+            out.push_str(&line(row));
+            out.push('\n');
+        }
+        out
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut out = format!("| {} |\n", self.header.join(" | "));
+        out.push_str(&format!("|{}\n", "---|".repeat(self.header.len())));
+        for row in &self.rows {
+            out.push_str(&format!("| {} |\n", row.join(" | ")));
+        }
+        out
+    }
+}
+
+fn f3(v: f64) -> String {
+    format!("{v:.3}")
+}
+
+fn lat(s: Option<Summary>, pick: fn(&Summary) -> std::time::Duration) -> String {
+    s.map(|s| f3(ms(pick(&s)))).unwrap_or_else(|| "-".into())
+}
+
+/// Every scenario, one line each (latencies in ms).
+pub fn scenarios(results: &Results) -> Table {
+    let mut t = Table::new(&[
+        "mode", "route", "conns", "requests", "p50", "p90", "p99", "mean", "TTFB p50", "TTFB p99",
+        "req/s", "errors",
+    ]);
+    for r in &results.rows {
+        let stream = r.mode == Mode::Stream;
+        t.rows.push(vec![
+            r.mode.label().into(),
+            r.route.label().into(),
+            r.connections.to_string(),
+            r.full.map(|s| s.count).unwrap_or(0).to_string(),
+            lat(r.full, |s| s.p50),
+            lat(r.full, |s| s.p90),
+            lat(r.full, |s| s.p99),
+            lat(r.full, |s| s.mean),
+            if stream {
+                lat(r.first_byte, |s| s.p50)
+            } else {
+                "-".into()
+            },
+            if stream {
+                lat(r.first_byte, |s| s.p99)
+            } else {
+                "-".into()
+            },
+            format!("{:.0}", r.per_second),
+            r.errors.to_string(),
+        ]);
+    }
+    t
+}
+
+/// Gateway minus direct, per scenario (ms), and the throughput ratio.
+pub fn comparison(results: &Results) -> Table {
+    let mut t = Table::new(&[
+        "mode",
+        "conns",
+        "added p50",
+        "added p99",
+        "added TTFB p50",
+        "added TTFB p99",
+        "throughput gateway/direct",
+    ]);
+    let mut seen = Vec::new();
+    for r in results.rows.iter().filter(|r| r.route == Route::Gateway) {
+        if seen.contains(&(r.mode, r.connections)) {
+            continue;
+        }
+        seen.push((r.mode, r.connections));
+        let Some((direct, via)) = results.pair(r.mode, r.connections) else {
+            continue;
+        };
+        let added = |a: Option<Summary>,
+                     b: Option<Summary>,
+                     p: fn(&Summary) -> std::time::Duration| {
+            match (a, b) {
+                (Some(v), Some(d)) => f3(added_ms(p(&v), p(&d))),
+                _ => "-".into(),
+            }
+        };
+        let stream = r.mode == Mode::Stream;
+        let ratio = if direct.per_second > 0.0 {
+            f3(via.per_second / direct.per_second)
+        } else {
+            "-".into()
+        };
+        t.rows.push(vec![
+            r.mode.label().into(),
+            r.connections.to_string(),
+            added(via.full, direct.full, |s| s.p50),
+            added(via.full, direct.full, |s| s.p99),
+            if stream {
+                added(via.first_byte, direct.first_byte, |s| s.p50)
+            } else {
+                "-".into()
+            },
+            if stream {
+                added(via.first_byte, direct.first_byte, |s| s.p99)
+            } else {
+                "-".into()
+            },
+            ratio,
+        ]);
+    }
+    t
+}
+
+/// Start-up trials and memory.
+pub fn process(results: &Results) -> Table {
+    let mut t = Table::new(&["measure", "value"]);
+    for (i, s) in results.startups.iter().enumerate() {
+        t.rows.push(vec![
+            format!(
+                "start #{}: spawn → listening / → liveliness 200 / → first chat 200",
+                i + 1
+            ),
+            format!(
+                "{:.1} / {:.1} / {:.1} ms",
+                ms(s.to_listening),
+                ms(s.to_liveliness),
+                ms(s.to_first_chat)
+            ),
+        ]);
+    }
+    let mib = |k: Option<u64>| {
+        k.map(|k| {
+            format!(
+                "{:.1} MiB ({:.1} MB)",
+                k as f64 / 1024.0,
+                k as f64 * 1024.0 / 1e6
+            )
+        })
+        .unwrap_or_else(|| "-".into())
+    };
+    let m = results.memory;
+    t.rows.push(vec![
+        "gateway RSS after start (idle)".into(),
+        mib(m.idle_after_start),
+    ]);
+    t.rows.push(vec![
+        "gateway RSS after load (idle)".into(),
+        mib(m.idle_after_load),
+    ]);
+    t.rows
+        .push(vec!["gateway peak RSS (VmHWM)".into(), mib(m.peak)]);
+    t
+}
+
+pub fn checks(checks: &[Check]) -> Table {
+    let mut t = Table::new(&["target", "measured", "limit", "result"]);
+    for c in checks {
+        t.rows.push(vec![
+            c.name.clone(),
+            c.measured.clone(),
+            c.limit.clone(),
+            if c.pass { "PASS" } else { "FAIL" }.into(),
+        ]);
+    }
+    t
+}
+
+/// Facts about the machine and the run, printed above the tables.
+pub struct Facts {
+    pub date: String,
+    pub commit: String,
+    pub cpus: usize,
+    pub cpu_model: String,
+    pub command: String,
+    /// 1-minute load average before and after the run: how busy the shared machine was.
+    pub load: (String, String),
+}
+
+pub fn markdown(facts: &Facts, results: &Results, judged: &[Check]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "- date: {}", facts.date);
+    let _ = writeln!(out, "- commit: {}", facts.commit);
+    let _ = writeln!(out, "- machine: {} CPUs ({})", facts.cpus, facts.cpu_model);
+    let _ = writeln!(out, "- command: `{}`", facts.command);
+    let _ = writeln!(
+        out,
+        "- 1-minute load average before / after the run: {} / {}",
+        facts.load.0, facts.load.1
+    );
+    let _ = writeln!(out, "\nLatencies in milliseconds.\n");
+    out.push_str(&scenarios(results).markdown());
+    out.push('\n');
+    out.push_str(&comparison(results).markdown());
+    out.push('\n');
+    out.push_str(&process(results).markdown());
+    out.push('\n');
+    out.push_str(&checks(judged).markdown());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_and_markdown_render_every_cell() {
+        let mut t = Table::new(&["a", "bb"]);
+        t.rows.push(vec!["xxx".into(), "1".into()]);
+        assert_eq!(t.text(), "a    bb\nxxx  1\n");
+        assert_eq!(t.markdown(), "| a | bb |\n|---|---|\n| xxx | 1 |\n");
+    }
+}

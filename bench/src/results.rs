@@ -1,0 +1,123 @@
+//! What a run measured, independent of how it is printed or judged.
+
+use std::time::Duration;
+
+use crate::load::Outcome;
+use crate::stats::Summary;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    NonStream,
+    Stream,
+}
+
+impl Mode {
+    pub fn label(self) -> &'static str {
+        match self {
+            Mode::NonStream => "non-stream",
+            Mode::Stream => "stream",
+        }
+    }
+}
+
+/// Straight to the mock, or through the gateway to the mock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Direct,
+    Gateway,
+}
+
+impl Route {
+    pub fn label(self) -> &'static str {
+        match self {
+            Route::Direct => "direct",
+            Route::Gateway => "gateway",
+        }
+    }
+}
+
+/// One scenario's measured phase.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub mode: Mode,
+    pub route: Route,
+    pub connections: usize,
+    /// Send → last body byte.
+    pub full: Option<Summary>,
+    /// Send → first body byte (for a stream: the first SSE event).
+    pub first_byte: Option<Summary>,
+    pub per_second: f64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+}
+
+impl Row {
+    pub fn new(mode: Mode, route: Route, connections: usize, outcome: Outcome) -> Row {
+        let per_second = outcome.per_second();
+        let full = Summary::of(outcome.timings.iter().map(|t| t.full).collect());
+        let first_byte = Summary::of(outcome.timings.iter().map(|t| t.first_byte).collect());
+        Row {
+            mode,
+            route,
+            connections,
+            full,
+            first_byte,
+            per_second,
+            errors: outcome.errors,
+            first_error: outcome.first_error,
+        }
+    }
+}
+
+/// Spawn → served, per start-up trial.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Startup {
+    pub to_listening: Duration,
+    /// First 200 from `GET /health/liveliness`.
+    pub to_liveliness: Duration,
+    /// First 200 from a chat completion (includes the first upstream connection).
+    pub to_first_chat: Duration,
+}
+
+/// Gateway resident memory in KiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Memory {
+    /// Right after start-up and one liveliness probe, before any chat request.
+    pub idle_after_start: Option<u64>,
+    /// After all scenarios, once the load stopped (connections closed, 1 s idle).
+    pub idle_after_load: Option<u64>,
+    /// `VmHWM`: the peak while under load.
+    pub peak: Option<u64>,
+}
+
+/// Everything a run measured.
+#[derive(Debug, Clone, Default)]
+pub struct Results {
+    pub rows: Vec<Row>,
+    pub startups: Vec<Startup>,
+    pub memory: Memory,
+}
+
+impl Results {
+    pub fn row(&self, mode: Mode, route: Route, connections: usize) -> Option<&Row> {
+        self.rows
+            .iter()
+            .find(|r| r.mode == mode && r.route == route && r.connections == connections)
+    }
+
+    /// Direct and gateway rows of the same scenario.
+    pub fn pair(&self, mode: Mode, connections: usize) -> Option<(&Row, &Row)> {
+        Some((
+            self.row(mode, Route::Direct, connections)?,
+            self.row(mode, Route::Gateway, connections)?,
+        ))
+    }
+
+    /// The slowest start-up trial (the target must hold for every start, not on average).
+    pub fn worst_startup(&self) -> Option<Startup> {
+        self.startups
+            .iter()
+            .copied()
+            .max_by_key(|s| s.to_liveliness)
+    }
+}

@@ -1,0 +1,268 @@
+//! The design's performance targets (DESIGN.md, "Performance targets"), judged on one
+//! run's results. Latency targets compare the gateway route with the direct route of the
+//! same run, so machine speed cancels out.
+
+use std::time::Duration;
+
+use crate::results::{Mode, Results, Row};
+use crate::stats::{Summary, added_ms, ms};
+
+pub const ADDED_P50_MS: f64 = 0.2;
+pub const ADDED_P99_MS: f64 = 1.0;
+pub const MIN_THROUGHPUT_RATIO: f64 = 1.0 / 3.0;
+/// The connection count the throughput target is stated for.
+pub const THROUGHPUT_CONNECTIONS: usize = 64;
+/// 30 MB, decimal: the stricter reading of "MB".
+pub const MAX_IDLE_RSS_BYTES: u64 = 30_000_000;
+pub const MAX_STARTUP: Duration = Duration::from_millis(200);
+
+/// One target, judged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    pub name: String,
+    pub measured: String,
+    pub limit: String,
+    pub pass: bool,
+}
+
+impl Check {
+    fn new(name: impl Into<String>, measured: String, limit: String, pass: bool) -> Check {
+        Check {
+            name: name.into(),
+            measured,
+            limit,
+            pass,
+        }
+    }
+
+    /// A target that could not be measured counts as failed, never as passed.
+    fn missing(name: impl Into<String>, limit: String) -> Check {
+        Check::new(name, "not measured".into(), limit, false)
+    }
+}
+
+pub fn evaluate(results: &Results) -> Vec<Check> {
+    let mut checks = Vec::new();
+    for mode in [Mode::NonStream, Mode::Stream] {
+        added_latency(&mut checks, results, mode, "full response", |r| r.full);
+        if mode == Mode::Stream {
+            added_latency(&mut checks, results, mode, "first byte", |r| r.first_byte);
+        }
+    }
+    for mode in [Mode::NonStream, Mode::Stream] {
+        let name = format!(
+            "{} throughput at c={THROUGHPUT_CONNECTIONS}, gateway/direct",
+            mode.label()
+        );
+        let limit = format!(">= {MIN_THROUGHPUT_RATIO:.3}");
+        match results.pair(mode, THROUGHPUT_CONNECTIONS) {
+            Some((direct, via)) if direct.per_second > 0.0 => {
+                let ratio = via.per_second / direct.per_second;
+                checks.push(Check::new(
+                    name,
+                    format!(
+                        "{ratio:.3} ({:.0} / {:.0} req/s)",
+                        via.per_second, direct.per_second
+                    ),
+                    limit,
+                    ratio >= MIN_THROUGHPUT_RATIO,
+                ));
+            }
+            _ => checks.push(Check::missing(name, limit)),
+        }
+    }
+    let rss_limit = format!("<= {:.1} MB", MAX_IDLE_RSS_BYTES as f64 / 1e6);
+    for (name, kib) in [
+        ("idle RSS after start", results.memory.idle_after_start),
+        ("idle RSS after load", results.memory.idle_after_load),
+    ] {
+        match kib {
+            Some(kib) => {
+                let bytes = kib * 1024;
+                checks.push(Check::new(
+                    name,
+                    format!("{:.1} MB", bytes as f64 / 1e6),
+                    rss_limit.clone(),
+                    bytes <= MAX_IDLE_RSS_BYTES,
+                ));
+            }
+            None => checks.push(Check::missing(name, rss_limit.clone())),
+        }
+    }
+    let startup_limit = format!("<= {} ms", MAX_STARTUP.as_millis());
+    let startup_name = format!(
+        "start to first served request (worst of {})",
+        results.startups.len()
+    );
+    match results.worst_startup() {
+        Some(s) => checks.push(Check::new(
+            startup_name,
+            format!("{:.1} ms", ms(s.to_liveliness)),
+            startup_limit,
+            s.to_liveliness <= MAX_STARTUP,
+        )),
+        None => checks.push(Check::missing(startup_name, startup_limit)),
+    }
+    let errors: u64 = results.rows.iter().map(|r| r.errors).sum();
+    checks.push(Check::new(
+        "failed requests, all scenarios",
+        errors.to_string(),
+        "0".into(),
+        errors == 0 && !results.rows.is_empty(),
+    ));
+    checks
+}
+
+fn added_latency(
+    checks: &mut Vec<Check>,
+    results: &Results,
+    mode: Mode,
+    what: &str,
+    pick: impl Fn(&Row) -> Option<Summary>,
+) {
+    let base = format!("{} c=1 added latency, {what}", mode.label());
+    let limits = [
+        ("p50", format!("<= {ADDED_P50_MS} ms"), ADDED_P50_MS),
+        ("p99", format!("<= {ADDED_P99_MS} ms"), ADDED_P99_MS),
+    ];
+    let pair = results
+        .pair(mode, 1)
+        .and_then(|(d, v)| Some((pick(d)?, pick(v)?)));
+    for (pct, limit, max) in limits {
+        let name = format!("{base} {pct}");
+        let Some((direct, via)) = pair else {
+            checks.push(Check::missing(name, limit));
+            continue;
+        };
+        let (d, v) = if pct == "p50" {
+            (direct.p50, via.p50)
+        } else {
+            (direct.p99, via.p99)
+        };
+        let added = added_ms(v, d);
+        checks.push(Check::new(
+            name,
+            format!("{added:.3} ms ({:.3} vs {:.3})", ms(v), ms(d)),
+            limit,
+            added <= max,
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::{Memory, Route, Startup};
+
+    fn summary(p50_us: u64, p99_us: u64) -> Option<Summary> {
+        let d = Duration::from_micros;
+        Some(Summary {
+            count: 1000,
+            p50: d(p50_us),
+            p90: d(p50_us),
+            p99: d(p99_us),
+            max: d(p99_us),
+            mean: d(p50_us),
+        })
+    }
+
+    fn row(mode: Mode, route: Route, c: usize, p50: u64, p99: u64, rps: f64) -> Row {
+        Row {
+            mode,
+            route,
+            connections: c,
+            full: summary(p50, p99),
+            first_byte: summary(p50 / 2, p99 / 2),
+            per_second: rps,
+            errors: 0,
+            first_error: None,
+        }
+    }
+
+    fn passing() -> Results {
+        let mut rows = Vec::new();
+        for mode in [Mode::NonStream, Mode::Stream] {
+            rows.push(row(mode, Route::Direct, 1, 100, 200, 9000.0));
+            rows.push(row(mode, Route::Gateway, 1, 250, 900, 4000.0));
+            rows.push(row(mode, Route::Direct, 64, 5000, 9000, 30000.0));
+            rows.push(row(mode, Route::Gateway, 64, 9000, 20000, 12000.0));
+        }
+        Results {
+            rows,
+            startups: vec![Startup {
+                to_listening: Duration::from_millis(5),
+                to_liveliness: Duration::from_millis(7),
+                to_first_chat: Duration::from_millis(9),
+            }],
+            memory: Memory {
+                idle_after_start: Some(8_000),
+                idle_after_load: Some(12_000),
+                peak: Some(20_000),
+            },
+        }
+    }
+
+    fn failed(checks: &[Check]) -> Vec<&str> {
+        checks
+            .iter()
+            .filter(|c| !c.pass)
+            .map(|c| c.name.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn all_targets_met() {
+        let checks = evaluate(&passing());
+        assert_eq!(failed(&checks), Vec::<&str>::new());
+        // 2 + 4 latency, 2 throughput, 2 RSS, 1 start-up, 1 errors.
+        assert_eq!(checks.len(), 12);
+    }
+
+    #[test]
+    fn too_much_added_p50_fails_only_that_target() {
+        let mut r = passing();
+        r.rows[1] = row(Mode::NonStream, Route::Gateway, 1, 301, 900, 4000.0);
+        assert_eq!(
+            failed(&evaluate(&r)),
+            vec!["non-stream c=1 added latency, full response p50"]
+        );
+    }
+
+    #[test]
+    fn low_throughput_ratio_fails() {
+        let mut r = passing();
+        r.rows[7] = row(Mode::Stream, Route::Gateway, 64, 9000, 20000, 9000.0);
+        assert_eq!(
+            failed(&evaluate(&r)),
+            vec!["stream throughput at c=64, gateway/direct"]
+        );
+    }
+
+    #[test]
+    fn rss_startup_and_errors_fail() {
+        let mut r = passing();
+        r.memory.idle_after_load = Some(30_000); // 30.7 MB
+        r.startups.push(Startup {
+            to_listening: Duration::from_millis(150),
+            to_liveliness: Duration::from_millis(201),
+            to_first_chat: Duration::from_millis(210),
+        });
+        r.rows[0].errors = 1;
+        let checks = evaluate(&r);
+        assert_eq!(
+            failed(&checks),
+            vec![
+                "idle RSS after load",
+                "start to first served request (worst of 2)",
+                "failed requests, all scenarios"
+            ]
+        );
+    }
+
+    #[test]
+    fn unmeasured_targets_fail() {
+        let checks = evaluate(&Results::default());
+        assert!(checks.iter().all(|c| !c.pass));
+        assert!(checks.iter().any(|c| c.measured == "not measured"));
+    }
+}
