@@ -379,3 +379,51 @@ async fn the_keys_cli_creates_and_revokes() {
     assert_eq!(code, 0);
     assert!(out.contains("\"ops\"") && !out.contains(&key));
 }
+
+#[tokio::test]
+async fn rpm_and_parallel_limits_answer_429_with_litellm_headers() {
+    let mock = MockServer::start(MockOptions::default()).await.unwrap();
+    let gw = Gateway::start(&config(&mock, ""));
+    let (_, created) = admin(&gw, "/key/generate", json!({"rpm_limit": 3})).await;
+    let key = created["key"].as_str().unwrap().to_string();
+    for _ in 0..3 {
+        let resp = chat(&gw, &key, "other").await;
+        assert_eq!(resp.status(), 200);
+        assert!(resp.headers().contains_key("x-ratelimit-remaining-requests"));
+    }
+    let resp = chat(&gw, &key, "other").await;
+    assert_eq!(resp.status(), 429);
+    let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=120).contains(&retry), "retry-after {retry}");
+    assert_eq!(resp.headers()["x-ratelimit-remaining-requests"], "0");
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["error"]["type"], "rate_limit_error");
+    // Other keys are not affected.
+    assert_eq!(chat(&gw, MASTER, "other").await.status(), 200);
+}
+
+/// Two gateways sharing Redis enforce one rpm limit together.
+#[tokio::test]
+async fn two_replicas_sharing_redis_enforce_one_limit() {
+    let mock = MockServer::start(MockOptions::default()).await.unwrap();
+    let db = TempDatabase::create();
+    let url = format!("postgresql://postgres@127.0.0.1:5432/{}", db.0);
+    let prefix = format!("gh-test-{}", db.0);
+    let cfg = config(
+        &mock,
+        &format!(
+            "  database_url: {url}\nvirtual_keys:\n  - api_key: sk-shared-limit-{prefix}\n    rpm_limit: 4\nrouter_settings:\n  redis_host: 127.0.0.1\n  redis_port: 6379\n"
+        ),
+    );
+    let key = format!("sk-shared-limit-{prefix}");
+    let a = Gateway::start(&cfg);
+    let b = Gateway::start(&cfg);
+    let mut ok = 0;
+    for i in 0..8 {
+        let gw = if i % 2 == 0 { &a } else { &b };
+        if chat(gw, &key, "other").await.status() == 200 {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 4, "one limit across both replicas");
+}

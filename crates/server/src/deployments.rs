@@ -67,6 +67,8 @@ impl DeploymentStats {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeploymentError {
+    #[error("router_settings redis: {0}")]
+    Redis(String),
     #[error("model_list[{index}].litellm_params.model: {source}")]
     Provider {
         index: usize,

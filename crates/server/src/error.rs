@@ -29,6 +29,13 @@ pub enum ApiError {
     PayloadTooLarge { limit_mb: f64 },
     #[error("{0}")]
     RateLimited(String),
+    /// A key's own rpm/tpm/parallel limit; carries LiteLLM's `x-ratelimit-*` and
+    /// `retry-after` headers.
+    #[error("{message}")]
+    OverKeyLimit {
+        message: String,
+        headers: Box<axum::http::HeaderMap>,
+    },
     #[error("{0}")]
     BudgetExceeded(String),
     #[error("upstream did not answer within {0:.1}s")]
@@ -55,7 +62,7 @@ impl ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::ModelNotFound(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited(_) | Self::OverKeyLimit { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::BudgetExceeded(_) => StatusCode::BAD_REQUEST,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
@@ -74,7 +81,7 @@ impl ApiError {
             Self::Unauthorized(_) => "authentication_error",
             Self::Forbidden(_) => "permission_error",
             Self::ModelNotFound(_) | Self::NotFound(_) => "not_found_error",
-            Self::RateLimited(_) => "rate_limit_error",
+            Self::RateLimited(_) | Self::OverKeyLimit { .. } => "rate_limit_error",
             Self::BudgetExceeded(_) => "budget_exceeded",
             Self::UpstreamTimeout(_) => "timeout",
             Self::UpstreamUnreachable(_) | Self::Upstream { .. } => "api_error",
@@ -89,7 +96,7 @@ impl ApiError {
             Self::Unauthorized(_) => Some("invalid_api_key"),
             Self::ModelNotFound(_) => Some("model_not_found"),
             Self::PayloadTooLarge { .. } => Some("request_too_large"),
-            Self::RateLimited(_) => Some("rate_limit_exceeded"),
+            Self::RateLimited(_) | Self::OverKeyLimit { .. } => Some("rate_limit_exceeded"),
             Self::BudgetExceeded(_) => Some("budget_exceeded"),
             _ => None,
         }
@@ -104,7 +111,7 @@ impl ApiError {
             Self::ModelNotFound(_) => "model_not_found",
             Self::NotFound(_) => "not_found",
             Self::PayloadTooLarge { .. } => "too_large",
-            Self::RateLimited(_) => "rate_limited",
+            Self::RateLimited(_) | Self::OverKeyLimit { .. } => "rate_limited",
             Self::BudgetExceeded(_) => "budget_exceeded",
             Self::UpstreamTimeout(_) => "upstream_timeout",
             Self::UpstreamUnreachable(_) => "upstream_unreachable",
@@ -135,6 +142,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         metrics::counter!("gatehouse_errors_total", "kind" => self.kind()).increment(1);
         let status = self.status();
+        let extra_headers = match &self {
+            Self::OverKeyLimit { headers, .. } => Some(headers.as_ref().clone()),
+            _ => None,
+        };
         let body = match self {
             Self::Upstream { body, .. } if looks_like_openai_error(&body) => body,
             Self::Upstream { status, body } => {
@@ -157,6 +168,9 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let Some(extra) = extra_headers {
+            response.headers_mut().extend(extra);
+        }
         response
     }
 }

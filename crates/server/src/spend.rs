@@ -35,10 +35,25 @@ pub struct RequestRecord {
     model: String,
     started: Instant,
     tally: Mutex<Tally>,
+    /// The key's limits and its admission: the parallel slot is held until the
+    /// record (and so the response or stream) is gone; tokens are counted then.
+    limits: crate::limits::KeyLimits,
+    _permit: Option<crate::limits::Permit>,
 }
 
 impl RequestRecord {
     pub fn new(state: Arc<AppState>, request_id: &str, key_hash: String, model: &str) -> Arc<Self> {
+        Self::with_limits(state, request_id, key_hash, model, Default::default(), None)
+    }
+
+    fn with_limits(
+        state: Arc<AppState>,
+        request_id: &str,
+        key_hash: String,
+        model: &str,
+        limits: crate::limits::KeyLimits,
+        permit: Option<crate::limits::Permit>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             state,
             request_id: request_id.to_owned(),
@@ -46,6 +61,8 @@ impl RequestRecord {
             model: model.to_owned(),
             started: Instant::now(),
             tally: Mutex::default(),
+            limits,
+            _permit: permit,
         })
     }
 
@@ -116,6 +133,12 @@ impl RequestRecord {
 
 impl Drop for RequestRecord {
     fn drop(&mut self) {
+        if !self.limits.is_unlimited() {
+            let t = self.tally();
+            let tokens = t.usage.prompt + t.usage.completion;
+            drop(t);
+            self.state.limiter.record_tokens(&self.key_hash, &self.limits, tokens);
+        }
         let Some(persistence) = &self.state.persistence else {
             return;
         };
@@ -220,8 +243,10 @@ pub fn usage_of(u: &Value) -> Option<cost::Usage> {
     })
 }
 
-/// Runs a model request with a spend record: the row is written when the response (its
-/// stream, for SSE) is over; a JSON answer carries its cost in `x-litellm-response-cost`.
+/// Runs a model request under the key's limits and with a spend record: refused with 429
+/// (LiteLLM's `x-ratelimit-*` headers, `retry-after`) past an rpm/tpm/parallel limit; the
+/// row is written when the response (its stream, for SSE) is over; a JSON answer carries
+/// its cost in `x-litellm-response-cost`.
 pub async fn account<F>(
     state: &Arc<AppState>,
     caller: &crate::auth::Caller,
@@ -232,18 +257,44 @@ pub async fn account<F>(
 where
     F: std::future::Future<Output = Result<axum::response::Response, crate::error::ApiError>>,
 {
-    if state.persistence.is_none() {
-        return handler.await;
-    }
     let key = caller
         .key
         .as_ref()
         .map(|k| k.token_hash.clone())
         .unwrap_or_else(|| caller.key_id.clone());
-    let record = RequestRecord::new(state.clone(), request_id, key, model);
+    let limits = caller
+        .key
+        .as_ref()
+        .map(|k| crate::limits::KeyLimits {
+            rpm: k.rpm_limit,
+            tpm: k.tpm_limit,
+            max_parallel: k.max_parallel_requests,
+        })
+        .unwrap_or_default();
+    let permit = if limits.is_unlimited() {
+        None
+    } else {
+        match state.limiter.admit(&key, &limits).await {
+            Ok(permit) => Some(permit),
+            Err(refusal) => {
+                let mut headers = axum::http::HeaderMap::new();
+                crate::limits::refusal_headers(&mut headers, &refusal);
+                return Err(crate::error::ApiError::OverKeyLimit {
+                    message: refusal.to_string(),
+                    headers: Box::new(headers),
+                });
+            }
+        }
+    };
+    let mut rate_headers = axum::http::HeaderMap::new();
+    if let Some(p) = &permit {
+        crate::limits::headers(&mut rate_headers, p.status());
+    }
+    let record = RequestRecord::with_limits(state.clone(), request_id, key, model, limits, permit);
     let mut result = scope(record.clone(), handler).await;
     match &mut result {
         Ok(response) => {
+            response.headers_mut().extend(rate_headers);
             let streaming = response
                 .headers()
                 .get(axum::http::header::CONTENT_TYPE)

@@ -62,6 +62,8 @@ pub struct AppState {
     pub persistence: Option<Persistence>,
     /// Responses API objects kept for `previous_response_id` and GET/DELETE.
     pub responses: crate::dialects::store::ResponseStore,
+    /// Per-key rpm/tpm/parallel limits: in memory, or shared through Redis.
+    pub limiter: crate::limits::Limiter,
 }
 
 impl AppState {
@@ -74,6 +76,7 @@ impl AppState {
         metrics: Option<PrometheusHandle>,
     ) -> Result<Self, DeploymentError> {
         let groups = ModelGroups::from_config(config)?;
+        let limiter = limiter(config)?;
         let master_key = config
             .general_settings
             .master_key
@@ -104,6 +107,7 @@ impl AppState {
             pending: Default::default(),
             persistence,
             responses: Default::default(),
+            limiter,
         })
     }
 }
@@ -114,4 +118,18 @@ impl KeyResolver for NoKeys {
     fn lookup(&self, _: &str) -> Option<Arc<crate::auth::KeyInfo>> {
         None
     }
+}
+
+/// Redis when `REDIS_URL`, `router_settings.redis_url` or `redis_host` is set, so several
+/// replicas enforce one limit; otherwise in memory.
+fn limiter(config: &Config) -> Result<crate::limits::Limiter, DeploymentError> {
+    let rs = &config.router_settings;
+    let env_url = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty());
+    let url = crate::limits::redis_url(
+        rs.redis_host.as_deref(),
+        rs.redis_port,
+        rs.redis_password.as_deref(),
+        env_url.as_deref().or(rs.redis_url.as_deref()),
+    );
+    crate::limits::Limiter::from_settings(url).map_err(|e| DeploymentError::Redis(e.to_string()))
 }

@@ -23,7 +23,7 @@ pub fn kind_of(err: &ApiError) -> ErrorKind {
         ApiError::Forbidden(_) => ErrorKind::PermissionDenied,
         ApiError::ModelNotFound(_) | ApiError::NotFound(_) => ErrorKind::NotFound,
         ApiError::PayloadTooLarge { .. } => ErrorKind::RequestTooLarge,
-        ApiError::RateLimited(_) => ErrorKind::RateLimit,
+        ApiError::RateLimited(_) | ApiError::OverKeyLimit { .. } => ErrorKind::RateLimit,
         ApiError::UpstreamTimeout(_) | ApiError::UpstreamUnreachable(_) | ApiError::Internal(_) => {
             ErrorKind::Upstream
         }
