@@ -60,6 +60,15 @@ async fn serve(
     let metrics = PrometheusBuilder::new()
         .install_recorder()
         .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
+    // Histograms are aggregated on upkeep; without it samples pile up between scrapes.
+    let upkeep_handle = metrics.clone();
+    let upkeep = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            upkeep_handle.run_upkeep();
+        }
+    });
     let (persistence, background) = persistence::open(config, loaded.source_dir.as_deref()).await?;
     let hub = Hub::from_config(config).map_err(|e| format!("MCP servers: {e}"))?;
     hub.start();
@@ -102,6 +111,7 @@ async fn serve(
     let result = gatehouse_server::serve(listener, app, shutdown_signal(), SHUTDOWN_GRACE).await;
     hub.shutdown().await;
     background.stop(state.persistence.as_ref()).await;
+    upkeep.abort();
     tracing::info!("stopped");
     result.map_err(|e| format!("server error: {e}"))
 }

@@ -389,11 +389,18 @@ async fn rpm_and_parallel_limits_answer_429_with_litellm_headers() {
     for _ in 0..3 {
         let resp = chat(&gw, &key, "other").await;
         assert_eq!(resp.status(), 200);
-        assert!(resp.headers().contains_key("x-ratelimit-remaining-requests"));
+        assert!(
+            resp.headers()
+                .contains_key("x-ratelimit-remaining-requests")
+        );
     }
     let resp = chat(&gw, &key, "other").await;
     assert_eq!(resp.status(), 429);
-    let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=120).contains(&retry), "retry-after {retry}");
     assert_eq!(resp.headers()["x-ratelimit-remaining-requests"], "0");
     let err: Value = resp.json().await.unwrap();

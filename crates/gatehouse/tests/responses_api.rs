@@ -455,6 +455,7 @@ async fn mcp_tools_run_through_the_hub_and_are_reported_as_mcp_items() {
         assert_eq!(output[1]["name"], "echo");
         assert_eq!(output[1]["server_label"], "ev");
         assert!(output[1]["error"].is_null());
+        assert_eq!(output[1]["output"], "Echo: from responses");
         assert_eq!(output_text(&response), "Tool said: Echo: from responses");
         // The model saw the real tool result.
         let last = mock

@@ -137,7 +137,9 @@ impl Drop for RequestRecord {
             let t = self.tally();
             let tokens = t.usage.prompt + t.usage.completion;
             drop(t);
-            self.state.limiter.record_tokens(&self.key_hash, &self.limits, tokens);
+            self.state
+                .limiter
+                .record_tokens(&self.key_hash, &self.limits, tokens);
         }
         let Some(persistence) = &self.state.persistence else {
             return;

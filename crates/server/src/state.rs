@@ -92,6 +92,8 @@ impl AppState {
             .pool_idle_timeout(std::time::Duration::from_secs(90))
             .pool_max_idle_per_host(256)
             .tcp_nodelay(true)
+            // A gateway reports an upstream's redirect; it does not follow it with our keys.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default();
         Ok(Self {

@@ -47,7 +47,26 @@ pub struct McpCallRecord {
     pub ok: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What the model was given as the result (Responses' `mcp_call.output`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
     pub duration_ms: f64,
+}
+
+impl McpCallRecord {
+    /// The audit view kept in spend logs: sizes, never arguments or results.
+    pub fn sized(&self) -> Value {
+        json!({
+            "id": self.id,
+            "server": self.server,
+            "tool": self.tool,
+            "ok": self.ok,
+            "error": self.error,
+            "duration_ms": self.duration_ms,
+            "arguments_bytes": self.arguments.to_string().len(),
+            "output_bytes": self.output.as_ref().map_or(0, String::len),
+        })
+    }
 }
 
 /// Live news of the calls, for streaming clients.
@@ -192,6 +211,7 @@ async fn execute_one(
         arguments,
         ok,
         error,
+        output: Some(content.clone()),
         duration_ms: duration.as_secs_f64() * 1e3,
     };
     if let Some(tx) = events {
@@ -215,6 +235,7 @@ pub fn unknown_tool(call: &ToolCall) -> Outcome {
             arguments: Value::String(call.arguments.clone()),
             ok: false,
             error: Some(error),
+            output: None,
             duration_ms: 0.0,
         },
     }

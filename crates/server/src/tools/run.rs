@@ -224,9 +224,8 @@ fn finish(
         completion["usage"] = usage.to_json();
     }
     if !records.is_empty() {
-        crate::spend::with(|r| {
-            r.set_mcp_calls(serde_json::to_value(&records).unwrap_or(Value::Null))
-        });
+        let sized: Vec<Value> = records.iter().map(McpCallRecord::sized).collect();
+        crate::spend::with(|r| r.set_mcp_calls(Value::Array(sized)));
     }
     completion["mcp_calls"] = serde_json::to_value(&records).unwrap_or(Value::Null);
     if let Some((rounds, unexecuted)) = capped {

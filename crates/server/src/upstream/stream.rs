@@ -13,46 +13,115 @@ use futures_util::{Stream, StreamExt};
 
 use crate::error::ApiError;
 
-/// The in-band SSE event for an error that happened mid-stream.
+/// The in-band SSE event for an error that happened mid-stream. A vendor error already
+/// mapped to OpenAI's shape keeps its message and type.
 pub fn sse_error_event(err: &ApiError) -> Bytes {
+    if let ApiError::Upstream { body, .. } = err
+        && let Ok(value) = serde_json::from_slice::<serde_json::Value>(body)
+        && value.get("error").and_then(|e| e.get("message")).is_some()
+    {
+        return Bytes::from(format!("data: {value}\n\n"));
+    }
     Bytes::from(format!("data: {}\n\n", err.openai_body()))
 }
 
+/// Upper bound for one coalesced write.
+const COALESCE_MAX: usize = 64 * 1024;
+
+struct Relay<S> {
+    upstream: std::pin::Pin<Box<S>>,
+    /// An item read while coalescing, to hand out next.
+    pending: Option<Result<Bytes, reqwest::Error>>,
+    ended: bool,
+    scanner: crate::spend::UsageScanner,
+    record: Option<std::sync::Arc<crate::spend::RequestRecord>>,
+}
+
 /// Relays `upstream` unchanged, cutting it with an in-band error when no chunk arrives
-/// within `idle_timeout` or the upstream connection fails.
-pub fn relay(
-    upstream: impl Stream<Item = Result<Bytes, reqwest::Error>> + Send + 'static,
+/// within `idle_timeout` or the upstream connection fails. Chunks the upstream connection
+/// has already received go out in one write instead of one write each (a whole small
+/// stream otherwise costs one syscall per event).
+pub fn relay<S>(
+    upstream: S,
     idle_timeout: Duration,
-) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
-    let upstream = Box::pin(upstream);
-    // The request's spend record lives as long as the stream and learns its usage here.
-    let record = crate::spend::current();
-    let scanner = crate::spend::UsageScanner::default();
-    futures_util::stream::unfold(Some((upstream, scanner, record)), move |state| async move {
-        let (mut upstream, mut scanner, record) = state?;
-        match tokio::time::timeout(idle_timeout, upstream.next()).await {
-            Ok(Some(Ok(chunk))) => {
-                if let Some(record) = &record
-                    && let Some(usage) = scanner.scan(&chunk)
-                {
-                    record.add_usage(usage);
+) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static
+where
+    S: Stream<Item = Result<Bytes, reqwest::Error>> + Send + 'static,
+{
+    let state = Relay {
+        upstream: Box::pin(upstream),
+        pending: None,
+        ended: false,
+        scanner: crate::spend::UsageScanner::default(),
+        // The request's spend record lives as long as the stream and learns its usage here.
+        record: crate::spend::current(),
+    };
+    futures_util::stream::unfold(Some(state), move |state| async move {
+        let mut st = state?;
+        let first = match st.pending.take() {
+            Some(item) => Some(item),
+            None if st.ended => return None,
+            None => match tokio::time::timeout(idle_timeout, st.upstream.next()).await {
+                Ok(item) => item,
+                Err(_) => {
+                    metrics::counter!("gatehouse_stream_errors_total", "kind" => "idle_timeout")
+                        .increment(1);
+                    let err = ApiError::UpstreamTimeout(idle_timeout.as_secs_f64());
+                    return Some((Ok(sse_error_event(&err)), None));
                 }
-                Some((Ok(chunk), Some((upstream, scanner, record))))
-            }
-            Ok(None) => None,
-            Ok(Some(Err(e))) => {
+            },
+        };
+        match first? {
+            Err(e) => {
                 tracing::warn!(error = %e, "upstream stream failed mid-way");
                 metrics::counter!("gatehouse_stream_errors_total", "kind" => "upstream")
                     .increment(1);
                 let err = ApiError::UpstreamUnreachable(format!("upstream stream failed: {e}"));
                 Some((Ok(sse_error_event(&err)), None))
             }
-            Err(_) => {
-                metrics::counter!("gatehouse_stream_errors_total", "kind" => "idle_timeout")
-                    .increment(1);
-                let err = ApiError::UpstreamTimeout(idle_timeout.as_secs_f64());
-                Some((Ok(sse_error_event(&err)), None))
+            Ok(chunk) => {
+                let chunk = coalesce(chunk, &mut st).await;
+                if let Some(record) = &st.record
+                    && let Some(usage) = st.scanner.scan(&chunk)
+                {
+                    record.add_usage(usage);
+                }
+                Some((Ok(chunk), Some(st)))
             }
         }
     })
+}
+
+/// Appends whatever the upstream connection has already decoded, without waiting.
+async fn coalesce<S>(first: Bytes, st: &mut Relay<S>) -> Bytes
+where
+    S: Stream<Item = Result<Bytes, reqwest::Error>>,
+{
+    use futures_util::FutureExt;
+    let mut buf: Option<bytes::BytesMut> = None;
+    let mut len = first.len();
+    let mut idle = 0;
+    while len < COALESCE_MAX {
+        // Let the upstream connection task decode what it has already read.
+        tokio::task::yield_now().await;
+        match st.upstream.next().now_or_never() {
+            None if idle < 3 => idle += 1,
+            None => break,
+            Some(None) => {
+                st.ended = true;
+                break;
+            }
+            Some(Some(Ok(c))) => {
+                idle = 0;
+                len += c.len();
+                buf.get_or_insert_with(|| bytes::BytesMut::from(&first[..]))
+                    .extend_from_slice(&c);
+            }
+            Some(Some(Err(e))) => {
+                st.pending = Some(Err(e));
+                break;
+            }
+        }
+    }
+    buf.map(bytes::BytesMut::freeze).unwrap_or(first)
 }
