@@ -371,7 +371,10 @@ async fn overloaded_is_retried_and_mid_stream_errors_are_in_band() {
     );
     // The vendor's own message and type survive the in-band error.
     assert!(
-        last["error"]["message"].as_str().unwrap().contains("overloaded"),
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("overloaded"),
         "{last}"
     );
     assert!(
