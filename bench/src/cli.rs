@@ -45,6 +45,21 @@ pub struct Args {
     /// of CPU, leaving the rest to the mock and the gateway.
     #[arg(long, default_value_t = 1)]
     pub client_threads: usize,
+    /// Measured requests per MCP method and route (`tools/list`, `tools/call`, one
+    /// connection, sequential). A tenth of this is sent first as warm-up.
+    #[arg(long, default_value_t = 1000)]
+    pub mcp_requests: u64,
+    /// Skip the MCP scenarios (their targets are then reported as not measured).
+    #[arg(long, conflicts_with = "mcp_only")]
+    pub no_mcp: bool,
+    /// Run only the MCP scenarios (the chat, start-up and memory targets are then
+    /// reported as not measured).
+    #[arg(long)]
+    pub mcp_only: bool,
+    /// Where `scripts/install-peers` put the npm peers (default: $GATEHOUSE_NPM_PREFIX,
+    /// else ~/.cache/gatehouse/npm); server-everything is started from there.
+    #[arg(long)]
+    pub npm_prefix: Option<PathBuf>,
     /// Also write the results as Markdown to this file.
     #[arg(long)]
     pub markdown: Option<PathBuf>,
@@ -56,6 +71,9 @@ impl Args {
         let ok_secs = |s: f64| s.is_finite() && (0.0..=60.0).contains(&s);
         if !ok_secs(self.duration) || self.duration == 0.0 || !ok_secs(self.warmup) {
             return Err("--duration must be in (0, 60] s and --warmup in [0, 60] s".into());
+        }
+        if self.mcp_requests == 0 || self.mcp_requests > 100_000 {
+            return Err("--mcp-requests must be in 1..=100000".into());
         }
         if self.requests == 0 || self.requests > 1_000_000 || self.warmup_requests > 1_000_000 {
             return Err("--requests must be in 1..=1000000, --warmup-requests <= 1000000".into());

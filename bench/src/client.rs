@@ -2,17 +2,20 @@
 //! and times each exchange: to the first body byte and to the end of the body.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
-use http::{HeaderMap, Method, Request};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::error::BenchError;
+use crate::mcp;
 
 /// Where requests go: a loopback address and the key that address accepts.
 #[derive(Debug, Clone)]
@@ -51,6 +54,8 @@ pub enum Expect {
     Stream,
     /// Any 2xx body (health probes).
     Ok,
+    /// A JSON-RPC response (JSON or SSE) with the request's id and a `result`.
+    RpcResult,
 }
 
 /// A request built once and cloned per send (headers and body are cheap to clone).
@@ -61,6 +66,18 @@ pub struct Prepared {
     headers: HeaderMap,
     body: Bytes,
     expect: Expect,
+    /// JSON-RPC requests get a fresh id per send (ids must not repeat within a session).
+    rpc: Option<RpcBody>,
+}
+
+/// A JSON-RPC body split around its id.
+#[derive(Debug, Clone)]
+struct RpcBody {
+    before_id: &'static str,
+    after_id: &'static str,
+    method: mcp::Method,
+    /// Shared by the clones of one `Prepared` (one route's session).
+    next_id: Arc<AtomicU64>,
 }
 
 impl Prepared {
@@ -79,6 +96,7 @@ impl Prepared {
             } else {
                 Expect::Completion
             },
+            rpc: None,
         }
     }
 
@@ -90,16 +108,83 @@ impl Prepared {
             headers: headers(target, false),
             body: Bytes::new(),
             expect: Expect::Ok,
+            rpc: None,
         }
     }
 
-    fn request(&self) -> Request<Full<Bytes>> {
-        let mut req = Request::new(Full::new(self.body.clone()));
+    /// An MCP streamable-HTTP `POST path` with a fixed body (session set-up: `initialize`,
+    /// `notifications/initialized`); any 2xx counts.
+    pub fn mcp_post(
+        target: &Target,
+        path: &'static str,
+        session: Option<&str>,
+        body: String,
+    ) -> Prepared {
+        Prepared {
+            method: Method::POST,
+            path,
+            headers: mcp_headers(target, session),
+            body: Bytes::from(body),
+            expect: Expect::Ok,
+            rpc: None,
+        }
+    }
+
+    /// `method` in the session `session`, a fresh JSON-RPC id per send; the response must
+    /// carry that id and a `result`.
+    pub fn mcp(
+        target: &Target,
+        path: &'static str,
+        session: &str,
+        method: mcp::Method,
+    ) -> Prepared {
+        let (before_id, after_id) = method.body_parts();
+        Prepared {
+            method: Method::POST,
+            path,
+            headers: mcp_headers(target, Some(session)),
+            body: Bytes::new(),
+            expect: Expect::RpcResult,
+            rpc: Some(RpcBody {
+                before_id,
+                after_id,
+                method,
+                // 1 is the `initialize` request's id.
+                next_id: Arc::new(AtomicU64::new(2)),
+            }),
+        }
+    }
+
+    /// The request to send and, for JSON-RPC, the id it carries and its method.
+    fn request(&self) -> (Request<Full<Bytes>>, Option<(u64, mcp::Method)>) {
+        let (body, id) = match &self.rpc {
+            Some(rpc) => {
+                let id = rpc.next_id.fetch_add(1, Ordering::Relaxed);
+                let body = format!("{}{id}{}", rpc.before_id, rpc.after_id);
+                (Bytes::from(body), Some((id, rpc.method)))
+            }
+            None => (self.body.clone(), None),
+        };
+        let mut req = Request::new(Full::new(body));
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = http::Uri::from_static(self.path);
         *req.headers_mut() = self.headers.clone();
-        req
+        (req, id)
     }
+}
+
+/// JSON in, JSON or SSE out, the session and protocol headers once a session exists.
+fn mcp_headers(target: &Target, session: Option<&str>) -> HeaderMap {
+    let mut headers = headers(target, true);
+    headers.insert(ACCEPT, HeaderValue::from_static(mcp::ACCEPT));
+    headers.insert(
+        HeaderName::from_static(mcp::VERSION_HEADER),
+        HeaderValue::from_static(mcp::PROTOCOL_VERSION),
+    );
+    if let Some(id) = session.and_then(|s| HeaderValue::from_str(s).ok()) {
+        headers.insert(HeaderName::from_static(mcp::SESSION_HEADER), id);
+    }
+    headers
 }
 
 fn headers(target: &Target, json: bool) -> HeaderMap {
@@ -107,7 +192,10 @@ fn headers(target: &Target, json: bool) -> HeaderMap {
     if let Ok(host) = HeaderValue::from_str(&target.addr.to_string()) {
         headers.insert(HOST, host);
     }
-    if let Ok(auth) = HeaderValue::from_str(&format!("Bearer {}", target.api_key)) {
+    // An upstream that takes no key (an MCP server) gets no Authorization header.
+    if !target.api_key.is_empty()
+        && let Ok(auth) = HeaderValue::from_str(&format!("Bearer {}", target.api_key))
+    {
         headers.insert(AUTHORIZATION, auth);
     }
     if json {
@@ -175,20 +263,54 @@ impl Conn {
         }
     }
 
+    /// Sends `req` once and returns the status, headers and body whatever the status
+    /// (set-up steps that need a response header, e.g. `Mcp-Session-Id`).
+    pub async fn fetch(
+        &mut self,
+        req: &Prepared,
+        timeout: Duration,
+    ) -> Result<(StatusCode, HeaderMap, Vec<u8>), Failure> {
+        let (request, _) = req.request();
+        match tokio::time::timeout(timeout, self.roundtrip(request)).await {
+            Ok(Ok((_, status, headers))) => Ok((status, headers, self.buf.clone())),
+            Ok(Err(failure)) => Err(failure),
+            Err(_) => Err(Failure::Timeout(timeout)),
+        }
+    }
+
     async fn exchange(&mut self, req: &Prepared) -> Result<Timing, Failure> {
+        let (request, rpc_id) = req.request();
+        let (timing, status, _) = self.roundtrip(request).await?;
+        if !status.is_success() {
+            return Err(Failure::Status {
+                status: status.as_u16(),
+                body: snippet(&self.buf),
+            });
+        }
+        match rpc_id {
+            Some((id, method)) => mcp::check_response(&self.buf, id, Some(method))
+                .map_err(|e| Failure::BadBody(format!("{e}; body: {}", snippet(&self.buf))))?,
+            None => check_body(req.expect, &self.buf)?,
+        }
+        Ok(timing)
+    }
+
+    /// One request/response; the body is left in `self.buf`.
+    async fn roundtrip(
+        &mut self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<(Timing, StatusCode, HeaderMap), Failure> {
         self.sender
             .ready()
             .await
             .map_err(|e| Failure::Transport(e.to_string()))?;
-        let request = req.request();
         let started = Instant::now();
         let response = self
             .sender
             .send_request(request)
             .await
             .map_err(|e| Failure::Transport(e.to_string()))?;
-        let status = response.status();
-        let mut body = response.into_body();
+        let (parts, mut body) = response.into_parts();
         self.buf.clear();
         let mut first_byte = None;
         while let Some(frame) = body.frame().await {
@@ -201,17 +323,11 @@ impl Conn {
             }
         }
         let full = started.elapsed();
-        if !status.is_success() {
-            return Err(Failure::Status {
-                status: status.as_u16(),
-                body: snippet(&self.buf),
-            });
-        }
-        check_body(req.expect, &self.buf)?;
-        Ok(Timing {
+        let timing = Timing {
             first_byte: first_byte.unwrap_or(full),
             full,
-        })
+        };
+        Ok((timing, parts.status, parts.headers))
     }
 }
 
@@ -221,6 +337,8 @@ impl Conn {
 pub fn check_body(expect: Expect, body: &[u8]) -> Result<(), Failure> {
     let ok = match expect {
         Expect::Ok => true,
+        // Needs the request's id: checked by `mcp::check_response` instead.
+        Expect::RpcResult => false,
         Expect::Completion => {
             body.first() == Some(&b'{')
                 && contains(body, b"\"chat.completion\"")

@@ -36,6 +36,13 @@ pub enum BenchError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "{what} is not installed: {path} is missing (run scripts/install-peers, set \
+         GATEHOUSE_NPM_PREFIX or --npm-prefix, or pass --no-mcp to skip the MCP scenarios)"
+    )]
+    MissingPeer { what: &'static str, path: PathBuf },
+    #[error("cannot open an MCP session on the {route} route: {detail}")]
+    McpSession { route: &'static str, detail: String },
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }

@@ -7,6 +7,8 @@ mod cli;
 mod client;
 mod error;
 mod load;
+mod mcp;
+mod mcp_run;
 mod procs;
 mod report;
 mod results;
@@ -63,6 +65,12 @@ fn bench(args: &cli::Args) -> Result<bool, BenchError> {
         "Gateway vs. direct (ms):\n{}",
         report::comparison(&results).text()
     );
+    if !results.mcp.is_empty() {
+        println!(
+            "MCP, one connection (ms; added = gateway - direct):\n{}",
+            report::mcp(&results).text()
+        );
+    }
     println!("Gateway process:\n{}", report::process(&results).text());
     println!("Targets:\n{}", report::checks(&judged).text());
     let passed = judged.iter().all(|c| c.pass);

@@ -42,15 +42,47 @@ impl Service {
     pub fn mock(bin: &Path) -> Result<Service, BenchError> {
         let mut cmd = Command::new(bin);
         cmd.args(["--port", "0", "--host", "127.0.0.1"]);
-        spawn("gatehouse-mock", bin, cmd, Channel::Stdout, None)
+        spawn(
+            "gatehouse-mock",
+            bin,
+            cmd,
+            Channel::Stdout,
+            listening_url,
+            None,
+        )
+    }
+
+    /// `PORT=N node …/server-everything/dist/index.js streamableHttp` on a free port. It
+    /// listens on all interfaces; the benchmark only talks to it on 127.0.0.1.
+    pub fn everything(script: &Path) -> Result<Service, BenchError> {
+        let port = free_port().map_err(|source| BenchError::Spawn {
+            what: "server-everything",
+            path: script.to_path_buf(),
+            source,
+        })?;
+        let mut cmd = Command::new("node");
+        cmd.arg(script)
+            .arg("streamableHttp")
+            .env("PORT", port.to_string());
+        spawn(
+            "server-everything",
+            script,
+            cmd,
+            // `console.error("... listening on port N")`.
+            Channel::Stderr,
+            node_listening_url,
+            None,
+        )
     }
 
     /// `gatehouse --config FILE --port 0 --host 127.0.0.1`, with a config whose only model
-    /// `bench` points at `upstream_url`/v1. `RUST_LOG` is removed so the default log
-    /// level is what gets measured.
+    /// `bench` points at `upstream_url`/v1 and, given `mcp_url`, whose only MCP server `ev`
+    /// is that streamable-HTTP URL. `RUST_LOG` is removed so the default log level is what
+    /// gets measured.
     pub fn gateway(
         bin: &Path,
         upstream_url: &str,
+        mcp_url: Option<&str>,
         master_key: &str,
     ) -> Result<Service, BenchError> {
         let dir = std::env::temp_dir().join(format!(
@@ -60,7 +92,9 @@ impl Service {
         ));
         let config = dir.join("config.yaml");
         std::fs::create_dir_all(&dir)
-            .and_then(|()| std::fs::write(&config, gateway_config(upstream_url, master_key)))
+            .and_then(|()| {
+                std::fs::write(&config, gateway_config(upstream_url, mcp_url, master_key))
+            })
             .map_err(|source| BenchError::Write {
                 path: config.clone(),
                 source,
@@ -72,7 +106,14 @@ impl Service {
             .env_remove("RUST_LOG")
             .env_remove("LITELLM_LOG")
             .env_remove("GATEHOUSE_CONFIG");
-        spawn("gatehouse", bin, cmd, Channel::Stderr, Some(dir))
+        spawn(
+            "gatehouse",
+            bin,
+            cmd,
+            Channel::Stderr,
+            listening_url,
+            Some(dir),
+        )
     }
 
     pub fn pid(&self) -> u32 {
@@ -110,13 +151,28 @@ impl Drop for Service {
     }
 }
 
-/// The smallest LiteLLM config that routes model `bench` to the mock.
-pub fn gateway_config(upstream_url: &str, master_key: &str) -> String {
-    format!(
+/// The smallest LiteLLM config that routes model `bench` to the mock (and MCP server `ev`
+/// to `mcp_url`).
+pub fn gateway_config(upstream_url: &str, mcp_url: Option<&str>, master_key: &str) -> String {
+    let mut config = format!(
         "model_list:\n  - model_name: bench\n    litellm_params:\n      model: openai/bench\n      \
          api_base: \"{upstream_url}/v1\"\n      api_key: sk-upstream\n\
          general_settings:\n  master_key: {master_key}\n"
-    )
+    );
+    if let Some(url) = mcp_url {
+        config.push_str(&format!(
+            "mcp_servers:\n  ev:\n    transport: http\n    url: \"{url}\"\n"
+        ));
+    }
+    config
+}
+
+/// A port nobody listens on right now (bind to port 0, read it, release it). Another
+/// process could take it before the child binds; the child then fails to start and the
+/// run reports that, which is rare enough on a loopback-only benchmark.
+fn free_port() -> std::io::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
 }
 
 fn spawn(
@@ -124,6 +180,7 @@ fn spawn(
     bin: &Path,
     mut cmd: Command,
     channel: Channel,
+    ready: fn(&str) -> Option<String>,
     scratch: Option<PathBuf>,
 ) -> Result<Service, BenchError> {
     match channel {
@@ -151,7 +208,7 @@ fn spawn(
     let (tx, rx) = mpsc::channel();
     if let Some(pipe) = pipe {
         let sink = tail.clone();
-        std::thread::spawn(move || read_lines(pipe, &sink, &tx));
+        std::thread::spawn(move || read_lines(pipe, &sink, &tx, ready));
     }
     let mut service = Service {
         child,
@@ -180,10 +237,11 @@ fn read_lines(
     pipe: Box<dyn Read + Send>,
     tail: &Mutex<VecDeque<String>>,
     tx: &mpsc::Sender<String>,
+    ready: fn(&str) -> Option<String>,
 ) {
     let mut sent = false;
     for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-        if !sent && let Some(url) = listening_url(&line) {
+        if !sent && let Some(url) = ready(&line) {
             let _ = tx.send(url);
             sent = true;
         }
@@ -210,6 +268,18 @@ pub fn listening_url(line: &str) -> Option<String> {
         .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, ':' | '/' | '.' | '[' | ']')))
         .unwrap_or(rest.len());
     Some(rest[..end].trim_end_matches('/').to_string())
+}
+
+/// server-everything's `... listening on port N` → `http://127.0.0.1:N` (it binds every
+/// interface; loopback is the one the benchmark uses).
+pub fn node_listening_url(line: &str) -> Option<String> {
+    let at = line.find("listening on port ")?;
+    let digits: String = line[at + "listening on port ".len()..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let port: u16 = digits.parse().ok()?;
+    Some(format!("http://127.0.0.1:{port}"))
 }
 
 fn status_field(pid: u32, field: &str) -> Option<u64> {
@@ -275,9 +345,32 @@ mod tests {
 
     #[test]
     fn config_routes_bench_to_the_mock() {
-        let c = gateway_config("http://127.0.0.1:9", "sk-bench");
+        let c = gateway_config("http://127.0.0.1:9", None, "sk-bench");
         assert!(c.contains("model_name: bench"));
         assert!(c.contains("api_base: \"http://127.0.0.1:9/v1\""));
         assert!(c.contains("master_key: sk-bench"));
+        assert!(!c.contains("mcp_servers"));
+    }
+
+    #[test]
+    fn config_adds_the_mcp_server_ev() {
+        let c = gateway_config("http://127.0.0.1:9", Some("http://127.0.0.1:7/mcp"), "k");
+        assert!(c.ends_with(
+            "mcp_servers:\n  ev:\n    transport: http\n    url: \"http://127.0.0.1:7/mcp\"\n"
+        ));
+        assert!(c.contains("master_key: k\n"), "{c}");
+    }
+
+    #[test]
+    fn finds_the_port_server_everything_prints() {
+        assert_eq!(
+            node_listening_url("MCP Streamable HTTP Server listening on port 38771").as_deref(),
+            Some("http://127.0.0.1:38771")
+        );
+        assert_eq!(
+            node_listening_url("Starting Streamable HTTP server..."),
+            None
+        );
+        assert_eq!(node_listening_url("listening on port x"), None);
     }
 }

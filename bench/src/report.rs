@@ -152,6 +152,50 @@ pub fn comparison(results: &Results) -> Table {
     t
 }
 
+/// The MCP scenarios, one line per method and route, and the gateway's added latency
+/// (latencies in ms).
+pub fn mcp(results: &Results) -> Table {
+    let mut t = Table::new(&[
+        "method",
+        "route",
+        "conns",
+        "requests",
+        "p50",
+        "p90",
+        "p99",
+        "mean",
+        "req/s",
+        "errors",
+        "added p50",
+        "added p99",
+    ]);
+    for r in &results.mcp {
+        let added =
+            |p: fn(&Summary) -> std::time::Duration| match (r.route, results.mcp_pair(r.method)) {
+                (Route::Gateway, Some((direct, via))) => match (via.full, direct.full) {
+                    (Some(v), Some(d)) => f3(added_ms(p(&v), p(&d))),
+                    _ => "-".into(),
+                },
+                _ => "-".into(),
+            };
+        t.rows.push(vec![
+            r.method.label().into(),
+            r.route.label().into(),
+            "1".into(),
+            r.full.map(|s| s.count).unwrap_or(0).to_string(),
+            lat(r.full, |s| s.p50),
+            lat(r.full, |s| s.p90),
+            lat(r.full, |s| s.p99),
+            lat(r.full, |s| s.mean),
+            format!("{:.0}", r.per_second),
+            r.errors.to_string(),
+            added(|s| s.p50),
+            added(|s| s.p99),
+        ]);
+    }
+    t
+}
+
 /// Start-up trials and memory.
 pub fn process(results: &Results) -> Table {
     let mut t = Table::new(&["measure", "value"]);
@@ -233,6 +277,10 @@ pub fn markdown(facts: &Facts, results: &Results, judged: &[Check]) -> String {
     out.push('\n');
     out.push_str(&comparison(results).markdown());
     out.push('\n');
+    if !results.mcp.is_empty() {
+        out.push_str(&mcp(results).markdown());
+        out.push('\n');
+    }
     out.push_str(&process(results).markdown());
     out.push('\n');
     out.push_str(&checks(judged).markdown());
@@ -249,5 +297,29 @@ mod tests {
         t.rows.push(vec!["xxx".into(), "1".into()]);
         assert_eq!(t.text(), "a    bb\nxxx  1\n");
         assert_eq!(t.markdown(), "| a | bb |\n|---|---|\n| xxx | 1 |\n");
+    }
+
+    #[test]
+    fn mcp_table_shows_added_latency_on_the_gateway_line() {
+        use crate::mcp::Method;
+        use crate::results::McpRow;
+        let us = std::time::Duration::from_micros;
+        let row = |route, p50| McpRow {
+            method: Method::ToolsCall,
+            route,
+            full: Summary::of(vec![us(p50); 10]),
+            per_second: 100.0,
+            errors: 0,
+            first_error: None,
+        };
+        let results = Results {
+            mcp: vec![row(Route::Direct, 600), row(Route::Gateway, 850)],
+            ..Results::default()
+        };
+        let t = mcp(&results);
+        assert_eq!(t.rows.len(), 2);
+        assert_eq!(t.rows[0][10], "-");
+        assert_eq!(t.rows[1][10], "0.250");
+        assert_eq!(t.rows[1][3], "10");
     }
 }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::load::Outcome;
+use crate::mcp;
 use crate::stats::Summary;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -69,6 +70,31 @@ impl Row {
     }
 }
 
+/// One MCP method on one route, sequential requests on one connection.
+#[derive(Debug, Clone)]
+pub struct McpRow {
+    pub method: mcp::Method,
+    pub route: Route,
+    /// Send → last body byte (for an SSE answer: the end of the stream).
+    pub full: Option<Summary>,
+    pub per_second: f64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+}
+
+impl McpRow {
+    pub fn new(method: mcp::Method, route: Route, outcome: Outcome) -> McpRow {
+        McpRow {
+            method,
+            route,
+            per_second: outcome.per_second(),
+            full: Summary::of(outcome.timings.iter().map(|t| t.full).collect()),
+            errors: outcome.errors,
+            first_error: outcome.first_error,
+        }
+    }
+}
+
 /// Spawn → served, per start-up trial.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Startup {
@@ -96,6 +122,8 @@ pub struct Results {
     pub rows: Vec<Row>,
     pub startups: Vec<Startup>,
     pub memory: Memory,
+    /// The MCP scenarios (empty when they were not run).
+    pub mcp: Vec<McpRow>,
 }
 
 impl Results {
@@ -111,6 +139,16 @@ impl Results {
             self.row(mode, Route::Direct, connections)?,
             self.row(mode, Route::Gateway, connections)?,
         ))
+    }
+
+    /// Direct and gateway rows of one MCP method.
+    pub fn mcp_pair(&self, method: mcp::Method) -> Option<(&McpRow, &McpRow)> {
+        let find = |route| {
+            self.mcp
+                .iter()
+                .find(|r| r.method == method && r.route == route)
+        };
+        Some((find(Route::Direct)?, find(Route::Gateway)?))
     }
 
     /// The slowest start-up trial (the target must hold for every start, not on average).

@@ -9,17 +9,18 @@ use crate::cli::Args;
 use crate::client::{Conn, Prepared, Target};
 use crate::error::BenchError;
 use crate::load::{self, Amount, Plan};
+use crate::mcp_run;
 use crate::procs::Service;
 use crate::results::{Memory, Mode, Results, Route, Row, Startup};
 
-const MASTER_KEY: &str = "sk-bench";
+pub const MASTER_KEY: &str = "sk-bench";
 /// Any key works on the mock; the gateway sends its own (`sk-upstream`).
 const MOCK_KEY: &str = "sk-upstream";
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// A latency scenario is cut short after this, whatever `--requests` says.
-const COUNT_PHASE_LIMIT: Duration = Duration::from_secs(30);
+pub const COUNT_PHASE_LIMIT: Duration = Duration::from_secs(30);
 /// Latency scenarios alternate routes every `requests / 10` requests.
-const LATENCY_ROUNDS: u32 = 10;
+pub const LATENCY_ROUNDS: u32 = 10;
 /// Throughput scenarios alternate routes every `duration / 3`.
 const THROUGHPUT_ROUNDS: u32 = 3;
 /// How long to poll for the first liveliness answer after the listening line.
@@ -51,15 +52,37 @@ impl Binaries {
 }
 
 pub async fn run(args: &Args, bins: &Binaries) -> Result<Results, BenchError> {
+    // A missing MCP peer fails the run before the chat scenarios, not after them.
+    let everything = if args.no_mcp {
+        None
+    } else {
+        Some(mcp_run::everything_script(args)?)
+    };
     let mock = Service::mock(&bins.mock)?;
-    let direct = Target::from_url(&mock.url, MOCK_KEY)?;
     let mut results = Results::default();
+    if !args.mcp_only {
+        chat(args, bins, &mock, &mut results).await?;
+    }
+    if let Some(script) = everything {
+        results.mcp = mcp_run::run(args, bins, &script, &mock.url).await?;
+    }
+    Ok(results)
+}
+
+/// Start-up trials, the chat scenarios and the gateway's memory.
+async fn chat(
+    args: &Args,
+    bins: &Binaries,
+    mock: &Service,
+    results: &mut Results,
+) -> Result<(), BenchError> {
+    let direct = Target::from_url(&mock.url, MOCK_KEY)?;
 
     let mut gateway: Option<Service> = None;
     for trial in 0..args.startup_trials.max(1) {
         // Dropping the previous trial's gateway kills it before the next starts.
         drop(gateway.take());
-        let (service, startup) = start_gateway(bins, &mock.url).await?;
+        let (service, startup) = start_gateway(bins, &mock.url, None).await?;
         eprintln!(
             "start-up #{}: liveliness after {:.1} ms, first chat after {:.1} ms",
             trial + 1,
@@ -131,7 +154,7 @@ pub async fn run(args: &Args, bins: &Binaries) -> Result<Results, BenchError> {
             detail: format!("it exited during the run; last output:\n{}", gateway.tail()),
         });
     }
-    Ok(results)
+    Ok(())
 }
 
 fn print_progress(row: &Row) {
@@ -156,8 +179,12 @@ fn print_progress(row: &Row) {
 /// Spawns the gateway and times spawn → listening line → first liveliness 200 → first
 /// chat 200. Time is measured from just before `spawn`, so process start, config load
 /// and bind all count.
-async fn start_gateway(bins: &Binaries, mock_url: &str) -> Result<(Service, Startup), BenchError> {
-    let service = Service::gateway(&bins.gateway, mock_url, MASTER_KEY)?;
+pub async fn start_gateway(
+    bins: &Binaries,
+    mock_url: &str,
+    mcp_url: Option<&str>,
+) -> Result<(Service, Startup), BenchError> {
+    let service = Service::gateway(&bins.gateway, mock_url, mcp_url, MASTER_KEY)?;
     let target = Target::from_url(&service.url, MASTER_KEY)?;
     let probe_deadline = Instant::now() + PROBE_TIMEOUT;
     let live = Prepared::get(&target, "/health/liveliness");

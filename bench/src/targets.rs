@@ -4,11 +4,14 @@
 
 use std::time::Duration;
 
+use crate::mcp::Method;
 use crate::results::{Mode, Results, Row};
 use crate::stats::{Summary, added_ms, ms};
 
 pub const ADDED_P50_MS: f64 = 0.2;
 pub const ADDED_P99_MS: f64 = 1.0;
+/// Issue #3: what the gateway may add to an MCP request at one connection (p50).
+pub const MCP_ADDED_P50_MS: f64 = 1.0;
 pub const MIN_THROUGHPUT_RATIO: f64 = 1.0 / 3.0;
 /// The connection count the throughput target is stated for.
 pub const THROUGHPUT_CONNECTIONS: usize = 64;
@@ -71,6 +74,29 @@ pub fn evaluate(results: &Results) -> Vec<Check> {
             _ => checks.push(Check::missing(name, limit)),
         }
     }
+    for method in [Method::ToolsList, Method::ToolsCall] {
+        let name = format!("MCP {} c=1 added latency p50", method.label());
+        let limit = format!("<= {MCP_ADDED_P50_MS} ms");
+        let pair = results
+            .mcp_pair(method)
+            .and_then(|(d, v)| Some((d.full?, v.full?)));
+        match pair {
+            Some((direct, via)) => {
+                let added = added_ms(via.p50, direct.p50);
+                checks.push(Check::new(
+                    name,
+                    format!(
+                        "{added:.3} ms ({:.3} vs {:.3})",
+                        ms(via.p50),
+                        ms(direct.p50)
+                    ),
+                    limit,
+                    added <= MCP_ADDED_P50_MS,
+                ));
+            }
+            None => checks.push(Check::missing(name, limit)),
+        }
+    }
     let rss_limit = format!("<= {:.1} MB", MAX_IDLE_RSS_BYTES as f64 / 1e6);
     for (name, kib) in [
         ("idle RSS after start", results.memory.idle_after_start),
@@ -103,12 +129,14 @@ pub fn evaluate(results: &Results) -> Vec<Check> {
         )),
         None => checks.push(Check::missing(startup_name, startup_limit)),
     }
-    let errors: u64 = results.rows.iter().map(|r| r.errors).sum();
+    let errors: u64 = results.rows.iter().map(|r| r.errors).sum::<u64>()
+        + results.mcp.iter().map(|r| r.errors).sum::<u64>();
+    let ran = !results.rows.is_empty() || !results.mcp.is_empty();
     checks.push(Check::new(
         "failed requests, all scenarios",
         errors.to_string(),
         "0".into(),
-        errors == 0 && !results.rows.is_empty(),
+        errors == 0 && ran,
     ));
     checks
 }
@@ -152,7 +180,7 @@ fn added_latency(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::{Memory, Route, Startup};
+    use crate::results::{McpRow, Memory, Route, Startup};
 
     fn summary(p50_us: u64, p99_us: u64) -> Option<Summary> {
         let d = Duration::from_micros;
@@ -179,6 +207,17 @@ mod tests {
         }
     }
 
+    fn mcp_row(method: Method, route: Route, p50_us: u64) -> McpRow {
+        McpRow {
+            method,
+            route,
+            full: summary(p50_us, p50_us * 3),
+            per_second: 1000.0,
+            errors: 0,
+            first_error: None,
+        }
+    }
+
     fn passing() -> Results {
         let mut rows = Vec::new();
         for mode in [Mode::NonStream, Mode::Stream] {
@@ -199,6 +238,12 @@ mod tests {
                 idle_after_load: Some(12_000),
                 peak: Some(20_000),
             },
+            mcp: vec![
+                mcp_row(Method::ToolsList, Route::Direct, 1200),
+                mcp_row(Method::ToolsList, Route::Gateway, 300),
+                mcp_row(Method::ToolsCall, Route::Direct, 600),
+                mcp_row(Method::ToolsCall, Route::Gateway, 1600),
+            ],
         }
     }
 
@@ -214,8 +259,38 @@ mod tests {
     fn all_targets_met() {
         let checks = evaluate(&passing());
         assert_eq!(failed(&checks), Vec::<&str>::new());
-        // 2 + 4 latency, 2 throughput, 2 RSS, 1 start-up, 1 errors.
-        assert_eq!(checks.len(), 12);
+        // 2 + 4 latency, 2 throughput, 2 MCP, 2 RSS, 1 start-up, 1 errors.
+        assert_eq!(checks.len(), 14);
+    }
+
+    #[test]
+    fn mcp_added_p50_over_one_ms_fails_and_mcp_errors_count() {
+        let mut r = passing();
+        // 600 µs direct, 1601 µs through the gateway: 1.001 ms added.
+        r.mcp[3] = mcp_row(Method::ToolsCall, Route::Gateway, 1601);
+        r.mcp[0].errors = 2;
+        assert_eq!(
+            failed(&evaluate(&r)),
+            vec![
+                "MCP tools/call c=1 added latency p50",
+                "failed requests, all scenarios"
+            ]
+        );
+    }
+
+    #[test]
+    fn mcp_left_out_is_not_measured_not_passed() {
+        let mut r = passing();
+        r.mcp.clear();
+        let checks = evaluate(&r);
+        assert_eq!(
+            failed(&checks),
+            vec![
+                "MCP tools/list c=1 added latency p50",
+                "MCP tools/call c=1 added latency p50"
+            ]
+        );
+        assert!(checks.iter().any(|c| c.measured == "not measured"));
     }
 
     #[test]

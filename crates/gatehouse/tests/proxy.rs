@@ -520,3 +520,33 @@ async fn metrics_count_requests() {
     );
     assert!(text.contains("gatehouse_upstream_seconds"));
 }
+
+#[tokio::test]
+async fn cors_answers_preflights_for_configured_origins_only() {
+    let mock = mock().await;
+    let gw = Gateway::start(&config(&mock, "").replace(
+        "general_settings:\n",
+        "general_settings:\n  allowed_origins: [\"https://chat.example.lan\"]\n",
+    ));
+    let preflight = |origin: &'static str| {
+        client()
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{}/v1/chat/completions", gw.url),
+            )
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type",
+            )
+            .send()
+    };
+    let ok = preflight("https://chat.example.lan").await.unwrap();
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://chat.example.lan"
+    );
+    let other = preflight("https://evil.example").await.unwrap();
+    assert!(!other.headers().contains_key("access-control-allow-origin"));
+}
