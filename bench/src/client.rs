@@ -380,6 +380,33 @@ mod tests {
     }
 
     #[test]
+    fn mcp_requests_carry_the_session_and_a_fresh_id_each() {
+        let direct = Target::from_url("http://127.0.0.1:7000", "").unwrap();
+        let req = Prepared::mcp(&direct, "/mcp", "sess-1", mcp::Method::ToolsCall);
+        let copy = req.clone();
+        let (first, first_id) = req.request();
+        let (_, second_id) = copy.request();
+        assert_eq!(first_id.map(|(id, _)| id), Some(2));
+        assert_eq!(
+            second_id.map(|(id, _)| id),
+            Some(3),
+            "clones share the counter"
+        );
+        let h = first.headers();
+        assert_eq!(h["mcp-session-id"], "sess-1");
+        assert_eq!(h["mcp-protocol-version"], mcp::PROTOCOL_VERSION);
+        assert_eq!(h[ACCEPT], mcp::ACCEPT);
+        assert!(h.get(AUTHORIZATION).is_none(), "no key, no Authorization");
+        let via = Target::from_url("http://127.0.0.1:7001", "sk-m").unwrap();
+        let init = Prepared::mcp_post(&via, "/mcp/ev", None, mcp::initialize_body(1));
+        let (init, id) = init.request();
+        assert!(id.is_none());
+        assert_eq!(init.headers()[AUTHORIZATION], "Bearer sk-m");
+        assert!(init.headers().get("mcp-session-id").is_none());
+        assert_eq!(init.uri().path(), "/mcp/ev");
+    }
+
+    #[test]
     fn body_checks_reject_errors_and_cut_streams() {
         let completion = br#"{"id":"x","object":"chat.completion","choices":[]}"#;
         assert!(check_body(Expect::Completion, completion).is_ok());

@@ -445,3 +445,69 @@ async fn access_is_checked_before_anything_runs() {
     );
     assert!(mock.requests().is_empty());
 }
+
+/// The loop over every adapter: each vendor mock answers in its own wire format, so the
+/// tool call and the result round-trip through each translation.
+#[tokio::test]
+async fn the_loop_runs_over_every_provider_adapter() {
+    use gatehouse_testkit::{AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY};
+    let mock = MockServer::start(MockOptions::default()).await.unwrap();
+    let base = mock.url();
+    let cfg = format!(
+        r#"
+model_list:
+  - model_name: openai
+    litellm_params: {{model: openai/gpt-4o-mini, api_base: "{base}", api_key: k}}
+  - model_name: anthropic
+    litellm_params: {{model: anthropic/claude-3-5-haiku-latest, api_base: "{base}", api_key: k}}
+  - model_name: gemini
+    litellm_params: {{model: gemini/gemini-2.0-flash, api_base: "{base}", api_key: k}}
+  - model_name: azure
+    litellm_params: {{model: azure/gpt4o-prod, api_base: "{base}", api_key: k, api_version: "2024-10-21"}}
+  - model_name: bedrock
+    litellm_params:
+      model: bedrock/anthropic.claude-3-haiku-20240307-v1:0
+      api_base: "{base}"
+      aws_region_name: us-west-2
+      aws_access_key_id: {AWS_ACCESS_KEY_ID}
+      aws_secret_access_key: "{AWS_SECRET_ACCESS_KEY}"
+mcp_servers:
+{ev}
+general_settings:
+  master_key: {MASTER}
+"#,
+        ev = everything_server("ev", "")
+    );
+    let gw = Gateway::start(&cfg);
+    for model in ["openai", "anthropic", "gemini", "azure", "bedrock"] {
+        for stream in [false, true] {
+            let resp = chat(
+                &gw,
+                MASTER,
+                &[("x-mcp-servers", "ev")],
+                json!({"model": model, "stream": stream, "messages": [{"role": "user",
+                       "content": "CALL ev-get-sum {\"a\": 40, \"b\": 2}"}]}),
+            )
+            .await;
+            assert_eq!(resp.status(), 200, "{model}");
+            let text = resp.text().await.unwrap();
+            let answer = if stream {
+                text.split("\n\n")
+                    .filter_map(|e| e.trim().strip_prefix("data: "))
+                    .filter(|d| *d != "[DONE]")
+                    .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+                    .filter_map(|c| {
+                        c["choices"][0]["delta"]["content"]
+                            .as_str()
+                            .map(str::to_owned)
+                    })
+                    .collect::<String>()
+            } else {
+                let v: Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(v["choices"][0]["finish_reason"], "stop", "{model}: {v}");
+                content(&v).to_string()
+            };
+            assert!(answer.contains("42"), "{model} stream={stream}: {answer}");
+        }
+    }
+}
