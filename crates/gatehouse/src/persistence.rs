@@ -69,7 +69,12 @@ pub async fn open(
     config_dir: Option<&Path>,
 ) -> Result<(Persistence, Background), String> {
     let url = database_url(config, config_dir);
-    let store = gatehouse_store::open(&url)
+    // SQLite serialises writes anyway; each idle connection keeps its own page cache.
+    let options = gatehouse_store::StoreOptions {
+        max_connections: if url.starts_with("sqlite") { 2 } else { 8 },
+        ..gatehouse_store::StoreOptions::default()
+    };
+    let store = gatehouse_store::open_with(&url, &options)
         .await
         .map_err(|e| format!("key store at {}: {e}", redact(&url)))?;
     let report = store

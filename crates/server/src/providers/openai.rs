@@ -5,7 +5,7 @@
 use axum::body::Body;
 use axum::http::StatusCode;
 use axum::response::Response;
-use bytes::Bytes;
+
 use gatehouse_config::Dialect;
 use serde_json::{Map, Value};
 
@@ -14,7 +14,7 @@ use crate::deployments::Deployment;
 use crate::error::ApiError;
 use crate::proxy::Endpoint;
 use crate::state::AppState;
-use crate::upstream::body::passthrough;
+use crate::upstream::body::passthrough_bytes;
 use crate::upstream::send::{UpstreamCall, send};
 use crate::upstream::stream::relay;
 
@@ -30,9 +30,7 @@ pub async fn call(
         Dialect::Azure => azure_path(deployment, endpoint),
         _ => endpoint.openai_path().to_string(),
     };
-    let body = passthrough(client_body, deployment, &state.settings);
-    let body =
-        Bytes::from(serde_json::to_vec(&body).map_err(|e| ApiError::Internal(e.to_string()))?);
+    let body = passthrough_bytes(client_body, deployment, &state.settings)?;
     let call = UpstreamCall {
         deployment,
         path: &path,
@@ -66,9 +64,7 @@ pub async fn complete(
         Dialect::Azure => azure_path(deployment, Endpoint::ChatCompletions),
         _ => Endpoint::ChatCompletions.openai_path().to_string(),
     };
-    let body = passthrough(body, deployment, &state.settings);
-    let body =
-        Bytes::from(serde_json::to_vec(&body).map_err(|e| ApiError::Internal(e.to_string()))?);
+    let body = passthrough_bytes(body, deployment, &state.settings)?;
     let call = UpstreamCall {
         deployment,
         path: &path,
@@ -136,9 +132,7 @@ pub async fn open_chat_stream(
         Dialect::Azure => azure_path(deployment, Endpoint::ChatCompletions),
         _ => Endpoint::ChatCompletions.openai_path().to_string(),
     };
-    let body = passthrough(body, deployment, &state.settings);
-    let body =
-        Bytes::from(serde_json::to_vec(&body).map_err(|e| ApiError::Internal(e.to_string()))?);
+    let body = passthrough_bytes(body, deployment, &state.settings)?;
     let call = UpstreamCall {
         deployment,
         path: &path,

@@ -36,7 +36,7 @@ use crate::request::{RequestId, parse_object, read_body};
 use crate::spend;
 use crate::state::AppState;
 use crate::tools::{self, AttachedServer};
-use crate::upstream::body::passthrough as passthrough_body;
+use crate::upstream::body::passthrough_bytes;
 use crate::upstream::send::{UpstreamCall, is_retryable, send};
 
 const RESPONSES_PATH: &str = "/responses";
@@ -329,13 +329,10 @@ async fn passthrough(
     body: &Map<String, Value>,
     stream: bool,
 ) -> Result<Response, ApiError> {
-    let body = passthrough_body(body, deployment, &state.settings);
     let call = UpstreamCall {
         deployment,
         path: RESPONSES_PATH,
-        body: Bytes::from(
-            serde_json::to_vec(&body).map_err(|e| ApiError::Internal(e.to_string()))?,
-        ),
+        body: passthrough_bytes(body, deployment, &state.settings)?,
         stream,
         request_id,
         forward_headers: Vec::new(),
