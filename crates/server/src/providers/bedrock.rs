@@ -422,6 +422,14 @@ struct ChatChunks {
 }
 
 impl StreamTranslator for ChatChunks {
+    fn usage(&self) -> Option<crate::cost::Usage> {
+        self.mapper.usage().map(|u| crate::cost::Usage {
+            prompt: u.prompt_tokens,
+            completion: u.completion_tokens,
+            ..Default::default()
+        })
+    }
+
     fn on_event(&mut self, event: Option<&str>, data: &str) -> Result<Vec<u8>, ApiError> {
         let chunks = self
             .mapper

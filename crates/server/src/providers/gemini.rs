@@ -214,6 +214,14 @@ struct ChatChunks {
 }
 
 impl StreamTranslator for ChatChunks {
+    fn usage(&self) -> Option<crate::cost::Usage> {
+        self.mapper.usage().map(|u| crate::cost::Usage {
+            prompt: u.prompt_tokens,
+            completion: u.completion_tokens,
+            ..Default::default()
+        })
+    }
+
     fn on_event(&mut self, _event: Option<&str>, data: &str) -> Result<Vec<u8>, ApiError> {
         let chunks = self.mapper.on_event(data).map_err(map_error)?;
         let mut out = Vec::new();
