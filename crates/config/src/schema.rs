@@ -137,6 +137,9 @@ pub struct GeneralSettings {
     pub max_request_size_mb: Option<f64>,
     pub max_response_size_mb: Option<f64>,
     pub store_model_in_db: Option<bool>,
+    /// LiteLLM's switch to stop writing per-request spend rows (keys, budgets and limits
+    /// still apply; budgets then see no new spend).
+    pub disable_spend_logs: Option<bool>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

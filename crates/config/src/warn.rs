@@ -51,6 +51,7 @@ const IMPLEMENTED: &[(&str, &[&str])] = &[
             "allowed_origins",
             "allowed_hosts",
             "max_request_size_mb",
+            "disable_spend_logs",
         ],
     ),
 ];

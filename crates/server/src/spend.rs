@@ -144,6 +144,9 @@ impl Drop for RequestRecord {
         let Some(persistence) = &self.state.persistence else {
             return;
         };
+        if !self.state.settings.spend_logs {
+            return;
+        }
         let cost = self.cost();
         let t = self.tally();
         let row = gatehouse_store::SpendRow {

@@ -108,6 +108,7 @@ mod tests {
             drop_params: false,
             additional_drop_params: vec!["top_k".into()],
             mcp_max_iterations: 1,
+            spend_logs: true,
         };
         let out = passthrough(client.as_object().unwrap(), &deployment, &settings);
         assert_eq!(out["model"], "up-model");
