@@ -85,6 +85,15 @@ impl Service {
         mcp_url: Option<&str>,
         master_key: &str,
     ) -> Result<Service, BenchError> {
+        Service::gateway_with_config(bin, &gateway_config(upstream_url, mcp_url, master_key))
+    }
+
+    /// `gatehouse --config FILE --port 0 --host 127.0.0.1` with `config` written to a
+    /// fresh temp dir of its own, so the SQLite key store the gateway creates beside the
+    /// config is never shared with another gateway of the run. `RUST_LOG` is removed so
+    /// the default log level is what gets measured, and `DATABASE_URL` so the store is
+    /// that file, not whatever the caller's shell points at.
+    pub fn gateway_with_config(bin: &Path, config_text: &str) -> Result<Service, BenchError> {
         let dir = std::env::temp_dir().join(format!(
             "gatehouse-bench-{}-{}",
             std::process::id(),
@@ -92,9 +101,7 @@ impl Service {
         ));
         let config = dir.join("config.yaml");
         std::fs::create_dir_all(&dir)
-            .and_then(|()| {
-                std::fs::write(&config, gateway_config(upstream_url, mcp_url, master_key))
-            })
+            .and_then(|()| std::fs::write(&config, config_text))
             .map_err(|source| BenchError::Write {
                 path: config.clone(),
                 source,
@@ -105,7 +112,8 @@ impl Service {
             .args(["--port", "0", "--host", "127.0.0.1"])
             .env_remove("RUST_LOG")
             .env_remove("LITELLM_LOG")
-            .env_remove("GATEHOUSE_CONFIG");
+            .env_remove("GATEHOUSE_CONFIG")
+            .env_remove("DATABASE_URL");
         spawn(
             "gatehouse",
             bin,
@@ -155,9 +163,8 @@ impl Drop for Service {
 /// to `mcp_url`).
 pub fn gateway_config(upstream_url: &str, mcp_url: Option<&str>, master_key: &str) -> String {
     let mut config = format!(
-        "model_list:\n  - model_name: bench\n    litellm_params:\n      model: openai/bench\n      \
-         api_base: \"{upstream_url}/v1\"\n      api_key: sk-upstream\n\
-         general_settings:\n  master_key: {master_key}\n"
+        "{}general_settings:\n  master_key: {master_key}\n",
+        model_list(upstream_url)
     );
     if let Some(url) = mcp_url {
         config.push_str(&format!(
@@ -165,6 +172,14 @@ pub fn gateway_config(upstream_url: &str, mcp_url: Option<&str>, master_key: &st
         ));
     }
     config
+}
+
+/// `model_list` with the one model `bench`, served by `upstream_url`/v1 (the mock).
+pub fn model_list(upstream_url: &str) -> String {
+    format!(
+        "model_list:\n  - model_name: bench\n    litellm_params:\n      model: openai/bench\n      \
+         api_base: \"{upstream_url}/v1\"\n      api_key: sk-upstream\n"
+    )
 }
 
 /// A port nobody listens on right now (bind to port 0, read it, release it). Another

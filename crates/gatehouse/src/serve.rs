@@ -70,7 +70,14 @@ async fn serve(
         }
     });
     let (persistence, background) = persistence::open(config, loaded.source_dir.as_deref()).await?;
-    let hub = Hub::from_config(config).map_err(|e| format!("MCP servers: {e}"))?;
+    // Sampling and elicitation requests from an upstream are relayed to the MCP host whose
+    // call caused them. Roots are not announced: servers such as server-filesystem would
+    // replace their configured directories with whatever a client sends.
+    let hub_settings = gatehouse_mcp::HubSettings {
+        client_capabilities: serde_json::json!({"sampling": {}, "elicitation": {}}),
+        ..gatehouse_mcp::HubSettings::default()
+    };
+    let hub = Hub::with_settings(config, hub_settings).map_err(|e| format!("MCP servers: {e}"))?;
     hub.start();
     let state = Arc::new(
         AppState::new(config, hub.clone(), Some(persistence), Some(metrics))
