@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::tools::AttachedServer;
 use crate::tools::catalog::ToolSet;
-use crate::tools::execute::{ToolCall, execute_all};
+use crate::tools::execute::{ServerHeaders, ToolCall, execute_all_with};
 
 /// Whether `items` answer any approval request.
 pub fn has_responses(items: &[Value]) -> bool {
@@ -71,7 +71,20 @@ pub async fn resolve(
             _ => reports.push((call, item.clone(), None)),
         }
     }
-    let outcomes = execute_all(hub, &approved, key_id, &CancellationToken::new(), None).await;
+    // Approved calls carry the per-server client headers of the request that approved them.
+    let headers: ServerHeaders = attached
+        .iter()
+        .map(|a| (a.server.clone(), a.headers.clone()))
+        .collect();
+    let outcomes = execute_all_with(
+        hub,
+        &approved,
+        key_id,
+        &CancellationToken::new(),
+        None,
+        &headers,
+    )
+    .await;
     for ((call, _), outcome) in approved.into_iter().zip(outcomes) {
         let request = items
             .iter()
