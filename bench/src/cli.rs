@@ -49,11 +49,16 @@ pub struct Args {
     /// connection, sequential). A tenth of this is sent first as warm-up.
     #[arg(long, default_value_t = 1000)]
     pub mcp_requests: u64,
+    /// Measured requests per gateway in the key-overhead scenario (keys, limits and
+    /// spend logging off vs. on; non-stream, one connection). A tenth of this is sent
+    /// first as warm-up.
+    #[arg(long, default_value_t = 3000)]
+    pub keys_requests: u64,
     /// Skip the MCP scenarios (their targets are then reported as not measured).
     #[arg(long, conflicts_with = "mcp_only")]
     pub no_mcp: bool,
-    /// Run only the MCP scenarios (the chat, start-up and memory targets are then
-    /// reported as not measured).
+    /// Run only the MCP scenarios (the chat, key-overhead, start-up and memory targets
+    /// are then reported as not measured).
     #[arg(long)]
     pub mcp_only: bool,
     /// Where `scripts/install-peers` put the npm peers (default: $GATEHOUSE_NPM_PREFIX,
@@ -74,6 +79,9 @@ impl Args {
         }
         if self.mcp_requests == 0 || self.mcp_requests > 100_000 {
             return Err("--mcp-requests must be in 1..=100000".into());
+        }
+        if self.keys_requests == 0 || self.keys_requests > 1_000_000 {
+            return Err("--keys-requests must be in 1..=1000000".into());
         }
         if self.requests == 0 || self.requests > 1_000_000 || self.warmup_requests > 1_000_000 {
             return Err("--requests must be in 1..=1000000, --warmup-requests <= 1000000".into());

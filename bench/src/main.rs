@@ -6,6 +6,7 @@
 mod cli;
 mod client;
 mod error;
+mod keys_run;
 mod load;
 mod mcp;
 mod mcp_run;
@@ -69,6 +70,12 @@ fn bench(args: &cli::Args) -> Result<bool, BenchError> {
         println!(
             "MCP, one connection (ms; added = gateway - direct):\n{}",
             report::mcp(&results).text()
+        );
+    }
+    if !results.keys.is_empty() {
+        println!(
+            "Keys, limits and spend logging off vs. on, non-stream, one connection (ms; added = on - off):\n{}",
+            report::keys(&results).text()
         );
     }
     println!("Gateway process:\n{}", report::process(&results).text());

@@ -313,11 +313,16 @@ pub fn parse_status_kib(status: &str, field: &str) -> Option<u64> {
         .ok()
 }
 
-fn unique() -> u128 {
-    std::time::SystemTime::now()
+/// A scratch-dir suffix: the clock, plus a counter because the key-overhead section
+/// starts two gateways back to back and each needs its own dir (its own key store).
+fn unique() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
-        .unwrap_or(0)
+        .unwrap_or(0);
+    format!("{nanos}-{n}")
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::results::{Mode, Results, Route};
+use crate::results::{KeysSide, Mode, Results, Route};
 use crate::stats::{Summary, added_ms, ms};
 use crate::targets::Check;
 
@@ -196,6 +196,47 @@ pub fn mcp(results: &Results) -> Table {
     t
 }
 
+/// The key-overhead scenario (issue #5): both gateways, and what "on" adds over "off"
+/// on the "on" line (latencies in ms).
+pub fn keys(results: &Results) -> Table {
+    let mut t = Table::new(&[
+        "keys, limits, spend",
+        "conns",
+        "requests",
+        "p50",
+        "p90",
+        "p99",
+        "mean",
+        "req/s",
+        "errors",
+        "added p50",
+        "added p99",
+    ]);
+    for r in &results.keys {
+        let added = |p: fn(&Summary) -> std::time::Duration| match (r.side, results.keys_pair()) {
+            (KeysSide::On, Some((off, on))) => match (on.full, off.full) {
+                (Some(v), Some(d)) => f3(added_ms(p(&v), p(&d))),
+                _ => "-".into(),
+            },
+            _ => "-".into(),
+        };
+        t.rows.push(vec![
+            r.side.label().into(),
+            "1".into(),
+            r.full.map(|s| s.count).unwrap_or(0).to_string(),
+            lat(r.full, |s| s.p50),
+            lat(r.full, |s| s.p90),
+            lat(r.full, |s| s.p99),
+            lat(r.full, |s| s.mean),
+            format!("{:.0}", r.per_second),
+            r.errors.to_string(),
+            added(|s| s.p50),
+            added(|s| s.p99),
+        ]);
+    }
+    t
+}
+
 /// Start-up trials and memory.
 pub fn process(results: &Results) -> Table {
     let mut t = Table::new(&["measure", "value"]);
@@ -281,6 +322,10 @@ pub fn markdown(facts: &Facts, results: &Results, judged: &[Check]) -> String {
         out.push_str(&mcp(results).markdown());
         out.push('\n');
     }
+    if !results.keys.is_empty() {
+        out.push_str(&keys(results).markdown());
+        out.push('\n');
+    }
     out.push_str(&process(results).markdown());
     out.push('\n');
     out.push_str(&checks(judged).markdown());
@@ -297,6 +342,49 @@ mod tests {
         t.rows.push(vec!["xxx".into(), "1".into()]);
         assert_eq!(t.text(), "a    bb\nxxx  1\n");
         assert_eq!(t.markdown(), "| a | bb |\n|---|---|\n| xxx | 1 |\n");
+    }
+
+    #[test]
+    fn keys_table_shows_on_minus_off_on_the_on_line() {
+        use crate::results::KeysRow;
+        let us = std::time::Duration::from_micros;
+        let row = |side, p50, p99| KeysRow {
+            side,
+            full: Summary::of(
+                (0..100)
+                    .map(|i| if i < 98 { us(p50) } else { us(p99) })
+                    .collect(),
+            ),
+            per_second: 4000.0,
+            errors: 0,
+            first_error: None,
+        };
+        let results = Results {
+            keys: vec![row(KeysSide::Off, 200, 400), row(KeysSide::On, 230, 500)],
+            ..Results::default()
+        };
+        let t = keys(&results);
+        assert_eq!(t.rows.len(), 2);
+        assert_eq!(t.rows[0][0], "off");
+        assert_eq!(t.rows[0][9], "-");
+        assert_eq!(t.rows[1][0], "on");
+        assert_eq!(t.rows[1][2], "100");
+        assert_eq!(t.rows[1][3], "0.230");
+        assert_eq!(t.rows[1][9], "0.030");
+        assert_eq!(t.rows[1][10], "0.100");
+        let md = markdown(
+            &Facts {
+                date: "d".into(),
+                commit: "c".into(),
+                cpus: 2,
+                cpu_model: "cpu".into(),
+                command: "cmd".into(),
+                load: ("0".into(), "0".into()),
+            },
+            &results,
+            &[],
+        );
+        assert!(md.contains("| on | 1 | 100 | 0.230 |"), "{md}");
     }
 
     #[test]

@@ -95,6 +95,47 @@ impl McpRow {
     }
 }
 
+/// The key-overhead scenario's two gateways (issue #5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeysSide {
+    /// Local mode, spend logs off.
+    Off,
+    /// Master key, a limited virtual key, spend logs on.
+    On,
+}
+
+impl KeysSide {
+    pub fn label(self) -> &'static str {
+        match self {
+            KeysSide::Off => "off",
+            KeysSide::On => "on",
+        }
+    }
+}
+
+/// One side of the key-overhead scenario: non-stream, one connection.
+#[derive(Debug, Clone)]
+pub struct KeysRow {
+    pub side: KeysSide,
+    /// Send → last body byte.
+    pub full: Option<Summary>,
+    pub per_second: f64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+}
+
+impl KeysRow {
+    pub fn new(side: KeysSide, outcome: Outcome) -> KeysRow {
+        KeysRow {
+            side,
+            per_second: outcome.per_second(),
+            full: Summary::of(outcome.timings.iter().map(|t| t.full).collect()),
+            errors: outcome.errors,
+            first_error: outcome.first_error,
+        }
+    }
+}
+
 /// Spawn → served, per start-up trial.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Startup {
@@ -124,6 +165,8 @@ pub struct Results {
     pub memory: Memory,
     /// The MCP scenarios (empty when they were not run).
     pub mcp: Vec<McpRow>,
+    /// The key-overhead scenario (empty when it was not run).
+    pub keys: Vec<KeysRow>,
 }
 
 impl Results {
@@ -149,6 +192,12 @@ impl Results {
                 .find(|r| r.method == method && r.route == route)
         };
         Some((find(Route::Direct)?, find(Route::Gateway)?))
+    }
+
+    /// The "off" and "on" rows of the key-overhead scenario.
+    pub fn keys_pair(&self) -> Option<(&KeysRow, &KeysRow)> {
+        let find = |side| self.keys.iter().find(|r| r.side == side);
+        Some((find(KeysSide::Off)?, find(KeysSide::On)?))
     }
 
     /// The slowest start-up trial (the target must hold for every start, not on average).

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crate::cli::Args;
 use crate::client::{Conn, Prepared, Target};
 use crate::error::BenchError;
+use crate::keys_run;
 use crate::load::{self, Amount, Plan};
 use crate::mcp_run;
 use crate::procs::Service;
@@ -62,6 +63,8 @@ pub async fn run(args: &Args, bins: &Binaries) -> Result<Results, BenchError> {
     let mut results = Results::default();
     if !args.mcp_only {
         chat(args, bins, &mock, &mut results).await?;
+        // After `chat` has stopped its gateway: only the two gateways compared here run.
+        results.keys = keys_run::run(args, bins, &mock.url).await?;
     }
     if let Some(script) = everything {
         results.mcp = mcp_run::run(args, bins, &script, &mock.url).await?;

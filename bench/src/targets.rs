@@ -12,6 +12,9 @@ pub const ADDED_P50_MS: f64 = 0.2;
 pub const ADDED_P99_MS: f64 = 1.0;
 /// Issue #3: what the gateway may add to an MCP request at one connection (p50).
 pub const MCP_ADDED_P50_MS: f64 = 1.0;
+/// Issue #5: what keys, limits and spend logging may add to a non-stream chat completion
+/// at one connection (p50), over the same gateway in local mode without spend logs.
+pub const KEYS_ADDED_P50_MS: f64 = 0.05;
 pub const MIN_THROUGHPUT_RATIO: f64 = 1.0 / 3.0;
 /// The connection count the throughput target is stated for.
 pub const THROUGHPUT_CONNECTIONS: usize = 64;
@@ -97,6 +100,7 @@ pub fn evaluate(results: &Results) -> Vec<Check> {
             None => checks.push(Check::missing(name, limit)),
         }
     }
+    keys_added(&mut checks, results);
     let rss_limit = format!("<= {:.1} MB", MAX_IDLE_RSS_BYTES as f64 / 1e6);
     for (name, kib) in [
         ("idle RSS after start", results.memory.idle_after_start),
@@ -130,8 +134,9 @@ pub fn evaluate(results: &Results) -> Vec<Check> {
         None => checks.push(Check::missing(startup_name, startup_limit)),
     }
     let errors: u64 = results.rows.iter().map(|r| r.errors).sum::<u64>()
-        + results.mcp.iter().map(|r| r.errors).sum::<u64>();
-    let ran = !results.rows.is_empty() || !results.mcp.is_empty();
+        + results.mcp.iter().map(|r| r.errors).sum::<u64>()
+        + results.keys.iter().map(|r| r.errors).sum::<u64>();
+    let ran = !results.rows.is_empty() || !results.mcp.is_empty() || !results.keys.is_empty();
     checks.push(Check::new(
         "failed requests, all scenarios",
         errors.to_string(),
@@ -139,6 +144,27 @@ pub fn evaluate(results: &Results) -> Vec<Check> {
         errors == 0 && ran,
     ));
     checks
+}
+
+/// Keys, limits and spend logging on minus off, p50.
+fn keys_added(checks: &mut Vec<Check>, results: &Results) {
+    let name = "keys+limits+spend non-stream c=1 added latency p50 (on - off)";
+    let limit = format!("<= {KEYS_ADDED_P50_MS} ms");
+    let pair = results
+        .keys_pair()
+        .and_then(|(off, on)| Some((off.full?, on.full?)));
+    match pair {
+        Some((off, on)) => {
+            let added = added_ms(on.p50, off.p50);
+            checks.push(Check::new(
+                name,
+                format!("{added:.3} ms ({:.3} vs {:.3})", ms(on.p50), ms(off.p50)),
+                limit,
+                added <= KEYS_ADDED_P50_MS,
+            ));
+        }
+        None => checks.push(Check::missing(name, limit)),
+    }
 }
 
 fn added_latency(
@@ -180,7 +206,7 @@ fn added_latency(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::{McpRow, Memory, Route, Startup};
+    use crate::results::{KeysRow, KeysSide, McpRow, Memory, Route, Startup};
 
     fn summary(p50_us: u64, p99_us: u64) -> Option<Summary> {
         let d = Duration::from_micros;
@@ -218,6 +244,16 @@ mod tests {
         }
     }
 
+    fn keys_row(side: KeysSide, p50_us: u64) -> KeysRow {
+        KeysRow {
+            side,
+            full: summary(p50_us, p50_us * 2),
+            per_second: 4000.0,
+            errors: 0,
+            first_error: None,
+        }
+    }
+
     fn passing() -> Results {
         let mut rows = Vec::new();
         for mode in [Mode::NonStream, Mode::Stream] {
@@ -244,6 +280,7 @@ mod tests {
                 mcp_row(Method::ToolsCall, Route::Direct, 600),
                 mcp_row(Method::ToolsCall, Route::Gateway, 1600),
             ],
+            keys: vec![keys_row(KeysSide::Off, 250), keys_row(KeysSide::On, 300)],
         }
     }
 
@@ -259,8 +296,8 @@ mod tests {
     fn all_targets_met() {
         let checks = evaluate(&passing());
         assert_eq!(failed(&checks), Vec::<&str>::new());
-        // 2 + 4 latency, 2 throughput, 2 MCP, 2 RSS, 1 start-up, 1 errors.
-        assert_eq!(checks.len(), 14);
+        // 2 + 4 latency, 2 throughput, 2 MCP, 1 keys, 2 RSS, 1 start-up, 1 errors.
+        assert_eq!(checks.len(), 15);
     }
 
     #[test]
@@ -291,6 +328,35 @@ mod tests {
             ]
         );
         assert!(checks.iter().any(|c| c.measured == "not measured"));
+    }
+
+    #[test]
+    fn keys_adding_over_fifty_microseconds_fails_and_their_errors_count() {
+        let mut r = passing();
+        // 250 µs off, 301 µs on: 0.051 ms added.
+        r.keys[1] = keys_row(KeysSide::On, 301);
+        r.keys[0].errors = 1;
+        let checks = evaluate(&r);
+        assert_eq!(
+            failed(&checks),
+            vec![
+                "keys+limits+spend non-stream c=1 added latency p50 (on - off)",
+                "failed requests, all scenarios"
+            ]
+        );
+        let keys = checks.iter().find(|c| c.name.starts_with("keys+")).unwrap();
+        assert_eq!(keys.measured, "0.051 ms (0.301 vs 0.250)");
+    }
+
+    #[test]
+    fn keys_left_out_is_not_measured_not_passed() {
+        let mut r = passing();
+        r.keys.truncate(1);
+        let checks = evaluate(&r);
+        assert_eq!(
+            failed(&checks),
+            vec!["keys+limits+spend non-stream c=1 added latency p50 (on - off)"]
+        );
     }
 
     #[test]
