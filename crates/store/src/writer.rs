@@ -16,6 +16,9 @@ use tokio::task::JoinHandle;
 
 use crate::{AuditRow, KeyStore, SpendRow};
 
+/// How often queued rows are taken off the queue.
+const DRAIN_INTERVAL: Duration = Duration::from_millis(50);
+
 /// Tuning for `SpendWriter`.
 #[derive(Debug, Clone)]
 pub struct SpendWriterConfig {
@@ -171,28 +174,42 @@ async fn run(
         audit: Vec::new(),
         failing: false,
     };
-    let mut tick = tokio::time::interval(config.flush_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The queue is drained on a short timer instead of waking this task per row: a
+    // busy gateway would otherwise pay a thread wake-up (and a context switch on a small
+    // machine) for every request it serves.
+    let mut drain = tokio::time::interval(DRAIN_INTERVAL.min(config.flush_interval));
+    drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let batch = config.batch_size.max(1);
-    loop {
+    let mut last_flush = tokio::time::Instant::now();
+    let mut closed = false;
+    while !closed {
         tokio::select! {
             biased;
             // A send or the writer being dropped both mean: stop.
             _ = &mut stop => break,
-            rec = rx.recv() => match rec {
-                Some(rec) => {
+            _ = drain.tick() => {}
+        }
+        loop {
+            match rx.try_recv() {
+                Ok(rec) => {
                     push(&mut buf, rec);
                     if !buf.failing && (buf.spend.len() >= batch || buf.audit.len() >= batch) {
                         flush(&*store, &config, &mut buf, &counters).await;
+                        last_flush = tokio::time::Instant::now();
                     }
                 }
-                None => break,
-            },
-            _ = tick.tick() => {
-                if !buf.spend.is_empty() || !buf.audit.is_empty() {
-                    flush(&*store, &config, &mut buf, &counters).await;
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    closed = true;
+                    break;
                 }
             }
+        }
+        if (!buf.spend.is_empty() || !buf.audit.is_empty())
+            && last_flush.elapsed() >= config.flush_interval
+        {
+            flush(&*store, &config, &mut buf, &counters).await;
+            last_flush = tokio::time::Instant::now();
         }
     }
     // Refuse new rows, then take whatever was queued before the close.
