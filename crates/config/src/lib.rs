@@ -5,6 +5,7 @@
 //! [`Config`], validate it (collecting every error), and list what is ignored as
 //! [`ConfigWarning`]s. [`Loaded::deployments`] gives each model with its provider resolved.
 
+mod anchors;
 mod decode;
 pub mod deployment;
 pub mod env;

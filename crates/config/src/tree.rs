@@ -37,14 +37,35 @@ pub(crate) struct Tree {
 /// Parses `src` and substitutes the environment. A YAML syntax error is returned alone:
 /// nothing after it can be trusted.
 pub(crate) fn parse(src: &str, env: EnvLookup<'_>) -> Result<Tree, ConfigError> {
-    let options = LoaderOptions::default()
-        .error_on_duplicate_keys(true)
-        // Keeps quoted scalars apart from plain ones: `"8080"` stays a string.
-        .prevent_coercion(true);
-    let node = marked_yaml::parse_yaml_with_options(0, src, options).map_err(syntax_error)?;
+    let options = || {
+        LoaderOptions::default()
+            .error_on_duplicate_keys(true)
+            // Keeps quoted scalars apart from plain ones: `"8080"` stays a string.
+            .prevent_coercion(true)
+    };
+    let (node, expanded) = match marked_yaml::parse_yaml_with_options(0, src, options()) {
+        Err(LoadError::UnexpectedAnchor(_)) => {
+            let text = crate::anchors::expand(src).map_err(|message| ConfigError {
+                path: String::new(),
+                line: None,
+                message: format!("YAML anchors: {message}"),
+            })?;
+            let node =
+                marked_yaml::parse_yaml_with_options(0, &text, options()).map_err(syntax_error)?;
+            (node, true)
+        }
+        parsed => (parsed.map_err(syntax_error)?, false),
+    };
     let mut tree = Tree::default();
-    tree.lines.insert(String::new(), 1);
     tree.value = walk(&node, "", env, &mut tree);
+    if expanded {
+        // Lines of the expanded text are not the file's lines: report paths only.
+        tree.lines = LineIndex::default();
+        for e in &mut tree.errors {
+            e.line = None;
+        }
+    }
+    tree.lines.insert(String::new(), 1);
     Ok(tree)
 }
 

@@ -392,3 +392,49 @@ fn load_file_reports_file_name_and_dir() {
         "{missing}"
     );
 }
+
+/// LiteLLM configs share parameters with YAML anchors and merge keys.
+#[test]
+fn anchors_aliases_and_merge_keys_load() {
+    let src = r#"
+x-defaults: &defaults
+  api_key: os.environ/OPENAI_API_KEY
+  api_base: http://vllm:8000
+  timeout: 30
+model_list:
+  - model_name: small
+    litellm_params:
+      <<: *defaults
+      model: hosted_vllm/small
+  - model_name: big
+    litellm_params:
+      <<: *defaults
+      model: hosted_vllm/big
+      timeout: 120
+"#;
+    let loaded = load(src, &[("OPENAI_API_KEY", "sk-x")]).unwrap();
+    let ms = &loaded.config.model_list;
+    assert_eq!(ms[0].litellm_params.api_key.as_deref(), Some("sk-x"));
+    assert_eq!(
+        ms[0].litellm_params.api_base.as_deref(),
+        Some("http://vllm:8000")
+    );
+    assert_eq!(ms[0].litellm_params.timeout, Some(30.0));
+    assert_eq!(
+        ms[1].litellm_params.timeout,
+        Some(120.0),
+        "own keys win over merged ones"
+    );
+    assert_eq!(ms[1].litellm_params.model, "hosted_vllm/big");
+    // Errors in such a file still name the path.
+    let err = load(
+        &src.replace("hosted_vllm/big", "antropic/big"),
+        &[("OPENAI_API_KEY", "k")],
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("model_list[1].litellm_params.model"),
+        "{err}"
+    );
+}
