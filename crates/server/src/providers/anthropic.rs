@@ -5,9 +5,9 @@ use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
+use gatehouse_llm::MapError;
 use gatehouse_llm::anthropic::{self, AnthropicDefaults, StreamMapper};
 use gatehouse_llm::openai::ChatRequest;
-use gatehouse_llm::{MapError, sse};
 use serde_json::{Map, Value};
 
 use super::{GATEWAY_ONLY_PARAMS, json_response, record_tokens, sse_response, unix_now};
@@ -173,33 +173,15 @@ struct ChatChunks {
 impl StreamTranslator for ChatChunks {
     fn on_event(&mut self, event: Option<&str>, data: &str) -> Result<Vec<u8>, ApiError> {
         let chunks = self.mapper.on_event(event, data).map_err(map_error)?;
-        let mut out = Vec::new();
-        for chunk in chunks {
-            let json =
-                serde_json::to_string(&chunk).map_err(|e| ApiError::Internal(e.to_string()))?;
-            sse::encode(None, &json, &mut out);
-        }
-        Ok(out)
+        super::chunks_sse(&chunks)
     }
 
     fn usage(&self) -> Option<crate::cost::Usage> {
-        let u = self.mapper.usage();
-        Some(crate::cost::Usage {
-            prompt: u.prompt_tokens,
-            completion: u.completion_tokens,
-            ..Default::default()
-        })
+        Some(super::token_usage(&self.mapper.usage()))
     }
 
     fn finish(&mut self) -> Vec<u8> {
-        let mut out = Vec::new();
-        for chunk in self.mapper.finish() {
-            if let Ok(json) = serde_json::to_string(&chunk) {
-                sse::encode(None, &json, &mut out);
-            }
-        }
-        out.extend_from_slice(sse::DONE);
-        out
+        super::final_sse(&self.mapper.finish())
     }
 }
 

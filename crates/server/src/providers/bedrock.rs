@@ -423,11 +423,7 @@ struct ChatChunks {
 
 impl StreamTranslator for ChatChunks {
     fn usage(&self) -> Option<crate::cost::Usage> {
-        self.mapper.usage().map(|u| crate::cost::Usage {
-            prompt: u.prompt_tokens,
-            completion: u.completion_tokens,
-            ..Default::default()
-        })
+        self.mapper.usage().as_ref().map(super::token_usage)
     }
 
     fn on_event(&mut self, event: Option<&str>, data: &str) -> Result<Vec<u8>, ApiError> {
@@ -435,23 +431,10 @@ impl StreamTranslator for ChatChunks {
             .mapper
             .on_event(event.unwrap_or(""), data)
             .map_err(map_error)?;
-        let mut out = Vec::new();
-        for chunk in chunks {
-            let json =
-                serde_json::to_string(&chunk).map_err(|e| ApiError::Internal(e.to_string()))?;
-            sse::encode(None, &json, &mut out);
-        }
-        Ok(out)
+        super::chunks_sse(&chunks)
     }
 
     fn finish(&mut self) -> Vec<u8> {
-        let mut out = Vec::new();
-        for chunk in self.mapper.finish() {
-            if let Ok(json) = serde_json::to_string(&chunk) {
-                sse::encode(None, &json, &mut out);
-            }
-        }
-        out.extend_from_slice(sse::DONE);
-        out
+        super::final_sse(&self.mapper.finish())
     }
 }

@@ -8,7 +8,6 @@ use axum::response::Response;
 use bytes::Bytes;
 use gatehouse_llm::gemini::{self, StreamMapper};
 use gatehouse_llm::openai::ChatRequest;
-use gatehouse_llm::sse;
 use serde_json::{Map, Value};
 
 use super::anthropic::map_error;
@@ -215,32 +214,15 @@ struct ChatChunks {
 
 impl StreamTranslator for ChatChunks {
     fn usage(&self) -> Option<crate::cost::Usage> {
-        self.mapper.usage().map(|u| crate::cost::Usage {
-            prompt: u.prompt_tokens,
-            completion: u.completion_tokens,
-            ..Default::default()
-        })
+        self.mapper.usage().as_ref().map(super::token_usage)
     }
 
     fn on_event(&mut self, _event: Option<&str>, data: &str) -> Result<Vec<u8>, ApiError> {
         let chunks = self.mapper.on_event(data).map_err(map_error)?;
-        let mut out = Vec::new();
-        for chunk in chunks {
-            let json =
-                serde_json::to_string(&chunk).map_err(|e| ApiError::Internal(e.to_string()))?;
-            sse::encode(None, &json, &mut out);
-        }
-        Ok(out)
+        super::chunks_sse(&chunks)
     }
 
     fn finish(&mut self) -> Vec<u8> {
-        let mut out = Vec::new();
-        for chunk in self.mapper.finish() {
-            if let Ok(json) = serde_json::to_string(&chunk) {
-                sse::encode(None, &json, &mut out);
-            }
-        }
-        out.extend_from_slice(sse::DONE);
-        out
+        super::final_sse(&self.mapper.finish())
     }
 }

@@ -88,3 +88,32 @@ pub fn record_tokens(deployment: &Deployment, prompt: u64, completion: u64) {
     metrics::counter!("gatehouse_tokens_total", "model" => model, "kind" => "completion")
         .increment(completion);
 }
+
+/// Translated chat chunks as the client's SSE bytes.
+pub fn chunks_sse(
+    chunks: &[gatehouse_llm::openai::ChatCompletionChunk],
+) -> Result<Vec<u8>, crate::error::ApiError> {
+    let mut out = Vec::new();
+    for chunk in chunks {
+        let json = serde_json::to_string(chunk)
+            .map_err(|e| crate::error::ApiError::Internal(e.to_string()))?;
+        gatehouse_llm::sse::encode(None, &json, &mut out);
+    }
+    Ok(out)
+}
+
+/// The end of a translated stream: its last chunks, then `[DONE]`.
+pub fn final_sse(chunks: &[gatehouse_llm::openai::ChatCompletionChunk]) -> Vec<u8> {
+    let mut out = chunks_sse(chunks).unwrap_or_default();
+    out.extend_from_slice(gatehouse_llm::sse::DONE);
+    out
+}
+
+/// A stream's OpenAI-shaped usage as token counts for spend and limits.
+pub fn token_usage(u: &gatehouse_llm::openai::Usage) -> crate::cost::Usage {
+    crate::cost::Usage {
+        prompt: u.prompt_tokens,
+        completion: u.completion_tokens,
+        ..Default::default()
+    }
+}
