@@ -370,6 +370,26 @@ async fn bad_requests_get_clear_errors() {
         "request_too_large"
     );
     assert!(mock.requests().is_empty());
+
+    // Unknown paths and wrong methods answer in OpenAI's error shape too.
+    let unknown = client()
+        .get(format!("{}/v1/nope", gw.url))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    let err: Value = unknown.json().await.unwrap();
+    assert_eq!(err["error"]["message"], "Invalid URL (GET /v1/nope)");
+    let wrong = client()
+        .get(format!("{}/v1/chat/completions", gw.url))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 405);
+    let err: Value = wrong.json().await.unwrap();
+    assert_eq!(err["error"]["type"], "invalid_request_error");
 }
 
 #[tokio::test]

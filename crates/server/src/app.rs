@@ -23,6 +23,7 @@ use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use gatehouse_mcp::downstream::EndpointSettings;
 
 use crate::auth::require_key;
+use crate::error::ApiError;
 use crate::request::observe;
 use crate::routes::{chat, embeddings, health, keys, messages, models, responses};
 use crate::state::AppState;
@@ -59,7 +60,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/key/list", get(keys::list))
         .route("/spend/logs", get(keys::spend_logs))
         .with_state(state.clone())
-        .merge(mcp_router(&state));
+        .merge(mcp_router(&state))
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(wrong_method);
     let mut app = api.layer(axum::middleware::from_fn_with_state(
         state.clone(),
         require_key,
@@ -68,6 +71,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         app = app.layer(cors);
     }
     app.layer(axum::middleware::from_fn(observe))
+}
+
+/// Unknown paths answer in OpenAI's error shape (as OpenAI does), not with an empty 404.
+async fn unknown_route(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("Invalid URL ({method} {})", uri.path()))
+}
+
+async fn wrong_method(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
 }
 
 /// The MCP endpoint (`/mcp`, `/mcp/{server}`, legacy SSE, `/v1/mcp/*`). It sits inside

@@ -51,6 +51,8 @@ pub enum ApiError {
     #[error("{0}")]
     NotImplemented(String),
     #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
     Internal(String),
 }
 
@@ -68,6 +70,7 @@ impl ApiError {
             Self::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
             Self::Upstream { status, .. } => *status,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -85,7 +88,7 @@ impl ApiError {
             Self::BudgetExceeded(_) => "budget_exceeded",
             Self::UpstreamTimeout(_) => "timeout",
             Self::UpstreamUnreachable(_) | Self::Upstream { .. } => "api_error",
-            Self::NotImplemented(_) => "invalid_request_error",
+            Self::NotImplemented(_) | Self::MethodNotAllowed(_) => "invalid_request_error",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -117,6 +120,7 @@ impl ApiError {
             Self::UpstreamUnreachable(_) => "upstream_unreachable",
             Self::Upstream { .. } => "upstream_error",
             Self::NotImplemented(_) => "not_implemented",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::Internal(_) => "internal",
         }
     }
