@@ -62,7 +62,8 @@ fn run(
     }
 }
 
-const DOWN: Option<Failure> = Some(Failure::Vendor(ErrorKind::Upstream));
+const DOWN_F: Failure = Failure::Vendor(ErrorKind::Upstream);
+const DOWN: Option<Failure> = Some(DOWN_F);
 
 #[test]
 fn a_failing_member_falls_over_within_the_group() {
@@ -72,7 +73,7 @@ fn a_failing_member_falls_over_within_the_group() {
     );
     for _ in 0..20 {
         let (tried, served) = run(&r, "g", RequestCtx::default(), |id| {
-            (id == "a").then_some(DOWN.unwrap())
+            (id == "a").then_some(DOWN_F)
         });
         assert_eq!(served, Ok("b".into()));
         assert!(tried.len() <= 2);
@@ -91,7 +92,7 @@ fn cooldown_takes_a_member_out_after_allowed_fails_and_brings_it_back() {
     let mut failures = 0;
     while failures < 2 {
         let (tried, _) = run(&r, "g", RequestCtx::default(), |id| {
-            (id == "a").then_some(DOWN.unwrap())
+            (id == "a").then_some(DOWN_F)
         });
         failures += tried.iter().filter(|t| *t == "a").count();
     }
@@ -145,7 +146,7 @@ fn cooldowns_are_published_and_applied_from_elsewhere() {
     let r = router(&[("g", vec![spec("a"), spec("b")])], settings.clone()).with_sink(sink.clone());
     while sink.0.lock().unwrap().is_empty() {
         run(&r, "g", RequestCtx::default(), |id| {
-            (id == "a").then_some(DOWN.unwrap())
+            (id == "a").then_some(DOWN_F)
         });
     }
     assert_eq!(*sink.0.lock().unwrap(), vec!["a".to_string()]);
@@ -207,21 +208,22 @@ fn generic_fallbacks_after_the_group_failed() {
         with_fallbacks("generic", "g", &["h"]),
     );
     let (tried, served) = run(&r, "g", RequestCtx::default(), |id| {
-        (id == "a").then_some(DOWN.unwrap())
+        (id == "a").then_some(DOWN_F)
     });
     assert_eq!(tried, vec!["a", "b"]);
     assert_eq!(served, Ok("b".into()));
     // A plain bad request is the client's: no fallback.
-    let bad = Some(Failure::Vendor(ErrorKind::InvalidRequest));
+    let bad_f = Failure::Vendor(ErrorKind::InvalidRequest);
+    let bad = Some(bad_f);
     let (tried, served) = run(&r, "g", RequestCtx::default(), |_| bad);
     assert_eq!(tried, vec!["a"]);
-    assert_eq!(served, Err(Exhausted::Failed(bad.unwrap())));
+    assert_eq!(served, Err(Exhausted::Failed(bad_f)));
     // The request's own fallbacks replace the config's.
     let ctx = RequestCtx {
         fallbacks: Some(vec!["big".into()]),
         ..Default::default()
     };
-    let (tried, _) = run(&r, "g", ctx, |id| (id != "c").then_some(DOWN.unwrap()));
+    let (tried, _) = run(&r, "g", ctx, |id| (id != "c").then_some(DOWN_F));
     assert_eq!(tried, vec!["a", "c"]);
 }
 
@@ -235,18 +237,18 @@ fn context_window_and_content_policy_fallbacks() {
     let mut settings = with_fallbacks("generic", "g", &["h"]);
     settings.context_window_fallbacks = [("g".to_string(), vec!["big".to_string()])].into();
     let r = router(&groups, settings);
-    let long = Some(Failure::Vendor(ErrorKind::ContextLength));
+    let long = Failure::Vendor(ErrorKind::ContextLength);
     let (tried, served) = run(&r, "g", RequestCtx::default(), |id| {
-        id.starts_with('a').then_some(long.unwrap())
+        id.starts_with('a').then_some(long)
     });
     // The same group's other member is not asked: it has the same window.
     assert_eq!(tried.len(), 2);
     assert_eq!(tried[1], "c");
     assert_eq!(served, Ok("c".into()));
     // Without content_policy_fallbacks, a refusal goes to the generic ones.
-    let refused = Some(Failure::Vendor(ErrorKind::ContentPolicy));
+    let refused = Failure::Vendor(ErrorKind::ContentPolicy);
     let (tried, _) = run(&r, "g", RequestCtx::default(), |id| {
-        id.starts_with('a').then_some(refused.unwrap())
+        id.starts_with('a').then_some(refused)
     });
     assert_eq!(tried.last().map(String::as_str), Some("b"));
 }
