@@ -119,7 +119,7 @@ fn a_single_member_group_never_cools_down() {
     };
     let r = router(&[("g", vec![spec("a")])], settings);
     for _ in 0..3 {
-        run(&r, "g", RequestCtx::default(), |_| DOWN);
+        let _ = run(&r, "g", RequestCtx::default(), |_| DOWN);
     }
     assert!(
         !r.member("a")
@@ -145,7 +145,7 @@ fn cooldowns_are_published_and_applied_from_elsewhere() {
     };
     let r = router(&[("g", vec![spec("a"), spec("b")])], settings.clone()).with_sink(sink.clone());
     while sink.0.lock().unwrap().is_empty() {
-        run(&r, "g", RequestCtx::default(), |id| {
+        let _ = run(&r, "g", RequestCtx::default(), |id| {
             (id == "a").then_some(DOWN_F)
         });
     }
