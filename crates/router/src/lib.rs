@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 pub use failure::Failure;
 pub use member::{InFlight, Member, MemberSpec, MemberStats};
-pub use plan::{Attempt, Exhausted, Plan, RequestCtx};
+pub use plan::{Attempt, Exhausted, Plan, RequestCtx, Served};
 pub use settings::{RetryPolicy, RouterSettings, SettingsError, Strategy};
 
 /// Told about every cooldown this replica starts, so other replicas can skip the

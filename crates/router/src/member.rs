@@ -83,6 +83,8 @@ pub struct MemberStats {
     cooldown_until_ms: AtomicU64,
     successes: AtomicU64,
     failures: AtomicU64,
+    /// Failures since the last success (passive health).
+    consecutive_failures: AtomicU64,
     window: Mutex<Window>,
 }
 
@@ -121,6 +123,10 @@ impl MemberStats {
         self.failures.load(Ordering::Relaxed)
     }
 
+    pub fn consecutive_failures(&self) -> u64 {
+        self.consecutive_failures.load(Ordering::Relaxed)
+    }
+
     pub fn cooldown_until_ms(&self) -> u64 {
         self.cooldown_until_ms.load(Ordering::Relaxed)
     }
@@ -154,6 +160,7 @@ impl MemberStats {
 
     pub(crate) fn record_success(&self, latency: Duration) {
         self.successes.fetch_add(1, Ordering::Relaxed);
+        self.consecutive_failures.store(0, Ordering::Relaxed);
         let sample = latency.as_micros().clamp(1, u64::MAX as u128) as f64;
         // A lost update under a race only skips one sample of an average.
         let old = self.latency_us.load(Ordering::Relaxed);
@@ -169,6 +176,7 @@ impl MemberStats {
     /// Counts a failure; returns this minute's failures (all, and of its class).
     pub(crate) fn record_failure(&self, minute: u64, failure: Failure) -> (u32, u32) {
         self.failures.fetch_add(1, Ordering::Relaxed);
+        self.consecutive_failures.fetch_add(1, Ordering::Relaxed);
         let class = class_index(failure.class());
         self.with_window(minute, |w| {
             w.failures += 1;
