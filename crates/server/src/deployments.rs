@@ -222,6 +222,10 @@ fn with_aws_params(
     dialect: Dialect,
 ) -> Map<String, Value> {
     let mut out = params.extra.clone();
+    // Routing facts, read by the router; not request parameters.
+    for key in ["order", "tags"] {
+        out.remove(key);
+    }
     if dialect == Dialect::Bedrock {
         for (key, value) in [
             ("aws_access_key_id", &params.aws_access_key_id),

@@ -27,6 +27,7 @@ pub const GATEWAY_ONLY_PARAMS: &[&str] = &[
     "num_retries",
     "fallbacks",
     "context_window_fallbacks",
+    "content_policy_fallbacks",
     "caching",
     "cache",
     "no-log",
