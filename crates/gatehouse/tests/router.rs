@@ -1523,3 +1523,191 @@ async fn streams_of_every_api_fall_back_when_cut_before_their_first_event() {
     }
     assert!(wrong.is_empty(), "no fallback:\n{}", wrong.join("\n"));
 }
+
+#[tokio::test]
+async fn a_group_whose_members_all_cool_down_still_falls_back() {
+    let a = failing(500).await;
+    let b = failing(500).await;
+    let backup = healthy().await;
+    let gw = Gateway::start(&config(
+        &[
+            member("primary", "a", &a, &[]),
+            member("primary", "b", &b, &[]),
+            member("backup", "backup-1", &backup, &[]),
+        ],
+        "allowed_fails: 0\ncooldown_time: 30\nfallbacks: [{primary: [backup]}]",
+    ));
+    away_from_minute_boundary().await;
+    for i in 0..3 {
+        let text = format!("cooling primary {i}");
+        let resp = post(&gw, ask("primary", &text)).await;
+        assert_eq!(
+            header(&resp, "x-litellm-attempted-fallbacks"),
+            "1",
+            "request {i}"
+        );
+        assert_eq!(expect_answer(resp, &text).await, "backup-1");
+    }
+    assert_eq!(
+        (asked(&a), asked(&b)),
+        (1, 1),
+        "cooling members are skipped, the fallback answers"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Members that cannot serve at all
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn members_with_bad_credentials_or_without_the_model_are_skipped_for_chat_and_embeddings() {
+    let wrong_key = MockServer::start(MockOptions::with_api_key("sk-the-right-one"))
+        .await
+        .unwrap();
+    let no_model = MockServer::start(MockOptions {
+        models: Some(vec!["some-other-model".into()]),
+        ..MockOptions::default()
+    })
+    .await
+    .unwrap();
+    let good = healthy().await;
+    let embed = |group: &str, id: &str, mock: &MockServer, order: &str| {
+        member_as(group, id, "openai/text-embedding-3-small", mock, &[order])
+    };
+    let gw = Gateway::start(&config(
+        &[
+            member(
+                "gpt-test",
+                "wrong-key",
+                &wrong_key,
+                &["order: 1", "max_retries: 3"],
+            ),
+            member(
+                "gpt-test",
+                "no-model",
+                &no_model,
+                &["order: 2", "max_retries: 3"],
+            ),
+            member("gpt-test", "good", &good, &["order: 3"]),
+            embed("embed", "embed-wrong-key", &wrong_key, "order: 1"),
+            embed("embed", "embed-no-model", &no_model, "order: 2"),
+            embed("embed", "embed-good", &good, "order: 3"),
+        ],
+        "allowed_fails: 1000",
+    ));
+    let id = expect_answer(post(&gw, ask("gpt-test", "who serves")).await, "who serves").await;
+    assert_eq!(id, "good");
+    assert_eq!(
+        (asked(&wrong_key), asked(&no_model)),
+        (1, 1),
+        "a member that cannot serve is not retried"
+    );
+
+    let resp = client()
+        .post(format!("{}/v1/embeddings", gw.url))
+        .bearer_auth(MASTER)
+        .json(&json!({"model": "embed", "input": "vector please"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(served_by(&resp), "embed-good");
+    let v: Value = resp.json().await.unwrap();
+    assert!(
+        v["data"][0]["embedding"]
+            .as_array()
+            .is_some_and(|e| !e.is_empty()),
+        "{v}"
+    );
+    assert_eq!(wrong_key.requests_to("/v1/embeddings").len(), 1);
+    assert_eq!(no_model.requests_to("/v1/embeddings").len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// In-flight slots and spend rows
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_client_that_disconnects_mid_stream_frees_its_slot() {
+    let opts = || MockOptions {
+        chunk_delay: Duration::from_millis(200),
+        ..MockOptions::default()
+    };
+    let a = MockServer::start(opts()).await.unwrap();
+    let b = MockServer::start(opts()).await.unwrap();
+    let gw = Gateway::start(&config(
+        &[
+            member("gpt-test", "a", &a, &[]),
+            member("gpt-test", "b", &b, &[]),
+        ],
+        "routing_strategy: least-busy",
+    ));
+    // Three streams of 40 words (8 s at 200 ms a chunk), left after the first chunk. An
+    // odd number: were their slots kept, one member would stay busier than the other.
+    let long = "word ".repeat(40);
+    for _ in 0..3 {
+        let resp = post(&gw, ask_stream("gpt-test", long.trim())).await;
+        assert_eq!(resp.status(), 200);
+        let mut resp = resp;
+        assert!(resp.chunk().await.unwrap().is_some());
+        drop(resp);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Both slots are free again: least-busy sees a tie and picks at random.
+    let mut by = std::collections::HashMap::new();
+    for i in 0..20 {
+        let text = format!("after {i}");
+        let id = expect_answer(post(&gw, ask("gpt-test", &text)).await, &text).await;
+        *by.entry(id).or_insert(0) += 1;
+    }
+    assert_eq!(
+        by.len(),
+        2,
+        "one member kept the slots of the abandoned streams: {by:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_spend_row_of_a_fallen_back_request_names_the_deployment_that_answered() {
+    let f = Fallbacks::start(failing(500).await).await;
+    let gw = Gateway::start(&f.all_configured());
+    let resp = post(&gw, ask("primary", "who pays")).await;
+    assert_fell_back_to(&resp, "backup-1", "backup");
+    let cost: f64 = header(&resp, "x-litellm-response-cost").parse().unwrap();
+    expect_answer(resp, "who pays").await;
+    assert!(cost > 0.0);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let rows: Value = client()
+            .get(format!("{}/spend/logs", gw.url))
+            .bearer_auth(MASTER)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if rows.as_array().is_some_and(|r| !r.is_empty()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no spend row");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Give a second (wrong) row time to appear.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rows: Value = client()
+        .get(format!("{}/spend/logs", gw.url))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "one request, one row: {rows:?}");
+    assert_eq!(rows[0]["model_id"], "backup-1", "{rows:?}");
+    assert_eq!(rows[0]["status"], "success", "{rows:?}");
+    assert!((rows[0]["spend"].as_f64().unwrap() - cost).abs() < 1e-12);
+}
