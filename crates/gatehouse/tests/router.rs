@@ -48,6 +48,11 @@ fn asked(mock: &MockServer) -> usize {
     mock.requests_to(CHAT).len()
 }
 
+/// Anthropic Messages requests this mock received.
+fn asked_messages(mock: &MockServer) -> usize {
+    mock.requests_to("/v1/messages").len()
+}
+
 /// One `model_list` entry: `group` served by `mock` as `openai/gpt-4o-mini`, with
 /// `model_info.id: id` and extra `litellm_params` lines (`"order: 1"`).
 fn member(group: &str, id: &str, mock: &MockServer, params: &[&str]) -> String {
@@ -1710,4 +1715,140 @@ async fn the_spend_row_of_a_fallen_back_request_names_the_deployment_that_answer
     assert_eq!(rows[0]["model_id"], "backup-1", "{rows:?}");
     assert_eq!(rows[0]["status"], "success", "{rows:?}");
     assert!((rows[0]["spend"].as_f64().unwrap() - cost).abs() < 1e-12);
+}
+
+// ---------------------------------------------------------------------------------------
+// Fallbacks and key scopes, errors in the client's dialect, mid-stream cuts
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_keys_request_cannot_fall_back_to_a_group_the_key_may_not_use() {
+    let primary = failing(500).await;
+    let premium = healthy().await;
+    let cfg = config(
+        &[
+            member("primary", "primary-1", &primary, &[]),
+            member("premium", "premium-1", &premium, &[]),
+        ],
+        "",
+    )
+    .replace(
+        "general_settings:\n",
+        "virtual_keys:\n  - api_key: sk-limited-router\n    models: [primary]\ngeneral_settings:\n",
+    );
+    let gw = Gateway::start(&cfg);
+    let direct = client()
+        .post(format!("{}{CHAT}", gw.url))
+        .bearer_auth("sk-limited-router")
+        .json(&ask("premium", "direct"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(direct.status(), 403, "the key may not use premium");
+    let mut body = ask("primary", "sneaky");
+    body["fallbacks"] = json!(["premium"]);
+    let resp = client()
+        .post(format!("{}{CHAT}", gw.url))
+        .bearer_auth("sk-limited-router")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let id = resp
+        .headers()
+        .get("x-litellm-model-id")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(
+        asked(&premium),
+        0,
+        "the body's fallbacks reached a group the key may not use (status {status}, served by {id:?})"
+    );
+    assert_ne!(status, 200);
+}
+
+#[tokio::test]
+async fn messages_clients_get_anthropic_shaped_errors_from_the_router() {
+    let a = failing(529).await;
+    let b = failing(529).await;
+    let claude = "anthropic/claude-3-5-haiku-20241022";
+    let gw = Gateway::start(&config(
+        &[
+            member_as("claude", "a", claude, &a, &[]),
+            member_as("claude", "b", claude, &b, &[]),
+        ],
+        "allowed_fails: 0\ncooldown_time: 10",
+    ));
+    away_from_minute_boundary().await;
+    let send = || async {
+        client()
+            .post(format!("{}/v1/messages", gw.url))
+            .bearer_auth(MASTER)
+            .json(&json!({"model": "claude", "max_tokens": 64,
+                          "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap()
+    };
+    let first = send().await;
+    assert!(first.status().is_server_error(), "{}", first.status());
+    let v: Value = first.json().await.unwrap();
+    assert_eq!(v["type"], "error", "Anthropic's error shape: {v}");
+    let asked_before = (asked_messages(&a), asked_messages(&b));
+    let second = send().await;
+    // Every member cooling down: 503, or Anthropic's own "overloaded" 529, which
+    // Anthropic's SDKs retry; either way with the wait until the first is back.
+    assert!(
+        matches!(second.status().as_u16(), 503 | 529),
+        "{}",
+        second.status()
+    );
+    assert!(
+        second.headers().contains_key("retry-after"),
+        "{:?}",
+        second.headers()
+    );
+    assert_eq!((asked_messages(&a), asked_messages(&b)), asked_before);
+    let v: Value = second.json().await.unwrap();
+    assert_eq!(v["type"], "error", "Anthropic's error shape: {v}");
+    assert!(v["error"]["message"].is_string(), "{v}");
+}
+
+#[tokio::test]
+async fn a_stream_cut_mid_way_counts_toward_the_members_cooldown() {
+    let cutting = MockServer::start(MockOptions {
+        chunk_delay: Duration::from_millis(20),
+        ..MockOptions::default()
+    })
+    .await
+    .unwrap();
+    for _ in 0..2 {
+        cutting.push_reply(Reply::DropMidStream {
+            text: "this will be cut short".into(),
+            after_chunks: 2,
+        });
+    }
+    let good = healthy().await;
+    let gw = Gateway::start(&config(
+        &[
+            member("gpt-test", "cutting", &cutting, &["order: 1"]),
+            member("gpt-test", "good", &good, &["order: 2"]),
+        ],
+        "allowed_fails: 1\ncooldown_time: 30",
+    ));
+    away_from_minute_boundary().await;
+    for _ in 0..2 {
+        let resp = post(&gw, ask_stream("gpt-test", "cut")).await;
+        assert_eq!(resp.status(), 200);
+        let text = resp.text().await.unwrap_or_default();
+        assert!(
+            text.contains("\"error\""),
+            "the cut reaches the client in band: {text}"
+        );
+    }
+    let id = expect_answer(post(&gw, ask("gpt-test", "next")).await, "next").await;
+    assert_eq!(
+        id, "good",
+        "two cut streams are two failures: more than allowed_fails: 1"
+    );
 }
