@@ -1852,3 +1852,92 @@ async fn a_stream_cut_mid_way_counts_toward_the_members_cooldown() {
         "two cut streams are two failures: more than allowed_fails: 1"
     );
 }
+
+#[tokio::test]
+async fn every_openai_api_answers_503_with_retry_after_when_all_members_cool_down() {
+    // Members with the wrong credentials fail every API (401) and cool down at once.
+    let locked = || async {
+        MockServer::start(MockOptions::with_api_key("sk-the-right-one"))
+            .await
+            .unwrap()
+    };
+    let (a, b, c, d) = (
+        locked().await,
+        locked().await,
+        locked().await,
+        locked().await,
+    );
+    let embed = "openai/text-embedding-3-small";
+    let gw = Gateway::start(&config(
+        &[
+            member("gpt", "gpt-a", &a, &[]),
+            member("gpt", "gpt-b", &b, &[]),
+            member_as("embed", "embed-c", embed, &c, &[]),
+            member_as("embed", "embed-d", embed, &d, &[]),
+        ],
+        "allowed_fails: 0\ncooldown_time: 20",
+    ));
+    away_from_minute_boundary().await;
+    let send = |path: &'static str, body: Value| {
+        let url = format!("{}{path}", gw.url);
+        async move {
+            client()
+                .post(url)
+                .bearer_auth(MASTER)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // Cool both groups down.
+    let first = send(CHAT, ask("gpt", "x")).await;
+    assert_eq!(first.status(), 401, "the vendor's refusal, as it said it");
+    let first = send("/v1/embeddings", json!({"model": "embed", "input": "x"})).await;
+    assert_eq!(first.status(), 401);
+    let total =
+        || a.requests().len() + b.requests().len() + c.requests().len() + d.requests().len();
+    let asked_before = total();
+
+    let cases = [
+        (CHAT, ask("gpt", "plain")),
+        (CHAT, ask_stream("gpt", "streamed")),
+        (
+            "/v1/responses",
+            json!({"model": "gpt", "input": "responses"}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "gpt", "input": "streamed responses", "stream": true}),
+        ),
+        (
+            "/v1/embeddings",
+            json!({"model": "embed", "input": "embeddings"}),
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (path, body) in cases {
+        let stream = body["stream"] == true;
+        let resp = send(path, body).await;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let text = resp.text().await.unwrap_or_default();
+        let ok = status == 503
+            && retry_after
+                .as_deref()
+                .and_then(|s| s.parse::<u64>().ok())
+                .is_some_and(|s| (1..=20).contains(&s))
+            && serde_json::from_str::<Value>(&text)
+                .is_ok_and(|v| v["error"]["message"].is_string());
+        if !ok {
+            wrong.push(format!(
+                "{path} (stream: {stream}): {status}, retry-after {retry_after:?}, body {text:?}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert_eq!(total(), asked_before, "no cooling member is asked");
+}
