@@ -89,13 +89,52 @@ fn config(members: &[String], router_settings: &str) -> String {
 }
 
 async fn post(gw: &Gateway, body: Value) -> reqwest::Response {
+    post_at(format!("{}{CHAT}", gw.url), MASTER, &body).await
+}
+
+async fn post_at(url: String, key: &str, body: &Value) -> reqwest::Response {
     client()
-        .post(format!("{}{CHAT}", gw.url))
-        .bearer_auth(MASTER)
-        .json(&body)
+        .post(url)
+        .bearer_auth(key)
+        .json(body)
         .send()
         .await
         .unwrap()
+}
+
+async fn get_json(gw: &Gateway, path: &str) -> Value {
+    let resp = client()
+        .get(format!("{}{path}", gw.url))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "GET {path}");
+    resp.json().await.unwrap()
+}
+
+/// The ids `/v1/models` lists.
+async fn model_ids(gw: &Gateway) -> Vec<String> {
+    let models = get_json(gw, "/v1/models").await;
+    models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// `/spend/logs` once it has a row (rows are written off the request path).
+async fn spend_rows(gw: &Gateway) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let rows = get_json(gw, "/spend/logs").await;
+        if let Some(rows) = rows.as_array().filter(|r| !r.is_empty()) {
+            return rows.clone();
+        }
+        assert!(Instant::now() < deadline, "no spend row");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 fn ask(model: &str, text: &str) -> Value {
@@ -686,22 +725,8 @@ async fn a_wildcard_route_serves_any_model_under_its_prefix() {
     let resp = post(&gw, ask("anthropic/claude-x", "no route")).await;
     assert_eq!(resp.status(), 404, "outside the prefix nothing matches");
 
-    let models: Value = client()
-        .get(format!("{}/v1/models", gw.url))
-        .bearer_auth(MASTER)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ids: Vec<&str> = models["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
-    assert!(ids.contains(&"openai/*"), "{ids:?}");
+    let ids = model_ids(&gw).await;
+    assert!(ids.iter().any(|i| i == "openai/*"), "{ids:?}");
 }
 
 #[tokio::test]
@@ -718,27 +743,13 @@ async fn model_group_alias_serves_the_aliased_group() {
         assert_eq!(id, "real");
         assert_eq!(mock.last_request().unwrap().body["model"], "gpt-4o-mini");
     }
-    let models: Value = client()
-        .get(format!("{}/v1/models", gw.url))
-        .bearer_auth(MASTER)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ids: Vec<&str> = models["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
+    let ids = model_ids(&gw).await;
     assert!(
-        ids.contains(&"gpt-test") && ids.contains(&"gpt-4"),
+        ids.iter().any(|i| i == "gpt-test") && ids.iter().any(|i| i == "gpt-4"),
         "{ids:?}"
     );
     assert!(
-        !ids.contains(&"secret-name"),
+        !ids.iter().any(|i| i == "secret-name"),
         "a hidden alias is not listed"
     );
 }
@@ -766,13 +777,7 @@ async fn least_busy_avoids_the_member_with_requests_in_flight() {
         let url = url.clone();
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(i * 50)).await;
-            let resp = client()
-                .post(url)
-                .bearer_auth(MASTER)
-                .json(&ask("gpt-test", "busy?"))
-                .send()
-                .await
-                .unwrap();
+            let resp = post_at(url, MASTER, &ask("gpt-test", "busy?")).await;
             assert_eq!(resp.status(), 200);
             served_by(&resp)
         }));
@@ -945,13 +950,7 @@ async fn concurrent_requests_all_succeed_while_a_member_cools_down() {
                 } else {
                     ask("gpt-test", &text)
                 };
-                let resp = client()
-                    .post(url)
-                    .bearer_auth(MASTER)
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap();
+                let resp = post_at(url, MASTER, &body).await;
                 let id = if stream {
                     expect_stream(resp, &text).await.0
                 } else {
@@ -998,22 +997,7 @@ async fn a_stream_without_stream_options_shows_no_usage_but_is_billed() {
         true
     );
 
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let row = loop {
-        let resp = client()
-            .get(format!("{}/spend/logs", gw.url))
-            .bearer_auth(MASTER)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        let rows: Value = resp.json().await.unwrap();
-        if let Some(row) = rows.as_array().and_then(|r| r.first()) {
-            break row.clone();
-        }
-        assert!(Instant::now() < deadline, "no spend row");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let row = spend_rows(&gw).await.remove(0);
     assert!(row["prompt_tokens"].as_u64().unwrap() > 0, "{row}");
     assert!(row["completion_tokens"].as_u64().unwrap() > 0, "{row}");
     assert!(
@@ -1044,15 +1028,7 @@ async fn messages_responses_and_translated_chat_fail_over_like_chat() {
     ));
     let send = |path: &'static str, body: Value| {
         let url = format!("{}{path}", gw.url);
-        async move {
-            client()
-                .post(url)
-                .bearer_auth(MASTER)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-        }
+        async move { post_at(url, MASTER, &body).await }
     };
 
     // Anthropic Messages, plain and streamed.
@@ -1505,13 +1481,7 @@ async fn streams_of_every_api_fall_back_when_cut_before_their_first_event() {
     let mut wrong = Vec::new();
     for (path, body, primary, backup) in cases {
         primary.push_reply(cut());
-        let resp = client()
-            .post(format!("{}{path}", gw.url))
-            .bearer_auth(MASTER)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let resp = post_at(format!("{}{path}", gw.url), MASTER, &body).await;
         let got = (
             resp.status().as_u16(),
             resp.headers()
@@ -1608,13 +1578,12 @@ async fn members_with_bad_credentials_or_without_the_model_are_skipped_for_chat_
         "a member that cannot serve is not retried"
     );
 
-    let resp = client()
-        .post(format!("{}/v1/embeddings", gw.url))
-        .bearer_auth(MASTER)
-        .json(&json!({"model": "embed", "input": "vector please"}))
-        .send()
-        .await
-        .unwrap();
+    let resp = post_at(
+        format!("{}/v1/embeddings", gw.url),
+        MASTER,
+        &json!({"model": "embed", "input": "vector please"}),
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(served_by(&resp), "embed-good");
     let v: Value = resp.json().await.unwrap();
@@ -1682,35 +1651,10 @@ async fn the_spend_row_of_a_fallen_back_request_names_the_deployment_that_answer
     let cost: f64 = header(&resp, "x-litellm-response-cost").parse().unwrap();
     expect_answer(resp, "who pays").await;
     assert!(cost > 0.0);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let rows: Value = client()
-            .get(format!("{}/spend/logs", gw.url))
-            .bearer_auth(MASTER)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if rows.as_array().is_some_and(|r| !r.is_empty()) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no spend row");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    spend_rows(&gw).await;
     // Give a second (wrong) row time to appear.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rows: Value = client()
-        .get(format!("{}/spend/logs", gw.url))
-        .bearer_auth(MASTER)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let rows = rows.as_array().unwrap();
+    let rows = spend_rows(&gw).await;
     assert_eq!(rows.len(), 1, "one request, one row: {rows:?}");
     assert_eq!(rows[0]["model_id"], "backup-1", "{rows:?}");
     assert_eq!(rows[0]["status"], "success", "{rows:?}");
@@ -1737,23 +1681,16 @@ async fn a_keys_request_cannot_fall_back_to_a_group_the_key_may_not_use() {
         "virtual_keys:\n  - api_key: sk-limited-router\n    models: [primary]\ngeneral_settings:\n",
     );
     let gw = Gateway::start(&cfg);
-    let direct = client()
-        .post(format!("{}{CHAT}", gw.url))
-        .bearer_auth("sk-limited-router")
-        .json(&ask("premium", "direct"))
-        .send()
-        .await
-        .unwrap();
+    let direct = post_at(
+        format!("{}{CHAT}", gw.url),
+        "sk-limited-router",
+        &ask("premium", "direct"),
+    )
+    .await;
     assert_eq!(direct.status(), 403, "the key may not use premium");
     let mut body = ask("primary", "sneaky");
     body["fallbacks"] = json!(["premium"]);
-    let resp = client()
-        .post(format!("{}{CHAT}", gw.url))
-        .bearer_auth("sk-limited-router")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let resp = post_at(format!("{}{CHAT}", gw.url), "sk-limited-router", &body).await;
     let status = resp.status().as_u16();
     let id = resp
         .headers()
@@ -1781,14 +1718,13 @@ async fn messages_clients_get_anthropic_shaped_errors_from_the_router() {
     ));
     away_from_minute_boundary().await;
     let send = || async {
-        client()
-            .post(format!("{}/v1/messages", gw.url))
-            .bearer_auth(MASTER)
-            .json(&json!({"model": "claude", "max_tokens": 64,
-                          "messages": [{"role": "user", "content": "hi"}]}))
-            .send()
-            .await
-            .unwrap()
+        post_at(
+            format!("{}/v1/messages", gw.url),
+            MASTER,
+            &json!({"model": "claude", "max_tokens": 64,
+                          "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await
     };
     let first = send().await;
     assert!(first.status().is_server_error(), "{}", first.status());
@@ -1880,15 +1816,7 @@ async fn every_openai_api_answers_503_with_retry_after_when_all_members_cool_dow
     away_from_minute_boundary().await;
     let send = |path: &'static str, body: Value| {
         let url = format!("{}{path}", gw.url);
-        async move {
-            client()
-                .post(url)
-                .bearer_auth(MASTER)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-        }
+        async move { post_at(url, MASTER, &body).await }
     };
     // Cool both groups down.
     let first = send(CHAT, ask("gpt", "x")).await;
