@@ -91,7 +91,11 @@ pub async fn open(
         .await
         .map_err(|e| format!("loading keys: {e}"))?;
     let refresher = keys.spawn_refresher(KEY_REFRESH);
-    let spend = SpendWriter::spawn(store.clone(), SpendWriterConfig::default());
+    let writer_config = SpendWriterConfig {
+        log_rows: !config.general_settings.disable_spend_logs.unwrap_or(false),
+        ..SpendWriterConfig::default()
+    };
+    let spend = SpendWriter::spawn(store.clone(), writer_config);
     let reset_store = store.clone();
     let budget_reset = tokio::spawn(async move {
         let mut tick = tokio::time::interval(BUDGET_RESET_CHECK);

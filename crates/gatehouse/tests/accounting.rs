@@ -138,3 +138,86 @@ async fn one_anthropic_call_costs_the_same_through_every_api_streamed_or_not() {
         );
     }
 }
+
+/// A budget holds on the replica that served: spend is applied in memory when each answer
+/// is over, so sequential requests stop as soon as the budget is spent, with or without
+/// spend logs.
+#[tokio::test]
+async fn a_budget_stops_the_next_request_at_once_even_without_spend_logs() {
+    for disable_logs in [false, true] {
+        let mock = MockServer::start(MockOptions::with_api_key("sk-up"))
+            .await
+            .unwrap();
+        let cfg = format!(
+            r#"
+model_list:
+  - model_name: claude
+    litellm_params: {{model: anthropic/claude-sonnet-4-5-20250929, api_base: "{base}", api_key: sk-up}}
+general_settings:
+  master_key: {MASTER}
+  disable_spend_logs: {disable_logs}
+"#,
+            base = mock.url()
+        );
+        let gw = Gateway::start(&cfg);
+        let ask = |key: String| {
+            let url = format!("{}/v1/chat/completions", gw.url);
+            async move {
+                client()
+                    .post(url)
+                    .bearer_auth(key)
+                    .json(&body("/v1/chat/completions", false))
+                    .send()
+                    .await
+                    .unwrap()
+            }
+        };
+        // One request's cost, measured with the master key.
+        let cost: f64 = ask(MASTER.into()).await.headers()["x-litellm-response-cost"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(cost > 0.0);
+        let created: Value = client()
+            .post(format!("{}/key/generate", gw.url))
+            .bearer_auth(MASTER)
+            .json(&json!({"max_budget": cost * 1.5}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let key = created["key"].as_str().unwrap().to_string();
+        let mut served = 0;
+        for _ in 0..8 {
+            let resp = ask(key.clone()).await;
+            if resp.status() == 200 {
+                served += 1;
+                resp.text().await.unwrap();
+            } else {
+                assert_eq!(resp.status(), 400);
+                let err: Value = resp.json().await.unwrap();
+                assert_eq!(err["error"]["type"], "budget_exceeded", "{err}");
+            }
+        }
+        assert_eq!(
+            served, 2,
+            "a budget worth 1.5 requests serves two, then refuses (disable_spend_logs: {disable_logs})"
+        );
+        if disable_logs {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let rows: Value = client()
+                .get(format!("{}/spend/logs?api_key={key}", gw.url))
+                .bearer_auth(MASTER)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(rows, json!([]), "disable_spend_logs writes no rows");
+        }
+    }
+}

@@ -168,10 +168,10 @@ impl Drop for RequestRecord {
         let Some(persistence) = &self.state.persistence else {
             return;
         };
-        if !self.state.settings.spend_logs {
-            return;
-        }
+        // The row carries the cost to the key's stored spend (and, unless
+        // `disable_spend_logs`, to the log); the budget sees it here at once.
         let cost = self.cost();
+        persistence.keys.add_spend(&self.key_hash, cost);
         let t = self.tally();
         let row = gatehouse_store::SpendRow {
             request_id: self.request_id.clone(),

@@ -23,8 +23,6 @@ pub struct Settings {
     /// Parameters removed from every request body before it goes upstream.
     pub additional_drop_params: Vec<String>,
     pub mcp_max_iterations: u32,
-    /// `general_settings.disable_spend_logs`.
-    pub spend_logs: bool,
 }
 
 impl Settings {
@@ -36,7 +34,6 @@ impl Settings {
             drop_params: config.litellm_settings.drop_params.unwrap_or(false),
             additional_drop_params: config.litellm_settings.additional_drop_params.clone(),
             mcp_max_iterations: config.litellm_settings.mcp_max_iterations.unwrap_or(10),
-            spend_logs: !config.general_settings.disable_spend_logs.unwrap_or(false),
         }
     }
 }

@@ -119,6 +119,21 @@ impl KeyCache {
         key
     }
 
+    /// Adds a request's cost to the key's spend in memory at once, so its budget holds on
+    /// this replica before the spend writer's batch reaches the database (which then
+    /// carries the same addition back on the next refresh).
+    pub fn add_spend(&self, hash: &str, cost: f64) {
+        if !(cost.is_finite() && cost > 0.0) {
+            return;
+        }
+        let mut map = self.write();
+        if let Some(current) = map.get(hash) {
+            let mut updated = KeyRecord::clone(current);
+            updated.spend += cost;
+            map.insert(hash.to_owned(), Arc::new(updated));
+        }
+    }
+
     /// Forgets one key locally.
     pub fn invalidate(&self, hash: &str) {
         self.write().remove(hash);

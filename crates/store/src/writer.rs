@@ -33,6 +33,9 @@ pub struct SpendWriterConfig {
     /// Also add each batch's cost to the keys' `spend` (aggregated per key, one
     /// transaction), so budgets see it without a database write per request.
     pub apply_key_spend: bool,
+    /// Write the rows to the spend log (`general_settings.disable_spend_logs` turns this
+    /// off; the keys' spend, and so budgets, are still kept).
+    pub log_rows: bool,
 }
 
 impl Default for SpendWriterConfig {
@@ -43,6 +46,7 @@ impl Default for SpendWriterConfig {
             flush_interval: Duration::from_secs(1),
             max_pending: 50_000,
             apply_key_spend: true,
+            log_rows: true,
         }
     }
 }
@@ -235,7 +239,12 @@ fn push(buf: &mut Buffers, rec: Record) {
 async fn flush(store: &dyn KeyStore, config: &SpendWriterConfig, buf: &mut Buffers, c: &Counters) {
     let mut ok = true;
     if !buf.spend.is_empty() {
-        match store.insert_spend_batch(&buf.spend).await {
+        let logged = if config.log_rows {
+            store.insert_spend_batch(&buf.spend).await
+        } else {
+            Ok(())
+        };
+        match logged {
             Ok(()) => {
                 if config.apply_key_spend {
                     let costs = costs_by_key(&buf.spend);

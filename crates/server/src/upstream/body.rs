@@ -126,7 +126,6 @@ mod tests {
             drop_params: false,
             additional_drop_params: vec!["top_k".into()],
             mcp_max_iterations: 1,
-            spend_logs: true,
         };
         let bytes =
             passthrough_bytes(client.as_object().unwrap(), &deployment, &settings, false).unwrap();
