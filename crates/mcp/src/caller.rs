@@ -16,3 +16,12 @@ pub struct McpCaller {
     /// Master key or local mode: bypasses per-server `api_keys`.
     pub is_admin: bool,
 }
+
+impl McpCaller {
+    /// Who owns what this caller creates (sessions, parked calls, subscriptions): the
+    /// key's hash, never its alias (aliases are not unique); `key_id` (`master`, `local`)
+    /// only for the callers that have no hash.
+    pub fn owner(&self) -> &str {
+        self.key_hash.as_deref().unwrap_or(&self.key_id)
+    }
+}

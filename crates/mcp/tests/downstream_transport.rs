@@ -398,12 +398,12 @@ async fn initialize_negotiates_and_lists_prefixed_tools_of_usable_servers() {
         names,
         [
             "alpha-echo",
-            "alpha-slow",
             "alpha-sample",
+            "alpha-slow",
             "beta-echo",
             "beta-weird_name_"
         ],
-        "secret is not usable by this key"
+        "secret is not usable by this key; sorted by name"
     );
 }
 
@@ -498,7 +498,7 @@ async fn trailing_slash_and_single_server_paths() {
     let (sid, init) = gw.initialize_at("/mcp/alpha", "2025-06-18", &[]).await;
     assert_eq!(init["result"]["serverInfo"]["name"], "gatehouse/alpha");
     let names = tool_names(&gw.rpc_at("/mcp/alpha", &sid, "tools/list", json!({})).await);
-    assert_eq!(names, ["echo", "slow", "sample"]);
+    assert_eq!(names, ["echo", "sample", "slow"]);
     let r = gw
         .rpc_at("/mcp/alpha", &sid, "tools/call", json!({"name": "echo"}))
         .await;
@@ -599,8 +599,10 @@ async fn malformed_json_and_invalid_messages() {
     assert_eq!(r["error"]["code"], -32601);
 }
 
+/// A `server/discover` without the 2026-07-28 envelope is a malformed modern request:
+/// 400 with -32602 (not -32022), so a dual-era client falls back to `initialize`.
 #[tokio::test]
-async fn server_discover_is_answered_with_a_fallback_error_without_a_session() {
+async fn server_discover_without_an_envelope_is_invalid_params_without_a_session() {
     let gw = serve(admin()).await;
     let resp = gw
         .post(
@@ -611,10 +613,10 @@ async fn server_discover_is_answered_with_a_fallback_error_without_a_session() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.status(), 400);
+    assert!(resp.headers().get("mcp-session-id").is_none());
     let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["error"]["code"], -32601);
-    assert_ne!(body["error"]["code"], -32022);
+    assert_eq!(body["error"]["code"], -32602);
 }
 
 #[tokio::test]
@@ -978,7 +980,7 @@ async fn legacy_sse_pair() {
     assert_eq!(list["id"], 2);
     assert_eq!(
         tool_names(&list),
-        ["alpha-echo", "alpha-slow", "alpha-sample"]
+        ["alpha-echo", "alpha-sample", "alpha-slow"]
     );
 
     let unknown = gw

@@ -46,6 +46,43 @@ pub fn initialize_result(version: &str, scope: &Scope, who: &ServerIdentity) -> 
     })
 }
 
+/// The `server/discover` result for a scope (2026-07-28): the revisions every server of
+/// the scope can be served at (the gateway translates between eras, so each upstream can
+/// be served at every revision the gateway speaks) and the capabilities the scope's servers
+/// offer, merged. `resultType`, `serverInfo` and caching hints are added by the caller.
+pub fn discover_result(backend: &dyn Backend, scope: &Scope) -> Value {
+    let mut versions = protocol::all_versions();
+    for s in &scope.servers {
+        let servable = backend.servable_versions(&s.name);
+        versions.retain(|v| servable.contains(v));
+    }
+    let caps: Vec<Option<Value>> = scope
+        .servers
+        .iter()
+        .map(|s| backend.server_capabilities(&s.name))
+        .collect();
+    // A server whose capabilities are not known yet (still starting) may offer anything.
+    let offers = |k: &str| {
+        caps.iter()
+            .any(|c| c.as_ref().is_none_or(|c| c.get(k).is_some()))
+    };
+    let mut capabilities = Map::new();
+    capabilities.insert("tools".into(), json!({"listChanged": true}));
+    if offers("prompts") {
+        capabilities.insert("prompts".into(), json!({"listChanged": true}));
+    }
+    if offers("resources") {
+        capabilities.insert(
+            "resources".into(),
+            json!({"subscribe": true, "listChanged": true}),
+        );
+    }
+    if offers("completions") {
+        capabilities.insert("completions".into(), json!({}));
+    }
+    json!({"supportedVersions": versions, "capabilities": capabilities})
+}
+
 /// A `CallToolResult` reporting a failure to the model rather than to the protocol layer.
 pub fn tool_error(text: impl Into<String>) -> Value {
     json!({"content": [{"type": "text", "text": text.into()}], "isError": true})
@@ -137,7 +174,7 @@ async fn route(
         }
         "server/discover" => Err(RpcError::new(
             METHOD_NOT_FOUND,
-            "server/discover is not supported; use initialize",
+            "server/discover is a 2026-07-28 method; send it with that revision's _meta",
         )),
         _ => Err(RpcError::new(
             METHOD_NOT_FOUND,
@@ -187,7 +224,14 @@ pub async fn list_tools(backend: &dyn Backend, scope: &Scope) -> Vec<Value> {
             Err(e) => tracing::warn!(server = %s.name, error = %e, "tools/list failed"),
         }
     }
+    // A deterministic order lets clients cache the list and keeps LLM prompt caches warm,
+    // whatever order upstreams answered in.
+    out.sort_by(|a, b| tool_name(a).cmp(tool_name(b)));
     out
+}
+
+fn tool_name(t: &Value) -> &str {
+    t.get("name").and_then(Value::as_str).unwrap_or("")
 }
 
 /// Per-server tool catalogs, for `/mcp/tools`.
@@ -455,7 +499,9 @@ fn rename(
         Kind::Name => {
             if let Some(n) = item.get(field).and_then(Value::as_str) {
                 let renamed = backend.prefixed(&s.prefix, n);
-                item[field] = renamed.into();
+                if let Some(m) = item.as_object_mut() {
+                    m.insert(field.to_owned(), renamed.into());
+                }
             }
         }
         Kind::Uri => prefix_uri_field(&mut item, field, &s.prefix),
@@ -466,7 +512,9 @@ fn rename(
 fn prefix_uri_field(item: &mut Value, field: &str, prefix: &str) {
     if let Some(u) = item.get(field).and_then(Value::as_str) {
         let renamed = names::prefixed_uri(prefix, u);
-        item[field] = renamed.into();
+        if let Some(m) = item.as_object_mut() {
+            m.insert(field.to_owned(), renamed.into());
+        }
     }
 }
 
@@ -486,7 +534,11 @@ pub fn rewrite_notification(
                     .get("logger")
                     .and_then(Value::as_str)
                     .map_or_else(|| s.prefix.clone(), |l| format!("{}/{l}", s.prefix));
-                params["logger"] = logger.into();
+                // Foreign params may be anything: a non-object is dropped, never indexed
+                // (indexing a non-object panics and killed the relay for every session).
+                params
+                    .as_object_mut()?
+                    .insert("logger".into(), logger.into());
             }
             _ => {}
         }

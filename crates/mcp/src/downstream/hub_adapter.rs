@@ -197,6 +197,10 @@ impl Backend for Hub {
         })
     }
 
+    fn server_capabilities(&self, server: &str) -> Option<Value> {
+        self.server_init(server).map(|i| i.capabilities)
+    }
+
     fn subscribe(&self) -> Option<EventStream> {
         Some(broadcast_events(
             Hub::subscribe(self),

@@ -21,6 +21,8 @@ mod dispatch;
 mod guard;
 mod hub_adapter;
 mod legacy;
+mod modern;
+mod mrtr;
 pub mod names;
 mod peer;
 mod protocol;
@@ -91,6 +93,10 @@ pub(crate) struct Endpoint {
     backend: SharedBackend,
     settings: EndpointSettings,
     sessions: SessionStore,
+    /// 2026-07-28 calls waiting for a client's MRTR retry.
+    parked: mrtr::ParkedCalls,
+    /// Open 2026-07-28 `subscriptions/listen` streams.
+    listeners: modern::Listeners,
     identity: ServerIdentity,
     stop: CancellationToken,
 }
@@ -100,6 +106,8 @@ impl Drop for Endpoint {
         // Stops the notification fan-out task and every session's in-flight work.
         self.stop.cancel();
         self.sessions.end_all();
+        self.parked.clear();
+        self.listeners.clear();
     }
 }
 
@@ -115,6 +123,8 @@ pub fn router(backend: SharedBackend, settings: EndpointSettings) -> Router {
             name: settings.server_name.clone(),
             version: settings.server_version.clone(),
         },
+        parked: mrtr::ParkedCalls::default(),
+        listeners: modern::Listeners::default(),
         backend,
         settings,
         stop: CancellationToken::new(),
@@ -181,6 +191,8 @@ async fn relay_notifications(ep: Weak<Endpoint>, stop: CancellationToken, mut rx
         };
         let Some(ev) = ev else { return };
         let Some(ep) = ep.upgrade() else { return };
+        ep.listeners
+            .deliver(&ep, &ev.server, &ev.method, &ev.params);
         for s in ep.sessions.with_server(&ev.server) {
             if let Some(msg) =
                 dispatch::rewrite_notification(&s.scope, &ev.server, &ev.method, ev.params.clone())

@@ -26,7 +26,7 @@ const LIVE_DEPTH: usize = 256;
 
 /// Locks ignoring poisoning: the guarded data stays consistent because no code path
 /// panics while holding these locks.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 

@@ -157,6 +157,19 @@ async fn post_impl(
         }
     };
     let route = route_of(&ep, path_server.as_deref());
+    if super::modern::is_modern(&headers, &msg) {
+        // Stateless: the scope comes from the caller's current key on every request.
+        let select = || {
+            scope::select(
+                ep.backend.as_ref(),
+                &caller,
+                path_server.as_deref(),
+                header_str(&headers, scope::SERVERS_HEADER),
+            )
+            .map_err(|e| Box::new(scope_error(&e)))
+        };
+        return super::modern::post(ep.clone(), &caller, select, &headers, msg).await;
+    }
     if let Value::Array(items) = msg {
         return batch(ep, &caller, &route, &headers, items).await;
     }
@@ -179,15 +192,6 @@ async fn post_impl(
             &id,
             &params,
         ),
-        Incoming::Request { id, method, .. } if method == "server/discover" => {
-            // The 2026-07-28 stateless era is not served yet. Any error but -32022 makes
-            // SDKs fall back to `initialize`; no session is needed to say so.
-            let e = RpcError::new(
-                protocol::METHOD_NOT_FOUND,
-                "server/discover is not supported; use initialize",
-            );
-            json(StatusCode::OK, &protocol::error_response(&id, &e))
-        }
         other => {
             let session = match session_for(&ep, &caller, &route, &headers) {
                 Ok(s) => s,
