@@ -415,10 +415,26 @@ async fn batch(
 
 // ---- GET / DELETE ----
 
+/// 2026-07-28 has no GET stream and no session to DELETE.
+fn modern_get_or_delete(headers: &HeaderMap) -> Option<Response> {
+    header_str(headers, VERSION_HEADER)
+        .is_some_and(|v| !protocol::SUPPORTED_VERSIONS.contains(&v))
+        .then(|| {
+            rpc_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                protocol::METHOD_NOT_FOUND,
+                "2026-07-28 has no GET stream or sessions: use POST (subscriptions/listen)",
+            )
+        })
+}
+
 fn get_impl(ep: &Ep, caller: Option<McpCaller>, route: &str, headers: &HeaderMap) -> Response {
     let Some(caller) = caller else {
         return unauthorized();
     };
+    if let Some(r) = modern_get_or_delete(headers) {
+        return r;
+    }
     if !accepts_sse(headers) {
         return rpc_error(
             StatusCode::NOT_ACCEPTABLE,
@@ -443,6 +459,9 @@ fn delete_impl(ep: &Ep, caller: Option<McpCaller>, route: &str, headers: &Header
     let Some(caller) = caller else {
         return unauthorized();
     };
+    if let Some(r) = modern_get_or_delete(headers) {
+        return r;
+    }
     match session_for(ep, &caller, route, headers) {
         Ok(s) => {
             ep.sessions.remove(&s.id);
