@@ -37,7 +37,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, broadcast, mpsc, watch};
+use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -654,6 +654,7 @@ impl Hub {
             crate::client_headers::to_header_map(&opts.headers).map_err(HubError::Transport)?;
         let mut live = self.live(srv).await?;
         let mut retried = false;
+        let mut rounds = 0;
         loop {
             let up = live.up.clone();
             let _relay = opts
@@ -687,6 +688,24 @@ impl Hub {
                 }
             };
             match outcome {
+                // 2026-07-28 upstream asking for client input (MRTR): ask this call's
+                // client, then retry with the answers.
+                Ok(v) if crate::upstream::modern::input_required(&v) => {
+                    rounds += 1;
+                    if rounds > crate::upstream::modern::MAX_ROUNDS {
+                        return Err(HubError::Upstream {
+                            code: crate::jsonrpc::codes::INTERNAL_ERROR,
+                            message: "the MCP server kept asking for client input".into(),
+                            data: None,
+                        });
+                    }
+                    let answers = answer_inputs(&v, opts).await?;
+                    params = crate::upstream::modern::retry_params(
+                        params,
+                        answers,
+                        v.get("requestState"),
+                    );
+                }
                 Ok(v) => return Ok(v),
                 Err(UpstreamError::NotDelivered(_)) if !retried => {
                     retried = true;
@@ -881,6 +900,57 @@ impl Hub {
             _ => None,
         }
     }
+}
+
+/// Answers a 2026-07-28 `InputRequiredResult`'s `inputRequests` by asking the client of
+/// this very call (its relay channel: never another session). A call without a client to
+/// ask fails with the reason.
+async fn answer_inputs(
+    result: &Value,
+    opts: &CallOptions,
+) -> Result<serde_json::Map<String, Value>, HubError> {
+    let mut answers = serde_json::Map::new();
+    let Some(requests) = result.get("inputRequests").and_then(Value::as_object) else {
+        // Only `requestState`: retry after a short pause (the server is making progress).
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        return Ok(answers);
+    };
+    let Some(tx) = &opts.client_requests else {
+        return Err(HubError::Upstream {
+            code: crate::jsonrpc::codes::INTERNAL_ERROR,
+            message: "the MCP server needs client input, and this call has no client to ask".into(),
+            data: None,
+        });
+    };
+    for (key, request) in requests.iter().take(16) {
+        let Some(method) = request.get("method").and_then(Value::as_str) else {
+            continue;
+        };
+        let (respond, answer) = oneshot::channel();
+        let ask = ServerRequest {
+            request: crate::jsonrpc::Request::new(
+                crate::jsonrpc::Id::String(format!("mrtr-{key}")),
+                method,
+                request.get("params").cloned(),
+            ),
+            respond,
+        };
+        tx.send(ask).await.map_err(|_| HubError::Cancelled)?;
+        match answer.await {
+            Ok(Ok(v)) => {
+                answers.insert(key.clone(), v);
+            }
+            Ok(Err(e)) => {
+                return Err(HubError::Upstream {
+                    code: e.code,
+                    message: e.message,
+                    data: e.data,
+                });
+            }
+            Err(_) => return Err(HubError::Cancelled),
+        }
+    }
+    Ok(answers)
 }
 
 /// Sets `params._meta.progressToken`, creating `params` / `_meta` as needed.

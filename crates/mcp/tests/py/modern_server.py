@@ -1,0 +1,46 @@
+"""A 2026-07-28 MCP server written with the Python SDK 2.x server API.
+
+Usage: modern_server.py PORT — serves streamable HTTP at http://127.0.0.1:PORT/mcp.
+Tools: `add` (a + b), `greet` (elicits a name from the client through MRTR, then greets),
+`whoami` (the protocol version the request came in with).
+"""
+
+import sys
+from typing import Annotated
+
+from pydantic import BaseModel
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Elicit, Resolve
+
+
+class Name(BaseModel):
+    name: str
+
+
+def ask_name() -> Elicit[Name]:
+    return Elicit("What is your name?", Name)
+
+
+server = MCPServer("modern-py")
+
+
+@server.tool()
+def add(a: int, b: int) -> str:
+    """Adds two integers."""
+    return f"sum={a + b}"
+
+
+@server.tool()
+def greet(who: Annotated[Name, Resolve(ask_name)]) -> str:
+    """Greets whoever the client says it is."""
+    return f"Hello, {who.name}!"
+
+
+@server.tool()
+def whoami(ctx: Context) -> str:
+    """The protocol version of this request."""
+    return f"protocol={ctx.protocol_version}"
+
+
+server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[1]))
