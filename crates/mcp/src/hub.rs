@@ -218,22 +218,36 @@ impl Relays {
         }
     }
 
-    /// Hands each server request to the most recent registered call, or refuses it.
+    /// Hands each server request to the one call that can have caused it, or refuses it.
+    /// A handshake-era server's request names no call, so with several calls in flight on
+    /// one connection it cannot be told whose it is: it is refused rather than put to a
+    /// client that did not cause it (sampling or elicitation must reach the right person).
     async fn route(self: Arc<Self>, mut rx: mpsc::Receiver<ServerRequest>) {
         while let Some(req) = rx.recv().await {
-            let target = self.lock().last().map(|(_, tx)| tx.clone());
+            let target = {
+                let active = self.lock();
+                match active.as_slice() {
+                    [(_, tx)] => Ok(tx.clone()),
+                    [] => Err(RpcError::method_not_found(&req.request.method)),
+                    _ => Err(RpcError::new(
+                        crate::jsonrpc::codes::INTERNAL_ERROR,
+                        format!(
+                            "{} refused: several calls are in flight on this connection and the request does not say which one it belongs to",
+                            req.request.method
+                        ),
+                    )),
+                }
+            };
             match target {
-                Some(tx) => {
+                Ok(tx) => {
                     if let Err(mpsc::error::SendError(req)) = tx.send(req).await {
                         let _ = req
                             .respond
                             .send(Err(RpcError::method_not_found(&req.request.method)));
                     }
                 }
-                None => {
-                    let _ = req
-                        .respond
-                        .send(Err(RpcError::method_not_found(&req.request.method)));
+                Err(e) => {
+                    let _ = req.respond.send(Err(e));
                 }
             }
         }
@@ -322,6 +336,9 @@ pub struct Hub {
     /// alias → configured server name.
     aliases: IndexMap<String, String>,
     settings: HubSettings,
+    /// `mcp_settings:` and `toolsets:`, for the endpoint.
+    mcp_settings: gatehouse_config::McpSettings,
+    toolsets: IndexMap<String, gatehouse_config::ToolsetConfig>,
     events: broadcast::Sender<HubEvent>,
     stop: CancellationToken,
     started: AtomicBool,
@@ -394,6 +411,8 @@ impl Hub {
             servers,
             aliases,
             settings,
+            mcp_settings: config.mcp_settings.clone(),
+            toolsets: config.toolsets.clone(),
             events,
             stop: CancellationToken::new(),
             started: AtomicBool::new(false),
@@ -441,6 +460,21 @@ impl Hub {
                 tracing::warn!("an MCP supervisor did not stop in time");
             }
         }
+    }
+
+    /// The config's `mcp_settings:` (endpoint limits and modes).
+    pub fn mcp_settings(&self) -> &gatehouse_config::McpSettings {
+        &self.mcp_settings
+    }
+
+    /// A toolset's entries: `(server name or alias, picked tools or None for all)`.
+    pub fn toolset(&self, name: &str) -> Option<Vec<(String, Option<Vec<String>>)>> {
+        self.toolsets.get(name).map(|t| {
+            t.tools
+                .iter()
+                .map(|e| (e.server.clone(), e.tools.clone()))
+                .collect()
+        })
     }
 
     pub fn settings(&self) -> &HubSettings {
@@ -1159,4 +1193,40 @@ fn table(server: &str, catalog: &Catalog) -> NameTable {
         tracing::warn!(server, collisions = ?names.collisions, "tool names collide after sanitizing; hash suffixes added");
     }
     names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jsonrpc::{Id, Request};
+
+    async fn ask(relays: &Arc<Relays>) -> Result<Value, RpcError> {
+        let (tx, rx) = mpsc::channel(1);
+        tokio::spawn(relays.clone().route(rx));
+        let (respond, answer) = oneshot::channel();
+        let request = Request::new(Id::Number(1), "sampling/createMessage", None);
+        tx.send(ServerRequest { request, respond }).await.unwrap();
+        answer.await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn server_requests_reach_only_the_call_that_can_have_caused_them() {
+        let relays = Arc::new(Relays::default());
+        let (a_tx, mut a_rx) = mpsc::channel::<ServerRequest>(1);
+        let _a = relays.register(a_tx);
+        let answering = tokio::spawn(async move {
+            let req = a_rx.recv().await.unwrap();
+            let _ = req.respond.send(Ok(json!({"from": "a"})));
+            a_rx
+        });
+        assert_eq!(ask(&relays).await.unwrap(), json!({"from": "a"}));
+        let mut a_rx = answering.await.unwrap();
+
+        // A second client's call in flight: nobody can tell whose the request is.
+        let (b_tx, mut b_rx) = mpsc::channel::<ServerRequest>(1);
+        let _b = relays.register(b_tx);
+        let refused = ask(&relays).await.unwrap_err();
+        assert!(refused.message.contains("several calls"), "{refused:?}");
+        assert!(a_rx.try_recv().is_err() && b_rx.try_recv().is_err());
+    }
 }

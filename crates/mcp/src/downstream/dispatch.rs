@@ -213,7 +213,7 @@ pub async fn list_tools(backend: &dyn Backend, scope: &Scope) -> Vec<Value> {
     for (s, r) in lists {
         match r {
             Ok(tools) => {
-                for t in tools {
+                for t in tools.into_iter().filter(|t| s.offers(tool_name(t))) {
                     out.push(if scope.single {
                         t
                     } else {
@@ -243,6 +243,7 @@ pub async fn tool_catalogs(
         let r = backend.list_tools(&s.name).await.map(|tools| {
             tools
                 .into_iter()
+                .filter(|t| s.offers(tool_name(t)))
                 .map(|t| rename(backend, s, t, "name", Kind::Name))
                 .collect()
         });
@@ -292,7 +293,9 @@ pub async fn resolve_tool(
                 .filter_map(|t| t.get("name")?.as_str().map(str::to_owned))
                 .collect()
         });
-        if let Some(found) = match_name(backend, s, name, names) {
+        if let Some(found) = match_name(backend, s, name, names)
+            && s.offers(&found)
+        {
             return Some((s.name.clone(), found));
         }
     }

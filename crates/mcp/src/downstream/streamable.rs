@@ -17,7 +17,7 @@ use super::backend::RequestContext;
 use super::dispatch;
 use super::peer::ClientPeer;
 use super::protocol::{self, INVALID_REQUEST, Incoming, PARSE_ERROR, RpcError, SERVER_ERROR};
-use super::scope::{self, ScopeError};
+use super::scope::{self, ScopeError, Target};
 use super::session::Session;
 use super::{Ep, sse};
 
@@ -49,7 +49,7 @@ pub fn unauthorized() -> Response {
 pub fn scope_error(e: &ScopeError) -> Response {
     let status = match e {
         ScopeError::Forbidden(_) => StatusCode::FORBIDDEN,
-        ScopeError::Unknown { .. } => StatusCode::NOT_FOUND,
+        ScopeError::Unknown { .. } | ScopeError::UnknownToolset(_) => StatusCode::NOT_FOUND,
     };
     rpc_error(status, SERVER_ERROR, e.to_string())
 }
@@ -77,7 +77,7 @@ pub async fn post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    post_impl(ep, caller.map(|c| c.0), None, headers, body).await
+    post_impl(ep, caller.map(|c| c.0), Target::All, headers, body).await
 }
 
 pub async fn post_one(
@@ -87,7 +87,31 @@ pub async fn post_one(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    post_impl(ep, caller.map(|c| c.0), Some(server), headers, body).await
+    post_impl(
+        ep,
+        caller.map(|c| c.0),
+        Target::Server(server),
+        headers,
+        body,
+    )
+    .await
+}
+
+pub async fn post_toolset(
+    State(ep): State<Ep>,
+    caller: Option<Extension<McpCaller>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    post_impl(
+        ep,
+        caller.map(|c| c.0),
+        Target::Toolset(name),
+        headers,
+        body,
+    )
+    .await
 }
 
 pub async fn get(
@@ -95,7 +119,7 @@ pub async fn get(
     caller: Option<Extension<McpCaller>>,
     headers: HeaderMap,
 ) -> Response {
-    get_impl(&ep, caller.map(|c| c.0), "", &headers)
+    get_impl(&ep, caller.map(|c| c.0), &Target::All, &headers)
 }
 
 pub async fn get_one(
@@ -104,8 +128,16 @@ pub async fn get_one(
     Path(server): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let route = route_of(&ep, Some(&server));
-    get_impl(&ep, caller.map(|c| c.0), &route, &headers)
+    get_impl(&ep, caller.map(|c| c.0), &Target::Server(server), &headers)
+}
+
+pub async fn get_toolset(
+    State(ep): State<Ep>,
+    caller: Option<Extension<McpCaller>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    get_impl(&ep, caller.map(|c| c.0), &Target::Toolset(name), &headers)
 }
 
 pub async fn delete(
@@ -113,7 +145,7 @@ pub async fn delete(
     caller: Option<Extension<McpCaller>>,
     headers: HeaderMap,
 ) -> Response {
-    delete_impl(&ep, caller.map(|c| c.0), "", &headers)
+    delete_impl(&ep, caller.map(|c| c.0), &Target::All, &headers)
 }
 
 pub async fn delete_one(
@@ -122,16 +154,27 @@ pub async fn delete_one(
     Path(server): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let route = route_of(&ep, Some(&server));
-    delete_impl(&ep, caller.map(|c| c.0), &route, &headers)
+    delete_impl(&ep, caller.map(|c| c.0), &Target::Server(server), &headers)
 }
 
-/// Sessions remember the route they were created on by configured server name, so
-/// `/mcp/<alias>` and `/mcp/<name>` share them.
-fn route_of(ep: &Ep, path_server: Option<&str>) -> String {
-    path_server.map_or_else(String::new, |s| {
-        ep.backend.resolve(s).unwrap_or_else(|| s.to_owned())
-    })
+pub async fn delete_toolset(
+    State(ep): State<Ep>,
+    caller: Option<Extension<McpCaller>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    delete_impl(&ep, caller.map(|c| c.0), &Target::Toolset(name), &headers)
+}
+
+/// The key sessions remember their endpoint by: `""` for `/mcp`, the configured server
+/// name for `/mcp/{server}` (so `/mcp/<alias>` and `/mcp/<name>` share sessions),
+/// `toolset/<name>` for a toolset.
+fn route_of(ep: &Ep, target: &Target) -> String {
+    match target {
+        Target::All => String::new(),
+        Target::Server(s) => ep.backend.resolve(s).unwrap_or_else(|| s.clone()),
+        Target::Toolset(t) => format!("toolset/{t}"),
+    }
 }
 
 // ---- POST ----
@@ -139,7 +182,7 @@ fn route_of(ep: &Ep, path_server: Option<&str>) -> String {
 async fn post_impl(
     ep: Ep,
     caller: Option<McpCaller>,
-    path_server: Option<String>,
+    target: Target,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -156,14 +199,14 @@ async fn post_impl(
             );
         }
     };
-    let route = route_of(&ep, path_server.as_deref());
+    let route = route_of(&ep, &target);
     if super::modern::is_modern(&headers, &msg) {
         // Stateless: the scope comes from the caller's current key on every request.
         let select = || {
-            scope::select(
+            scope::select_target(
                 ep.backend.as_ref(),
                 &caller,
-                path_server.as_deref(),
+                &target,
                 header_str(&headers, scope::SERVERS_HEADER),
             )
             .map_err(|e| Box::new(scope_error(&e)))
@@ -183,15 +226,9 @@ async fn post_impl(
         }
     };
     match incoming {
-        Incoming::Request { id, method, params } if method == "initialize" => initialize(
-            &ep,
-            &caller,
-            path_server.as_deref(),
-            &route,
-            &headers,
-            &id,
-            &params,
-        ),
+        Incoming::Request { id, method, params } if method == "initialize" => {
+            initialize(&ep, &caller, &target, &route, &headers, &id, &params)
+        }
         other => {
             let session = match session_for(&ep, &caller, &route, &headers) {
                 Ok(s) => s,
@@ -207,7 +244,7 @@ async fn post_impl(
                     accepted()
                 }
                 Incoming::Request { id, method, params } => {
-                    request(ep, session, &headers, id, method, params).await
+                    request(ep, session, &caller, &headers, id, method, params).await
                 }
             }
         }
@@ -217,24 +254,27 @@ async fn post_impl(
 fn initialize(
     ep: &Ep,
     caller: &McpCaller,
-    path_server: Option<&str>,
+    target: &Target,
     route: &str,
     headers: &HeaderMap,
     id: &Value,
     params: &Value,
 ) -> Response {
-    let scope = match scope::select(
+    let scope = match scope::select_target(
         ep.backend.as_ref(),
         caller,
-        path_server,
+        target,
         header_str(headers, scope::SERVERS_HEADER),
     ) {
         Ok(s) => s,
         Err(e) => return scope_error(&e),
     };
+    if let Err(resp) = require_mcp_access(caller, &scope) {
+        return *resp;
+    }
     let version = protocol::negotiate(params.get("protocolVersion").and_then(Value::as_str));
     let session = Session::new(
-        caller.key_id.clone(),
+        caller,
         route.to_owned(),
         scope,
         version,
@@ -254,6 +294,21 @@ fn initialize(
     resp
 }
 
+/// A key that may use no MCP server gets no session (it could only fill the table).
+pub fn require_mcp_access(
+    caller: &McpCaller,
+    scope: &super::scope::Scope,
+) -> Result<(), Box<Response>> {
+    if scope.servers.is_empty() && !caller.is_admin {
+        return Err(Box::new(rpc_error(
+            StatusCode::FORBIDDEN,
+            SERVER_ERROR,
+            "this key may not use any MCP server",
+        )));
+    }
+    Ok(())
+}
+
 /// The session named by `Mcp-Session-Id`, usable by this caller on this route.
 fn session_for(
     ep: &Ep,
@@ -271,7 +326,7 @@ fn session_for(
     let session = ep
         .sessions
         .get(id)
-        .filter(|s| !s.legacy && s.key_id == caller.key_id && s.route == route)
+        .filter(|s| !s.legacy && s.owned_by(caller) && s.route == route)
         .ok_or_else(|| {
             Box::new(rpc_error(
                 StatusCode::NOT_FOUND,
@@ -311,11 +366,13 @@ fn wants_stream(session: &Session, headers: &HeaderMap, method: &str, params: &V
 async fn request(
     ep: Ep,
     session: Arc<Session>,
+    caller: &McpCaller,
     headers: &HeaderMap,
     id: Value,
     method: String,
     params: Value,
 ) -> Response {
+    let scope = session.current_scope(ep.backend.as_ref(), caller);
     let stream_it = wants_stream(&session, headers, &method, &params);
     let cancel = session.begin_request(&id);
     let client_headers = Arc::new(crate::client_headers::prefixed_only(headers));
@@ -326,7 +383,7 @@ async fn request(
             cancel,
             client_headers,
         };
-        let out = dispatch::handle(ep.backend.as_ref(), &session.scope, &method, params, ctx).await;
+        let out = dispatch::handle(ep.backend.as_ref(), &scope, &method, params, ctx).await;
         session.end_request(&id);
         return json(StatusCode::OK, &to_message(&id, out));
     }
@@ -340,7 +397,7 @@ async fn request(
     // Owned by the session: `ctx.cancel` is a child of the session's token, so ending the
     // session ends this task. A client disconnect does not: it may resume the stream.
     tokio::spawn(async move {
-        let out = dispatch::handle(ep.backend.as_ref(), &session.scope, &method, params, ctx).await;
+        let out = dispatch::handle(ep.backend.as_ref(), &scope, &method, params, ctx).await;
         session.end_request(&id);
         session.send(Some(stream), &to_message(&id, out));
         session.finish(stream);
@@ -371,6 +428,7 @@ async fn batch(
     let mut immediate = Vec::new();
     let mut calls = Vec::new();
     let client_headers = Arc::new(crate::client_headers::prefixed_only(headers));
+    let scope = Arc::new(session.current_scope(ep.backend.as_ref(), caller));
     for item in items {
         match Incoming::parse(item) {
             Err(bad) => immediate.push(protocol::error_response(&bad.0, &bad.1)),
@@ -388,6 +446,7 @@ async fn batch(
                 let session = session.clone();
                 let ep = ep.clone();
                 let client_headers = client_headers.clone();
+                let scope = scope.clone();
                 calls.push(async move {
                     let cancel = session.begin_request(&id);
                     let ctx = RequestContext {
@@ -397,8 +456,7 @@ async fn batch(
                         client_headers,
                     };
                     let out =
-                        dispatch::handle(ep.backend.as_ref(), &session.scope, &method, params, ctx)
-                            .await;
+                        dispatch::handle(ep.backend.as_ref(), &scope, &method, params, ctx).await;
                     session.end_request(&id);
                     to_message(&id, out)
                 });
@@ -428,7 +486,8 @@ fn modern_get_or_delete(headers: &HeaderMap) -> Option<Response> {
         })
 }
 
-fn get_impl(ep: &Ep, caller: Option<McpCaller>, route: &str, headers: &HeaderMap) -> Response {
+fn get_impl(ep: &Ep, caller: Option<McpCaller>, target: &Target, headers: &HeaderMap) -> Response {
+    let route = &route_of(ep, target);
     let Some(caller) = caller else {
         return unauthorized();
     };
@@ -455,7 +514,13 @@ fn get_impl(ep: &Ep, caller: Option<McpCaller>, route: &str, headers: &HeaderMap
     sse::response(rx)
 }
 
-fn delete_impl(ep: &Ep, caller: Option<McpCaller>, route: &str, headers: &HeaderMap) -> Response {
+fn delete_impl(
+    ep: &Ep,
+    caller: Option<McpCaller>,
+    target: &Target,
+    headers: &HeaderMap,
+) -> Response {
+    let route = &route_of(ep, target);
     let Some(caller) = caller else {
         return unauthorized();
     };

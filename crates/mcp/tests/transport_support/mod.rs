@@ -169,6 +169,16 @@ impl Backend for Fake {
     fn subscribe(&self) -> Option<EventStream> {
         Some(broadcast_events(self.events.subscribe(), Some))
     }
+
+    fn toolset(&self, name: &str) -> Option<Vec<(String, Option<Vec<String>>)>> {
+        (name == "mix").then(|| {
+            vec![
+                ("alpha".into(), Some(vec!["echo".into()])),
+                ("b".into(), None),
+                ("secret".into(), None),
+            ]
+        })
+    }
 }
 
 // ---------------------------------------------------------------- harness
@@ -378,4 +388,45 @@ pub fn result_text(v: &Value) -> String {
         .as_str()
         .unwrap_or_default()
         .to_owned()
+}
+
+/// An endpoint whose caller comes from each request's `x-test-caller` header
+/// (`key_id|key_hash|server,server`; `*` for every server), as the server's auth layer
+/// would derive it from the presented key at that moment.
+pub async fn serve_callers(settings: EndpointSettings) -> Gw {
+    use axum::extract::Request;
+    use axum::middleware::{self, Next};
+    async fn who(mut req: Request, next: Next) -> axum::response::Response {
+        let raw = req
+            .headers()
+            .get("x-test-caller")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("anon|anon|*")
+            .to_owned();
+        let parts: Vec<&str> = raw.split('|').collect();
+        let servers = parts.get(2).copied().unwrap_or("*");
+        req.extensions_mut().insert(McpCaller {
+            key_id: parts[0].into(),
+            key_hash: Some(parts.get(1).copied().unwrap_or("h").into()),
+            allowed_servers: (servers != "*").then(|| {
+                servers
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }),
+            is_admin: false,
+        });
+        next.run(req).await
+    }
+    let fake = Fake::new();
+    let app = router(fake.clone(), settings).layer(middleware::from_fn(who));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Gw {
+        base: format!("http://{addr}"),
+        http: reqwest::Client::new(),
+        fake,
+    }
 }
