@@ -120,7 +120,9 @@ async fn route(
 ) -> Result<Value, RpcError> {
     match method {
         "ping" => Ok(json!({})),
+        "tools/list" if scope.lazy => Ok(json!({ "tools": crate::lazy::meta_tools() })),
         "tools/list" => Ok(json!({ "tools": list_tools(backend, scope).await })),
+        "tools/call" if scope.lazy => lazy_call(backend, scope, params, ctx).await,
         "tools/call" => call_tool(backend, scope, params, ctx).await,
         "prompts/list" => {
             let items = fan_out(backend, scope, "prompts/list", "prompts", &ctx).await;
@@ -272,6 +274,45 @@ pub async fn call_tool(
         Ok(v) => Ok(v),
         Err(e @ (BackendError::Rpc { .. } | BackendError::Cancelled)) => Err(e.into()),
         Err(e) => Ok(tool_error(e.to_string())),
+    }
+}
+
+/// `tools/call` on a lazy endpoint: the three catalog tools, or a real tool by name
+/// (calling one directly is no more than `call_tool` allows).
+async fn lazy_call(
+    backend: &dyn Backend,
+    scope: &Scope,
+    params: Value,
+    ctx: RequestContext,
+) -> Result<Value, RpcError> {
+    use crate::lazy::{self, LazyCall, LazyCatalog};
+    let name = str_param(&params, "name")?;
+    let arguments = params
+        .get("arguments")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    let call = match lazy::parse_call(name, &arguments) {
+        Ok(Some(c)) => c,
+        Ok(None) => return call_tool(backend, scope, params, ctx).await,
+        Err(why) => return Ok(tool_error(why)),
+    };
+    match call {
+        LazyCall::Search { query, limit } => {
+            let catalog = LazyCatalog::new(list_tools(backend, scope).await);
+            let hits = catalog.search(&query, limit);
+            Ok(lazy::json_result(&json!({ "tools": hits })))
+        }
+        LazyCall::Describe { name } => {
+            let catalog = LazyCatalog::new(list_tools(backend, scope).await);
+            Ok(match catalog.describe(&name) {
+                Some(t) => lazy::json_result(t),
+                None => tool_error(format!("Unknown tool: {name}; find one with search_tools")),
+            })
+        }
+        LazyCall::Call { name, arguments } => {
+            let params = json!({ "name": name, "arguments": arguments });
+            call_tool(backend, scope, params, ctx).await
+        }
     }
 }
 

@@ -75,6 +75,8 @@ pub struct EndpointSettings {
     pub stream_idle: Duration,
     /// SSE events kept per session for `Last-Event-ID` resumption.
     pub replay_events: usize,
+    /// The catalog mode when neither the URL (`?catalog=`) nor the caller says.
+    pub catalog: crate::CatalogMode,
     /// `serverInfo` in `initialize` results.
     pub server_name: String,
     pub server_version: String,
@@ -94,6 +96,11 @@ impl EndpointSettings {
             max_sessions_per_key: m.max_sessions_per_key.unwrap_or(d.max_sessions_per_key),
             session_idle: secs(m.session_idle_seconds, d.session_idle),
             stream_idle: secs(m.stream_idle_seconds, d.stream_idle),
+            catalog: m
+                .catalog
+                .as_deref()
+                .and_then(crate::CatalogMode::parse)
+                .unwrap_or(d.catalog),
             ..d
         }
     }
@@ -109,6 +116,7 @@ impl Default for EndpointSettings {
             session_idle: Duration::from_secs(30 * 60),
             stream_idle: Duration::from_secs(60 * 60),
             replay_events: 256,
+            catalog: crate::CatalogMode::Full,
             server_name: "gatehouse".into(),
             server_version: env!("CARGO_PKG_VERSION").into(),
         }

@@ -43,6 +43,8 @@ pub struct Scope {
     pub servers: Vec<ScopedServer>,
     /// `/mcp/{server}`: one server, names unprefixed.
     pub single: bool,
+    /// The lazy catalog: `tools/list` shows the three tools of [`crate::lazy`].
+    pub lazy: bool,
 }
 
 impl Scope {
@@ -114,6 +116,7 @@ fn toolset(backend: &dyn Backend, caller: &McpCaller, name: &str) -> Result<Scop
     Ok(Scope {
         servers,
         single: false,
+        lazy: false,
     })
 }
 
@@ -155,6 +158,7 @@ pub fn select(
         return Ok(Scope {
             servers: vec![pick(one)?],
             single: true,
+            lazy: false,
         });
     }
     let wanted: Vec<&str> = header
@@ -178,6 +182,7 @@ pub fn select(
         return Ok(Scope {
             servers,
             single: false,
+            lazy: false,
         });
     }
     let mut servers: Vec<ScopedServer> = Vec::with_capacity(wanted.len());
@@ -190,5 +195,6 @@ pub fn select(
     Ok(Scope {
         servers,
         single: false,
+        lazy: false,
     })
 }

@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::join_all;
 use serde_json::Value;
 
-use crate::McpCaller;
+use crate::{CatalogMode, McpCaller};
 
 use super::backend::RequestContext;
 use super::dispatch;
@@ -71,47 +71,74 @@ pub fn to_message(id: &Value, outcome: Result<Value, RpcError>) -> Value {
 
 // ---- handlers ----
 
+/// What a POST asks for besides its body: the caller, the endpoint, the catalog mode.
+pub struct PostCtx {
+    caller: Option<McpCaller>,
+    target: Target,
+    lazy: bool,
+}
+
+/// `?catalog=` on the URL, else the caller's mode, else the configured default.
+fn lazy(ep: &Ep, query: Option<&str>, mode: Option<CatalogMode>) -> bool {
+    let from_url = query.and_then(|q| {
+        q.split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == "catalog")
+            .and_then(|(_, v)| CatalogMode::parse(v))
+    });
+    from_url.or(mode).unwrap_or(ep.settings.catalog) == CatalogMode::Lazy
+}
+
+fn post_ctx(
+    ep: &Ep,
+    caller: Option<Extension<McpCaller>>,
+    mode: Option<Extension<CatalogMode>>,
+    query: Option<String>,
+    target: Target,
+) -> PostCtx {
+    PostCtx {
+        caller: caller.map(|c| c.0),
+        lazy: lazy(ep, query.as_deref(), mode.map(|m| m.0)),
+        target,
+    }
+}
+
 pub async fn post(
     State(ep): State<Ep>,
     caller: Option<Extension<McpCaller>>,
+    mode: Option<Extension<CatalogMode>>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    post_impl(ep, caller.map(|c| c.0), Target::All, headers, body).await
+    let ctx = post_ctx(&ep, caller, mode, query, Target::All);
+    post_impl(ep, ctx, headers, body).await
 }
 
 pub async fn post_one(
     State(ep): State<Ep>,
     caller: Option<Extension<McpCaller>>,
+    mode: Option<Extension<CatalogMode>>,
     Path(server): Path<String>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    post_impl(
-        ep,
-        caller.map(|c| c.0),
-        Target::Server(server),
-        headers,
-        body,
-    )
-    .await
+    let ctx = post_ctx(&ep, caller, mode, query, Target::Server(server));
+    post_impl(ep, ctx, headers, body).await
 }
 
 pub async fn post_toolset(
     State(ep): State<Ep>,
     caller: Option<Extension<McpCaller>>,
+    mode: Option<Extension<CatalogMode>>,
     Path(name): Path<String>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    post_impl(
-        ep,
-        caller.map(|c| c.0),
-        Target::Toolset(name),
-        headers,
-        body,
-    )
-    .await
+    let ctx = post_ctx(&ep, caller, mode, query, Target::Toolset(name));
+    post_impl(ep, ctx, headers, body).await
 }
 
 pub async fn get(
@@ -179,13 +206,12 @@ fn route_of(ep: &Ep, target: &Target) -> String {
 
 // ---- POST ----
 
-async fn post_impl(
-    ep: Ep,
-    caller: Option<McpCaller>,
-    target: Target,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn post_impl(ep: Ep, pc: PostCtx, headers: HeaderMap, body: Bytes) -> Response {
+    let PostCtx {
+        caller,
+        target,
+        lazy,
+    } = pc;
     let Some(caller) = caller else {
         return unauthorized();
     };
@@ -209,6 +235,7 @@ async fn post_impl(
                 &target,
                 header_str(&headers, scope::SERVERS_HEADER),
             )
+            .map(|s| scope::Scope { lazy, ..s })
             .map_err(|e| Box::new(scope_error(&e)))
         };
         return super::modern::post(ep.clone(), &caller, select, &headers, msg).await;
@@ -226,9 +253,15 @@ async fn post_impl(
         }
     };
     match incoming {
-        Incoming::Request { id, method, params } if method == "initialize" => {
-            initialize(&ep, &caller, &target, &route, &headers, &id, &params)
-        }
+        Incoming::Request { id, method, params } if method == "initialize" => initialize(
+            &ep,
+            &caller,
+            (&target, lazy),
+            &route,
+            &headers,
+            &id,
+            &params,
+        ),
         other => {
             let session = match session_for(&ep, &caller, &route, &headers) {
                 Ok(s) => s,
@@ -254,7 +287,7 @@ async fn post_impl(
 fn initialize(
     ep: &Ep,
     caller: &McpCaller,
-    target: &Target,
+    (target, lazy): (&Target, bool),
     route: &str,
     headers: &HeaderMap,
     id: &Value,
@@ -266,7 +299,7 @@ fn initialize(
         target,
         header_str(headers, scope::SERVERS_HEADER),
     ) {
-        Ok(s) => s,
+        Ok(s) => scope::Scope { lazy, ..s },
         Err(e) => return scope_error(&e),
     };
     if let Err(resp) = require_mcp_access(caller, &scope) {
