@@ -411,7 +411,7 @@ impl Hub {
             servers,
             aliases,
             settings,
-            mcp_settings: config.mcp_settings.clone(),
+            mcp_settings: mcp_settings(config),
             toolsets: config.toolsets.clone(),
             events,
             stop: CancellationToken::new(),
@@ -934,6 +934,21 @@ impl Hub {
             _ => None,
         }
     }
+}
+
+/// `mcp_settings:` with the session-sealing secret defaulted to the master key, so replicas
+/// sharing a config resume each other's sessions without another setting.
+fn mcp_settings(config: &Config) -> gatehouse_config::McpSettings {
+    let mut m = config.mcp_settings.clone();
+    if m.session_secret.is_none() {
+        m.session_secret = config
+            .general_settings
+            .master_key
+            .clone()
+            .or_else(|| config.litellm_settings.master_key.clone())
+            .filter(|k| !k.is_empty());
+    }
+    m
 }
 
 /// Answers a 2026-07-28 `InputRequiredResult`'s `inputRequests` by asking the client of

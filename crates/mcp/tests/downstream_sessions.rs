@@ -121,3 +121,56 @@ async fn a_revoked_grant_bites_on_an_open_session_at_once() {
         "beta never called"
     );
 }
+
+/// Two replicas sharing a secret (as two gateways sharing a config share the master key):
+/// a session opened on one continues on the other, only for its key, only unaltered.
+#[tokio::test]
+async fn a_sealed_session_opened_on_one_replica_continues_on_another() {
+    let settings = || EndpointSettings {
+        session_secret: Some(gatehouse_mcp::downstream::SessionSecret("sk-shared".into())),
+        ..EndpointSettings::default()
+    };
+    let a = serve_callers(settings()).await;
+    let b = serve_callers(settings()).await;
+    let s = sid(&initialize(&a, "k|h|alpha").await);
+    let v = response_message(list(&b, &s, "k|h|alpha").await).await;
+    assert_eq!(
+        tool_names(&v),
+        ["alpha-echo", "alpha-sample", "alpha-slow"],
+        "same scope on b"
+    );
+    let call = b
+        .post(
+            "/mcp",
+            Some(&s),
+            &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": "alpha-echo", "arguments": {"n": 1}}}),
+        )
+        .header("x-test-caller", "k|h|alpha")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        result_text(&response_message(call).await["result"]),
+        r#"alpha/echo: {"n":1}"#
+    );
+    // Another key cannot use it on either replica; a forged id is unknown.
+    assert_eq!(list(&b, &s, "k|other|alpha").await.status(), 404);
+    let mut forged = s.clone();
+    forged.insert(10, 'x');
+    assert_eq!(list(&b, &forged, "k|h|alpha").await.status(), 404);
+    // A replica with another secret cannot resume it.
+    let c = serve_callers(EndpointSettings::default()).await;
+    assert_eq!(list(&c, &s, "k|h|alpha").await.status(), 404);
+    // Ended on b: 404 on b from then on.
+    let del = b
+        .http
+        .delete(format!("{}/mcp", b.base))
+        .header("mcp-session-id", &s)
+        .header("x-test-caller", "k|h|alpha")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), 200);
+    assert_eq!(list(&b, &s, "k|h|alpha").await.status(), 404);
+}

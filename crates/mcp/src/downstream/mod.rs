@@ -29,6 +29,7 @@ mod peer;
 mod protocol;
 mod rest;
 mod scope;
+mod seal;
 mod session;
 mod sse;
 mod streamable;
@@ -51,6 +52,7 @@ pub use backend::{
 pub use peer::ClientPeer;
 pub use protocol::{LATEST_VERSION, SUPPORTED_VERSIONS};
 pub use scope::SERVERS_HEADER;
+pub use seal::SessionSecret;
 
 use dispatch::ServerIdentity;
 use session::SessionStore;
@@ -75,6 +77,10 @@ pub struct EndpointSettings {
     pub stream_idle: Duration,
     /// SSE events kept per session for `Last-Event-ID` resumption.
     pub replay_events: usize,
+    /// Seals handshake-era session ids so any replica with the same secret resumes them
+    /// (`mcp_settings.session_secret`, by default the master key); `None`: a random key,
+    /// ids valid on this process only.
+    pub session_secret: Option<SessionSecret>,
     /// The catalog mode when neither the URL (`?catalog=`) nor the caller says.
     pub catalog: crate::CatalogMode,
     /// `serverInfo` in `initialize` results.
@@ -101,6 +107,7 @@ impl EndpointSettings {
                 .as_deref()
                 .and_then(crate::CatalogMode::parse)
                 .unwrap_or(d.catalog),
+            session_secret: m.session_secret.clone().map(SessionSecret),
             ..d
         }
     }
@@ -116,6 +123,7 @@ impl Default for EndpointSettings {
             session_idle: Duration::from_secs(30 * 60),
             stream_idle: Duration::from_secs(60 * 60),
             replay_events: 256,
+            session_secret: None,
             catalog: crate::CatalogMode::Full,
             server_name: "gatehouse".into(),
             server_version: env!("CARGO_PKG_VERSION").into(),
@@ -132,6 +140,7 @@ pub(crate) struct Endpoint {
     parked: mrtr::ParkedCalls,
     /// Open 2026-07-28 `subscriptions/listen` streams.
     listeners: modern::Listeners,
+    sealer: seal::Sealer,
     identity: ServerIdentity,
     stop: CancellationToken,
 }
@@ -165,6 +174,7 @@ pub fn router(backend: SharedBackend, settings: EndpointSettings) -> Router {
         },
         parked: mrtr::ParkedCalls::default(),
         listeners: modern::Listeners::default(),
+        sealer: seal::Sealer::new(settings.session_secret.as_ref().map(|s| s.0.as_str())),
         backend,
         settings,
         stop: CancellationToken::new(),

@@ -8,7 +8,7 @@ use super::backend::Backend;
 /// or aliases.
 pub const SERVERS_HEADER: &str = "x-mcp-servers";
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ScopedServer {
     /// Configured name.
     pub name: String,
@@ -38,7 +38,7 @@ pub enum Target {
     Toolset(String),
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Scope {
     pub servers: Vec<ScopedServer>,
     /// `/mcp/{server}`: one server, names unprefixed.

@@ -116,6 +116,12 @@ impl Session {
         }
     }
 
+    /// The same session under another id (a sealed one, or one being resumed).
+    pub fn with_id(mut self, id: String) -> Self {
+        self.id = id;
+        self
+    }
+
     pub fn version(&self) -> String {
         lock(&self.version).clone()
     }
@@ -386,8 +392,13 @@ pub struct Limits {
 /// All live sessions, bounded in number (in all and per key) and idle time.
 pub struct SessionStore {
     map: Mutex<HashMap<String, Arc<Session>>>,
+    /// Ids of sessions ended here (DELETE, idle expiry): not resumed from their seal.
+    ended: Mutex<HashMap<String, Instant>>,
     limits: Limits,
 }
+
+/// Tombstones kept at most; the oldest go first.
+const MAX_ENDED: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TooManySessions {
@@ -401,6 +412,7 @@ impl SessionStore {
     pub fn new(limits: Limits) -> Self {
         Self {
             map: Mutex::new(HashMap::new()),
+            ended: Mutex::new(HashMap::new()),
             limits: Limits {
                 max: limits.max.max(1),
                 per_key: limits.per_key.max(1),
@@ -439,6 +451,7 @@ impl SessionStore {
         let s = map.get(id)?.clone();
         if s.expired(Instant::now(), self.limits.idle, self.limits.stream_idle) {
             map.remove(id);
+            self.tombstone(id);
             s.end();
             return None;
         }
@@ -448,8 +461,30 @@ impl SessionStore {
 
     pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
         let s = lock(&self.map).remove(id)?;
+        self.tombstone(id);
         s.end();
         Some(s)
+    }
+
+    /// Whether this replica ended the session (it must then stay 404 here).
+    pub fn is_ended(&self, id: &str) -> bool {
+        lock(&self.ended).contains_key(id)
+    }
+
+    fn tombstone(&self, id: &str) {
+        let mut ended = lock(&self.ended);
+        let horizon = super::seal::MAX_AGE;
+        let now = Instant::now();
+        ended.retain(|_, at| now.duration_since(*at) < horizon);
+        if ended.len() >= MAX_ENDED
+            && let Some(oldest) = ended
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(k, _)| k.clone())
+        {
+            ended.remove(&oldest);
+        }
+        ended.insert(id.to_owned(), now);
     }
 
     /// Sessions that include `server`, for fanning out upstream notifications.
@@ -463,13 +498,18 @@ impl SessionStore {
 
     fn purge(&self, map: &mut HashMap<String, Arc<Session>>) {
         let now = Instant::now();
-        map.retain(|_, s| {
+        let mut gone = Vec::new();
+        map.retain(|id, s| {
             let keep = !s.expired(now, self.limits.idle, self.limits.stream_idle);
             if !keep {
                 s.end();
+                gone.push(id.clone());
             }
             keep
         });
+        for id in gone {
+            self.tombstone(&id);
+        }
     }
 
     pub fn end_all(&self) {

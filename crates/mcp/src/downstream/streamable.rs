@@ -306,6 +306,11 @@ fn initialize(
         return *resp;
     }
     let version = protocol::negotiate(params.get("protocolVersion").and_then(Value::as_str));
+    let capabilities = params.get("capabilities").cloned().unwrap_or(Value::Null);
+    // The id itself carries the session, sealed, so any replica can resume it.
+    let id_sealed = ep
+        .sealer
+        .seal(caller.owner(), route, &scope, version, &capabilities);
     let session = Session::new(
         caller,
         route.to_owned(),
@@ -313,8 +318,9 @@ fn initialize(
         version,
         false,
         ep.settings.replay_events,
-    );
-    session.set_client_capabilities(params.get("capabilities").cloned().unwrap_or(Value::Null));
+    )
+    .with_id(id_sealed);
+    session.set_client_capabilities(capabilities);
     let session = match ep.sessions.insert(session) {
         Ok(s) => s,
         Err(e) => return rpc_error(StatusCode::SERVICE_UNAVAILABLE, SERVER_ERROR, e.to_string()),
@@ -359,6 +365,7 @@ fn session_for(
     let session = ep
         .sessions
         .get(id)
+        .or_else(|| resume(ep, caller, route, id))
         .filter(|s| !s.legacy && s.owned_by(caller) && s.route == route)
         .ok_or_else(|| {
             Box::new(rpc_error(
@@ -377,6 +384,39 @@ fn session_for(
         )));
     }
     Ok(session)
+}
+
+/// A session this replica does not hold (opened on another replica, or before a restart),
+/// rebuilt from its sealed id when the seal is authentic and fresh, the caller owns it, the
+/// route matches, and this replica did not end it.
+fn resume(ep: &Ep, caller: &McpCaller, route: &str, id: &str) -> Option<Arc<Session>> {
+    if ep.sessions.is_ended(id) {
+        return None;
+    }
+    let sealed = ep.sealer.open(id)?;
+    if sealed.owner != ep.sealer.owner_tag(caller.owner()) || sealed.route != route {
+        return None;
+    }
+    let session = Session::new(
+        caller,
+        sealed.route,
+        sealed.scope,
+        &sealed.version,
+        false,
+        ep.settings.replay_events,
+    )
+    .with_id(id.to_owned());
+    session.set_client_capabilities(sealed.capabilities);
+    match ep.sessions.insert(session) {
+        Ok(s) => {
+            tracing::debug!(route, "MCP session resumed from its sealed id");
+            Some(s)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not resume an MCP session");
+            None
+        }
+    }
 }
 
 pub fn on_notification(session: &Session, method: &str, params: &Value) {
