@@ -28,6 +28,7 @@ async fn client(base: &str, mode: &'static str) -> Value {
             .args(["--call", "modern-greet", "{}"])
             .args(["--call", "ehttp-echo", r#"{"message": "over http"}"#])
             .args(["--call", "estdio-trigger-elicitation-request", "{}"])
+            .args(["--call", "modern-count", r#"{"n": 3}"#])
             .args(["--elicit-reply", r#"{"name": "Grace"}"#])
             .output()
             .unwrap()
@@ -114,6 +115,12 @@ async fn modern_and_handshake_upstreams_behind_one_endpoint_for_both_client_eras
             "{mode}: handshake elicitation: {v}"
         );
         assert_eq!(v["elicited"].as_array().unwrap().len(), 2, "{mode}: {v}");
+        assert_eq!(text(5), "counted 3");
+        assert_eq!(
+            v["calls"][5]["progress"],
+            json!([1.0, 2.0, 3.0]),
+            "{mode}: a 2026-07-28 upstream's progress reaches both eras: {v}"
+        );
         assert_eq!(v["elicited"][0], "What is your name?");
     }
     hub.shutdown().await;

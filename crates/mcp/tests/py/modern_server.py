@@ -2,7 +2,8 @@
 
 Usage: modern_server.py PORT — serves streamable HTTP at http://127.0.0.1:PORT/mcp.
 Tools: `add` (a + b), `greet` (elicits a name from the client through MRTR, then greets),
-`whoami` (the protocol version the request came in with).
+`whoami` (the protocol version the request came in with), `count` (reports progress n
+times, then answers).
 """
 
 import sys
@@ -41,6 +42,14 @@ def greet(who: Annotated[Name, Resolve(ask_name)]) -> str:
 def whoami(ctx: Context) -> str:
     """The protocol version of this request."""
     return f"protocol={ctx.protocol_version}"
+
+
+@server.tool()
+async def count(n: int, ctx: Context) -> str:
+    """Counts to n, reporting progress at each step."""
+    for i in range(n):
+        await ctx.report_progress(i + 1, n)
+    return f"counted {n}"
 
 
 server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[1]))
