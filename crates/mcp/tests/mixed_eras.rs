@@ -125,3 +125,39 @@ async fn modern_and_handshake_upstreams_behind_one_endpoint_for_both_client_eras
     }
     hub.shutdown().await;
 }
+
+/// A 2026-07-28 upstream learns of a cancelled call the way that revision says: the
+/// gateway closes the request's response stream (no `notifications/cancelled`).
+#[tokio::test]
+async fn a_cancelled_call_is_cancelled_on_a_2026_upstream() {
+    let py = PyServer::start();
+    let cfg = config(json!({
+        "modern": {"transport": "http", "url": format!("http://127.0.0.1:{}/mcp", py.port)},
+    }));
+    let hub = Hub::from_config(&cfg).unwrap();
+    hub.start();
+    wait_ready(&hub, &["modern"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("cancelled");
+    // With progress asked for, the server commits to an SSE answer at once: only closing
+    // that stream can tell it the call is over.
+    let progress: gatehouse_mcp::hub::ProgressFn = std::sync::Arc::new(|_| {});
+    let opts = gatehouse_mcp::CallOptions {
+        timeout: Some(std::time::Duration::from_secs(1)),
+        on_progress: Some(progress),
+        ..gatehouse_mcp::CallOptions::default()
+    };
+    let r = hub
+        .call_tool_with("modern", "sleepy", json!({"marker": marker}), opts)
+        .await;
+    assert!(r.is_err(), "times out: {r:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !marker.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upstream never saw the cancellation"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    hub.shutdown().await;
+}

@@ -74,6 +74,10 @@ struct Shared {
     version: RwLock<Option<String>>,
     inbound: mpsc::Sender<Message>,
     death: DeathNote,
+    /// Open SSE response streams by request id: closing one is how a 2026-07-28 server
+    /// learns the request was cancelled.
+    streams:
+        std::sync::Mutex<std::collections::HashMap<String, tokio_util::sync::CancellationToken>>,
 }
 
 pub struct HttpTransport {
@@ -97,8 +101,22 @@ impl HttpTransport {
                 version: RwLock::new(None),
                 inbound,
                 death,
+                streams: std::sync::Mutex::default(),
             }),
         })
+    }
+
+    /// Closes the SSE response stream of request `id`, if one is open.
+    pub(crate) fn close_stream(&self, id: &str) {
+        let token = self
+            .shared
+            .streams
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(id);
+        if let Some(t) = token {
+            t.cancel();
+        }
     }
 
     pub(crate) fn session_id(&self) -> Option<String> {
@@ -212,12 +230,30 @@ impl HttpTransport {
             // Read in the background: the stream may carry notifications for a while
             // before the response, and the caller waits on its own pending slot.
             let shared = self.shared.clone();
+            let stop = shared.death.token().child_token();
+            let id = msg
+                .get("id")
+                .filter(|_| msg.get("method").is_some())
+                .map(Value::to_string);
+            if let Some(id) = &id {
+                shared
+                    .streams
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(id.clone(), stop.clone());
+            }
             tokio::spawn(async move {
-                let stop = shared.death.token().clone();
                 let body = Box::pin(resp.bytes_stream());
                 if let Err(e) = sse::pump(&shared.name, body, &shared.inbound, &stop, |_| {}).await
                 {
                     tracing::debug!(server = %shared.name, error = %e, "SSE response stream broke");
+                }
+                if let Some(id) = id {
+                    shared
+                        .streams
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .remove(&id);
                 }
             });
             return Ok(());

@@ -571,6 +571,13 @@ impl Drop for CancelGuard {
         if !self.armed || self.up.is_closed() {
             return;
         }
+        if let Transport::Http(t) = &self.up.inner.transport {
+            // 2026-07-28: closing the request's response stream is the cancellation.
+            t.close_stream(&self.id.to_value().to_string());
+            if self.up.is_modern() {
+                return;
+            }
+        }
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };

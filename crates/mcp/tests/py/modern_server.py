@@ -3,7 +3,7 @@
 Usage: modern_server.py PORT — serves streamable HTTP at http://127.0.0.1:PORT/mcp.
 Tools: `add` (a + b), `greet` (elicits a name from the client through MRTR, then greets),
 `whoami` (the protocol version the request came in with), `count` (reports progress n
-times, then answers).
+times, then answers), `sleepy` (records its own cancellation).
 """
 
 import sys
@@ -50,6 +50,22 @@ async def count(n: int, ctx: Context) -> str:
     for i in range(n):
         await ctx.report_progress(i + 1, n)
     return f"counted {n}"
+
+
+@server.tool()
+async def sleepy(marker: str, ctx: Context) -> str:
+    """Reports progress (so the answer is an SSE stream), then sleeps for a minute;
+    writes `marker` (a file path) if it is cancelled first."""
+    import anyio
+
+    await ctx.report_progress(0, 1)
+    try:
+        await anyio.sleep(60)
+    except anyio.get_cancelled_exc_class():
+        with open(marker, "w") as f:
+            f.write("cancelled")
+        raise
+    return "woke up"
 
 
 server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[1]))
