@@ -5,9 +5,7 @@
 
 mod hub_support;
 
-use axum::Extension;
-use gatehouse_mcp::downstream::{EndpointSettings, router};
-use gatehouse_mcp::{Hub, McpCaller};
+use gatehouse_mcp::Hub;
 use hub_support::*;
 use serde_json::{Value, json};
 
@@ -94,19 +92,10 @@ async fn lazy_catalog_over_real_servers_saves_most_of_the_tokens() {
     let hub = Hub::from_config(&cfg).unwrap();
     hub.start();
     wait_ready(&hub, &["everything", "files", "time"]).await;
-    let admin = McpCaller {
-        key_id: "master".into(),
-        key_hash: None,
-        allowed_servers: None,
-        is_admin: true,
-    };
-    let app = router(hub.clone(), EndpointSettings::default()).layer(Extension(admin));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let ep = Endpoint {
-        base: format!("http://{}", listener.local_addr().unwrap()),
+        base: serve_hub(&hub).await,
         http: reqwest::Client::new(),
     };
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let full_sid = ep.initialize("/mcp").await;
     let (full_text, full) = ep.rpc("/mcp", &full_sid, "tools/list", json!({})).await;

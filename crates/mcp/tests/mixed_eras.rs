@@ -9,9 +9,7 @@
 
 mod hub_support;
 
-use axum::Extension;
-use gatehouse_mcp::downstream::{EndpointSettings, router};
-use gatehouse_mcp::{Hub, HubSettings, McpCaller};
+use gatehouse_mcp::{Hub, HubSettings};
 use hub_support::*;
 use serde_json::{Value, json};
 
@@ -74,16 +72,7 @@ async fn modern_and_handshake_upstreams_behind_one_endpoint_for_both_client_eras
     assert_ne!(version("ehttp").as_deref(), Some("2026-07-28"), "fallback");
     assert_ne!(version("estdio").as_deref(), Some("2026-07-28"), "fallback");
 
-    let admin = McpCaller {
-        key_id: "master".into(),
-        key_hash: None,
-        allowed_servers: None,
-        is_admin: true,
-    };
-    let app = router(hub.clone(), EndpointSettings::default()).layer(Extension(admin));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let base = serve_hub(&hub).await;
 
     for (mode, protocol) in [("auto", "2026-07-28"), ("legacy", "2025-11-25")] {
         let v = client(&base, mode).await;

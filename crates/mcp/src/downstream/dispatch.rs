@@ -254,6 +254,16 @@ pub async fn tool_catalogs(
     .await
 }
 
+/// A `tools/call`'s `name` and `arguments` (`{}` when absent).
+fn name_and_arguments(params: &Value) -> Result<(&str, Value), RpcError> {
+    let name = str_param(params, "name")?;
+    let arguments = params
+        .get("arguments")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    Ok((name, arguments))
+}
+
 /// `tools/call` params → `CallToolResult`. Unknown tools and unreachable upstreams come
 /// back as `isError` results so models see them; upstream JSON-RPC errors are relayed.
 pub async fn call_tool(
@@ -262,11 +272,7 @@ pub async fn call_tool(
     params: Value,
     ctx: RequestContext,
 ) -> Result<Value, RpcError> {
-    let name = str_param(&params, "name")?;
-    let arguments = params
-        .get("arguments")
-        .cloned()
-        .unwrap_or_else(|| json!({}));
+    let (name, arguments) = name_and_arguments(&params)?;
     let Some((server, tool)) = resolve_tool(backend, scope, name).await else {
         return Ok(tool_error(format!("Unknown tool: {name}")));
     };
@@ -286,11 +292,7 @@ async fn lazy_call(
     ctx: RequestContext,
 ) -> Result<Value, RpcError> {
     use crate::lazy::{self, LazyCall, LazyCatalog};
-    let name = str_param(&params, "name")?;
-    let arguments = params
-        .get("arguments")
-        .cloned()
-        .unwrap_or_else(|| json!({}));
+    let (name, arguments) = name_and_arguments(&params)?;
     let call = match lazy::parse_call(name, &arguments) {
         Ok(Some(c)) => c,
         Ok(None) => return call_tool(backend, scope, params, ctx).await,

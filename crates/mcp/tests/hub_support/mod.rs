@@ -180,3 +180,22 @@ pub async fn wait_ready(hub: &Hub, servers: &[&str]) {
         }
     }
 }
+
+/// Serves the hub's MCP endpoint (default settings, the master key's view) on a free
+/// loopback port; returns its base URL.
+pub async fn serve_hub(hub: &Arc<Hub>) -> String {
+    use axum::Extension;
+    use gatehouse_mcp::McpCaller;
+    use gatehouse_mcp::downstream::{EndpointSettings, router};
+    let admin = McpCaller {
+        key_id: "master".into(),
+        key_hash: None,
+        allowed_servers: None,
+        is_admin: true,
+    };
+    let app = router(hub.clone(), EndpointSettings::default()).layer(Extension(admin));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}

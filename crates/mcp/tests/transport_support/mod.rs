@@ -210,6 +210,11 @@ pub struct Gw {
 pub async fn serve_with(caller: McpCaller, settings: EndpointSettings) -> Gw {
     let fake = Fake::new();
     let app = router(fake.clone(), settings).layer(Extension(caller));
+    listen(app, fake).await
+}
+
+/// Serves `app` on a free loopback port.
+async fn listen(app: axum::Router, fake: Arc<Fake>) -> Gw {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -421,12 +426,5 @@ pub async fn serve_callers(settings: EndpointSettings) -> Gw {
     }
     let fake = Fake::new();
     let app = router(fake.clone(), settings).layer(middleware::from_fn(who));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Gw {
-        base: format!("http://{addr}"),
-        http: reqwest::Client::new(),
-        fake,
-    }
+    listen(app, fake).await
 }
