@@ -92,6 +92,16 @@ async fn lazy_catalog_over_real_servers_saves_most_of_the_tokens() {
     let hub = Hub::from_config(&cfg).unwrap();
     hub.start();
     wait_ready(&hub, &["everything", "files", "time"]).await;
+    // mcp-server-time (Python SDK 2.x) answers the discover probe over stdio; the npm
+    // servers fall back to the handshake: both kinds behind one lazy catalog.
+    let speaks = |name: &str| {
+        hub.status()
+            .into_iter()
+            .find(|s| s.name == name)
+            .and_then(|s| s.protocol_version)
+    };
+    assert_eq!(speaks("time").as_deref(), Some("2026-07-28"));
+    assert_eq!(speaks("everything").as_deref(), Some("2025-06-18"));
     let ep = Endpoint {
         base: serve_hub(&hub).await,
         http: reqwest::Client::new(),
