@@ -854,8 +854,24 @@ impl Hub {
         async {
             let started = Instant::now();
             let live = self.live(srv).await?;
-            if !live.read().catalog.tools.iter().any(|t| t.name == tool) {
-                return Err(unknown());
+            let schema = {
+                let cache = live.read();
+                let Some(t) = cache.catalog.tools.iter().find(|t| t.name == tool) else {
+                    return Err(unknown());
+                };
+                t.input_schema.clone()
+            };
+            // 2026-07-28 HTTP servers check `Mcp-Param-*` headers for annotated arguments.
+            let mut with_params;
+            let mut opts = opts;
+            if live.up.is_modern() && live.up.kind() == TransportKind::StreamableHttp {
+                let arguments = params.get("arguments").cloned().unwrap_or(Value::Null);
+                let extra = crate::upstream::modern::param_headers(&schema, &arguments);
+                if !extra.is_empty() {
+                    with_params = opts.clone();
+                    with_params.headers.extend(extra);
+                    opts = &with_params;
+                }
             }
             let result = self.send(srv, "tools/call", Some(params), opts).await;
             let ms = started.elapsed().as_secs_f64() * 1000.0;

@@ -483,3 +483,32 @@ async fn the_handshake_era_still_works_on_the_same_endpoint() {
     .await;
     assert_eq!(sid2, None);
 }
+
+#[tokio::test]
+async fn mcp_param_headers_must_match_annotated_arguments() {
+    let gw = serve(admin()).await;
+    let params = || json!({"name": "regional", "arguments": {"region": "eu-west", "q": "x"}});
+    let send = |region: Option<&'static str>| {
+        let mut r = modern(&gw, "/mcp/gamma", json!(1), "tools/call", params());
+        if let Some(v) = region {
+            r = r.header("mcp-param-region", v);
+        }
+        r.send()
+    };
+    let ok = send(Some("eu-west")).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    for (what, header) in [("missing", None), ("different", Some("us-east"))] {
+        let resp = send(header).await.unwrap();
+        assert_eq!(resp.status(), 400, "{what}");
+        assert_eq!(
+            resp.json::<Value>().await.unwrap()["error"]["code"],
+            -32020,
+            "{what}"
+        );
+    }
+    assert_eq!(
+        gw.fake.calls.lock().unwrap().len(),
+        1,
+        "only the matching call ran"
+    );
+}

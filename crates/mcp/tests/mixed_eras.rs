@@ -27,6 +27,11 @@ async fn client(base: &str, mode: &'static str) -> Value {
             .args(["--call", "ehttp-echo", r#"{"message": "over http"}"#])
             .args(["--call", "estdio-trigger-elicitation-request", "{}"])
             .args(["--call", "modern-count", r#"{"n": 3}"#])
+            .args([
+                "--call",
+                "modern-regional",
+                r#"{"region": "eu", "q": "hi"}"#,
+            ])
             .args(["--elicit-reply", r#"{"name": "Grace"}"#])
             .output()
             .unwrap()
@@ -109,6 +114,11 @@ async fn modern_and_handshake_upstreams_behind_one_endpoint_for_both_client_eras
             v["calls"][5]["progress"],
             json!([1.0, 2.0, 3.0]),
             "{mode}: a 2026-07-28 upstream's progress reaches both eras: {v}"
+        );
+        assert_eq!(
+            text(6),
+            "hi from eu",
+            "{mode}: Mcp-Param-Region mirrored upstream: {v}"
         );
         assert_eq!(v["elicited"][0], "What is your name?");
     }

@@ -355,6 +355,11 @@ async fn call(
         .and_then(|k| params.get(k))
         .and_then(Value::as_str)
         .map(str::to_owned);
+    if method == "tools/call"
+        && let Err(e) = check_param_headers(&ep, &scope, headers, &params).await
+    {
+        return error(&id, &e);
+    }
     let progress = protocol::progress_token(&params);
     let running = match params.get("requestState").and_then(Value::as_str) {
         Some(state) => match ep
@@ -387,6 +392,41 @@ async fn call(
         let _ = tx.send(sse::message_event(None, &msg.to_string())).await;
     });
     sse::response(rx)
+}
+
+/// `Mcp-Param-{Name}` headers must match the arguments the tool's schema annotates with
+/// `x-mcp-header` (and be present when the argument is): intermediaries may route on them.
+async fn check_param_headers(
+    ep: &Ep,
+    scope: &Scope,
+    headers: &HeaderMap,
+    params: &Value,
+) -> Result<(), RpcError> {
+    let Some(name) = params.get("name").and_then(Value::as_str) else {
+        return Ok(());
+    };
+    if scope.lazy {
+        return Ok(());
+    }
+    let tools = dispatch::list_tools(ep.backend.as_ref(), scope).await;
+    let Some(schema) = tools
+        .iter()
+        .find(|t| t.get("name").and_then(Value::as_str) == Some(name))
+        .and_then(|t| t.get("inputSchema"))
+    else {
+        return Ok(());
+    };
+    let arguments = params.get("arguments").unwrap_or(&Value::Null);
+    for (header, expected) in crate::upstream::modern::param_headers(schema, arguments) {
+        let sent = header_str(headers, &header).and_then(decode_header);
+        if sent.is_none() || sent != decode_header(&expected) {
+            return Err(RpcError::new(
+                HEADER_MISMATCH,
+                format!("Header mismatch: {header} does not match the tool's arguments"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]

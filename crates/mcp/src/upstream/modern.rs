@@ -142,9 +142,81 @@ pub fn header_value(v: &str) -> String {
     }
 }
 
+/// Bound on `x-mcp-header` annotations read from one schema (bounded work).
+const MAX_PARAM_HEADERS: usize = 32;
+
+/// The `Mcp-Param-{Name}` headers a `tools/call` must carry (2026-07-28 "custom headers
+/// from tool parameters"): for every property reachable from the schema root through
+/// `properties` alone whose schema has `x-mcp-header`, the argument value at that path
+/// (strings as is, integers in decimal, booleans `true`/`false`), header-encoded. Absent
+/// or null values give no header. Returns `(header name, value)` pairs, lowercase names.
+pub fn param_headers(schema: &Value, arguments: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    // (schema node, argument value at the same path)
+    let mut stack: Vec<(&Value, Option<&Value>)> = vec![(schema, Some(arguments))];
+    let mut visited = 0usize;
+    while let Some((node, value)) = stack.pop() {
+        visited += 1;
+        if visited > 1024 || out.len() >= MAX_PARAM_HEADERS {
+            break;
+        }
+        let Some(props) = node.get("properties").and_then(Value::as_object) else {
+            continue;
+        };
+        for (key, sub) in props {
+            let v = value.and_then(|v| v.get(key)).filter(|v| !v.is_null());
+            if let Some(name) = sub.get("x-mcp-header").and_then(Value::as_str) {
+                let rendered = match v {
+                    Some(Value::String(s)) => Some(s.clone()),
+                    Some(Value::Bool(b)) => Some(b.to_string()),
+                    Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+                    _ => None,
+                };
+                if let Some(r) = rendered {
+                    out.push((
+                        format!("mcp-param-{}", name.to_ascii_lowercase()),
+                        header_value(&r),
+                    ));
+                }
+            }
+            stack.push((sub, v));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn param_headers_follow_properties_chains_only() {
+        let schema = json!({"type": "object", "properties": {
+            "region": {"type": "string", "x-mcp-header": "Region"},
+            "n": {"type": "integer", "x-mcp-header": "N"},
+            "opts": {"type": "object", "properties": {"flag": {"type": "boolean", "x-mcp-header": "Flag"}}},
+            "list": {"type": "array", "items": {"x-mcp-header": "Nope"}},
+            "q": {"type": "string"}
+        }});
+        let mut h = param_headers(
+            &schema,
+            &json!({"region": "eu west", "n": 42, "opts": {"flag": true}, "list": ["x"], "q": "hi"}),
+        );
+        h.sort();
+        assert_eq!(
+            h,
+            [
+                ("mcp-param-flag".to_owned(), "true".to_owned()),
+                ("mcp-param-n".to_owned(), "42".to_owned()),
+                ("mcp-param-region".to_owned(), "eu west".to_owned()),
+            ]
+        );
+        assert!(param_headers(&schema, &json!({"region": null})).is_empty());
+        assert_eq!(
+            param_headers(&schema, &json!({"region": "日本"}))[0].1,
+            "=?base64?5pel5pys?="
+        );
+    }
 
     #[test]
     fn envelope_keeps_other_meta_and_retry_carries_answers() {

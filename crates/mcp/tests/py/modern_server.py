@@ -3,13 +3,14 @@
 Usage: modern_server.py PORT — serves streamable HTTP at http://127.0.0.1:PORT/mcp.
 Tools: `add` (a + b), `greet` (elicits a name from the client through MRTR, then greets),
 `whoami` (the protocol version the request came in with), `count` (reports progress n
-times, then answers), `sleepy` (records its own cancellation).
+times, then answers), `sleepy` (records its own cancellation), `regional` (its `region` argument must also
+come as the `Mcp-Param-Region` header, which the SDK checks).
 """
 
 import sys
 from typing import Annotated
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver import Elicit, Resolve
@@ -66,6 +67,12 @@ async def sleepy(marker: str, ctx: Context) -> str:
             f.write("cancelled")
         raise
     return "woke up"
+
+
+@server.tool()
+def regional(region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Region"})], q: str) -> str:
+    """Answers from a region; `region` is mirrored in the Mcp-Param-Region header."""
+    return f"{q} from {region}"
 
 
 server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[1]))

@@ -57,7 +57,7 @@ impl Backend for Fake {
 
     fn resolve(&self, name: &str) -> Option<String> {
         match name {
-            "alpha" | "beta" | "secret" => Some(name.into()),
+            "alpha" | "beta" | "secret" | "gamma" => Some(name.into()),
             "b" => Some("beta".into()),
             _ => None,
         }
@@ -76,6 +76,12 @@ impl Backend for Fake {
             match server {
                 "alpha" => Ok(vec![tool("echo"), tool("slow"), tool("sample")]),
                 "beta" => Ok(vec![tool("echo"), tool("weird name!")]),
+                // Reachable only as /mcp/gamma (not in `servers()`): a 2026-07-28 tool
+                // whose `region` argument is mirrored in `Mcp-Param-Region`.
+                "gamma" => Ok(vec![json!({"name": "regional", "inputSchema": {
+                    "type": "object", "properties": {
+                        "region": {"type": "string", "x-mcp-header": "Region"},
+                        "q": {"type": "string"}}}})]),
                 "secret" => Ok(vec![tool("launch")]),
                 _ => Err(BackendError::UnknownServer(server.into())),
             }
