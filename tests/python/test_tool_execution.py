@@ -99,6 +99,39 @@ def test_mcp_sdk_lists_and_calls_through_the_gateway(tool_gateway):
     asyncio.run(run())
 
 
+def test_mcp_sdk_client_negotiates_2026_07_28_through_the_gateway(tool_gateway):
+    """The SDK 2.x `Client` probes server/discover and stays on 2026-07-28 (stateless):
+    with a key, through the real binary, listing and calling; then the lazy catalog."""
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    async def full():
+        http = create_mcp_http_client(headers={"Authorization": f"Bearer {KEY}", "x-mcp-servers": "ev"})
+        async with http:
+            async with Client(streamable_http_client(f"{tool_gateway.url}/mcp", http_client=http)) as client:
+                assert client.session.protocol_version == "2026-07-28"
+                names = [t.name for t in (await client.list_tools()).tools]
+                assert names == sorted(names) and "ev-echo" in names
+                result = await client.call_tool("ev-echo", {"message": "stateless"})
+                assert result.content[0].text == "Echo: stateless"
+
+    async def lazy():
+        http = create_mcp_http_client(headers={"Authorization": f"Bearer {KEY}", "x-mcp-servers": "ev"})
+        async with http:
+            url = f"{tool_gateway.url}/mcp?catalog=lazy"
+            async with Client(streamable_http_client(url, http_client=http)) as client:
+                names = [t.name for t in (await client.list_tools()).tools]
+                assert names == ["search_tools", "describe_tool", "call_tool"]
+                found = await client.call_tool("search_tools", {"query": "echo"})
+                assert "ev-echo" in found.content[0].text
+                result = await client.call_tool("call_tool", {"name": "ev-echo", "arguments": {"message": "lazy"}})
+                assert result.content[0].text == "Echo: lazy"
+
+    asyncio.run(full())
+    asyncio.run(lazy())
+
+
 def test_mcp_endpoint_requires_a_key(tool_gateway):
     import json
     import urllib.error

@@ -16,6 +16,10 @@ pub struct Config {
     pub router_settings: RouterSettings,
     pub general_settings: GeneralSettings,
     pub mcp_servers: IndexMap<String, McpServerConfig>,
+    /// Gatehouse's MCP endpoint settings (sessions, catalog mode, sealing secret).
+    pub mcp_settings: McpSettings,
+    /// Named bundles of tools from several MCP servers, served at `/toolset/<name>/mcp`.
+    pub toolsets: IndexMap<String, ToolsetConfig>,
     pub virtual_keys: Vec<VirtualKeyConfig>,
     /// Top-level sections we do not know (reported as ignored).
     #[serde(flatten)]
@@ -166,6 +170,54 @@ pub struct McpServerConfig {
     pub disallowed_tools: Option<Vec<String>>,
     /// Seconds a single tool call may take.
     pub timeout: Option<f64>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `mcp_settings:` — the MCP endpoint's limits and modes (Gatehouse's own section).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct McpSettings {
+    /// Live MCP sessions in all (default 1024): the ceiling.
+    pub max_sessions: Option<usize>,
+    /// Live MCP sessions per key (default 64).
+    pub max_sessions_per_key: Option<usize>,
+    /// Seconds without a request after which a session without an open stream ends
+    /// (default 1800).
+    pub session_idle_seconds: Option<f64>,
+    /// Seconds without a request or event after which a session with an open GET stream
+    /// ends, closing the stream (default 3600).
+    pub stream_idle_seconds: Option<f64>,
+    /// `full` (default: every tool's schema) or `lazy` (three tools: search, describe,
+    /// call) for every MCP endpoint; a key's `metadata.mcp_catalog` or `?catalog=` on the
+    /// URL choose per key or per connection.
+    pub catalog: Option<String>,
+    /// Secret that seals handshake-era session ids so any replica can resume them
+    /// (default: derived from the master key).
+    pub session_secret: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One toolset under `toolsets:`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ToolsetConfig {
+    pub description: Option<String>,
+    /// The servers it draws from, each with the tools it takes (absent: all of them).
+    pub tools: Vec<ToolsetEntry>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `{server, tools}` in a toolset.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ToolsetEntry {
+    /// An MCP server name or alias.
+    pub server: String,
+    /// Tool names (unprefixed) on that server; absent means every tool it offers.
+    pub tools: Option<Vec<String>>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

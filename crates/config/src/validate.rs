@@ -31,6 +31,7 @@ pub(crate) fn validate(config: &Config, lines: &LineIndex) -> Vec<ConfigError> {
     };
     models(config, &mut c);
     mcp(config, &mut c);
+    toolsets(config, &mut c);
     keys(config, &mut c);
     c.errors
 }
@@ -119,6 +120,42 @@ fn mcp(config: &Config, c: &mut Checker<'_>) {
                 format!("alias points at \"{target}\", which is not a configured MCP server"),
             );
         }
+    }
+}
+
+/// Toolset names are URL path segments; their servers must exist; `catalog` is known.
+fn toolsets(config: &Config, c: &mut Checker<'_>) {
+    for (name, t) in &config.toolsets {
+        let path = child_key("toolsets", name);
+        if let Err(why) = check_server_name(name) {
+            c.err(path.clone(), why.replace("MCP server name", "toolset name"));
+        }
+        if t.tools.is_empty() {
+            c.err(
+                child_key(&path, "tools"),
+                "a toolset needs at least one `server` entry",
+            );
+        }
+        for (i, e) in t.tools.iter().enumerate() {
+            if !names_server(config, &e.server) {
+                c.err(
+                    child_key(&child_index(&child_key(&path, "tools"), i), "server"),
+                    format!(
+                        "\"{}\" is not a configured MCP server{}",
+                        e.server,
+                        hint(config, &e.server)
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(mode) = &config.mcp_settings.catalog
+        && !matches!(mode.as_str(), "full" | "lazy")
+    {
+        c.err(
+            "mcp_settings.catalog".into(),
+            format!("unknown catalog mode {mode:?}: use full or lazy"),
+        );
     }
 }
 

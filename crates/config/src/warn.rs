@@ -9,8 +9,8 @@ use serde_json::{Map, Value};
 use crate::error::ConfigWarning;
 use crate::lines::{LineIndex, child_index, child_key};
 use crate::schema::{
-    Config, GeneralSettings, LitellmParams, LitellmSettings, McpServerConfig, ModelInfo,
-    RouterSettings, VirtualKeyConfig,
+    Config, GeneralSettings, LitellmParams, LitellmSettings, McpServerConfig, McpSettings,
+    ModelInfo, RouterSettings, ToolsetConfig, ToolsetEntry, VirtualKeyConfig,
 };
 
 /// Settings keys Gatehouse implements, per section. Anything else set in these sections
@@ -166,6 +166,8 @@ pub(crate) fn unsupported_keys(
         "router_settings",
         "general_settings",
         "mcp_servers",
+        "mcp_settings",
+        "toolsets",
         "virtual_keys",
     ]
     .map(String::from)
@@ -223,6 +225,25 @@ pub(crate) fn unsupported_keys(
     let server_fields = fields::<McpServerConfig>();
     for (name, s) in &config.mcp_servers {
         c.extras(&child_key("mcp_servers", name), &s.extra, &server_fields);
+    }
+
+    c.extras(
+        "mcp_settings",
+        &config.mcp_settings.extra,
+        &fields::<McpSettings>(),
+    );
+    let toolset_fields = fields::<ToolsetConfig>();
+    let entry_fields = fields::<ToolsetEntry>();
+    for (name, t) in &config.toolsets {
+        let path = child_key("toolsets", name);
+        c.extras(&path, &t.extra, &toolset_fields);
+        for (i, e) in t.tools.iter().enumerate() {
+            c.extras(
+                &child_index(&child_key(&path, "tools"), i),
+                &e.extra,
+                &entry_fields,
+            );
+        }
     }
 
     let key_fields = fields::<VirtualKeyConfig>();

@@ -438,3 +438,55 @@ model_list:
         "{err}"
     );
 }
+
+#[test]
+fn toolsets_and_mcp_settings() {
+    let ok = "\
+mcp_servers:
+  files: {command: npx}
+  time: {command: uvx}
+mcp_settings:
+  max_sessions_per_key: 8
+  stream_idle_seconds: 600
+  catalog: lazy
+toolsets:
+  research:
+    description: files and time
+    tools:
+      - server: files
+        tools: [read_file]
+      - server: time
+";
+    let loaded = load(ok, &[]).unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let c = &loaded.config;
+    assert_eq!(c.mcp_settings.max_sessions_per_key, Some(8));
+    assert_eq!(c.mcp_settings.catalog.as_deref(), Some("lazy"));
+    let t = &c.toolsets["research"];
+    assert_eq!(
+        t.tools[0].tools.as_deref(),
+        Some(&["read_file".to_owned()][..])
+    );
+    assert!(t.tools[1].tools.is_none());
+
+    let bad = "\
+mcp_servers:
+  files: {command: npx}
+mcp_settings:
+  catalog: sometimes
+toolsets:
+  my-set:
+    tools:
+      - server: file
+";
+    let err = load(bad, &[]).unwrap_err();
+    let lines: Vec<String> = err.to_string().lines().map(String::from).collect();
+    assert_eq!(
+        lines,
+        [
+            r#"config.yaml:4: mcp_settings.catalog: unknown catalog mode "sometimes": use full or lazy"#,
+            r#"config.yaml:6: toolsets.my-set: toolset name "my-set" contains '-', which separates server and tool in tool names; use '_' ("my_set")"#,
+            r#"config.yaml:8: toolsets.my-set.tools[0].server: "file" is not a configured MCP server (did you mean "files"?)"#,
+        ]
+    );
+}

@@ -16,3 +16,34 @@ pub struct McpCaller {
     /// Master key or local mode: bypasses per-server `api_keys`.
     pub is_admin: bool,
 }
+
+impl McpCaller {
+    /// Who owns what this caller creates (sessions, parked calls, subscriptions): the
+    /// key's hash, never its alias (aliases are not unique); `key_id` (`master`, `local`)
+    /// only for the callers that have no hash.
+    pub fn owner(&self) -> &str {
+        self.key_hash.as_deref().unwrap_or(&self.key_id)
+    }
+}
+
+/// How an MCP endpoint presents tools to this caller. The server may insert it as a
+/// request extension (e.g. from a key's `metadata.mcp_catalog`); a `?catalog=` on the
+/// URL wins over it, and it wins over `mcp_settings.catalog`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatalogMode {
+    /// Every tool with its schema (MCP's usual `tools/list`).
+    Full,
+    /// Three tools (search, describe, call) instead of the catalog: see [`crate::lazy`].
+    Lazy,
+}
+
+impl CatalogMode {
+    /// `full` / `lazy`, as config and URLs spell them.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "full" => Some(Self::Full),
+            "lazy" => Some(Self::Lazy),
+            _ => None,
+        }
+    }
+}

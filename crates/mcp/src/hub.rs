@@ -37,7 +37,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, broadcast, mpsc, watch};
+use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -218,22 +218,36 @@ impl Relays {
         }
     }
 
-    /// Hands each server request to the most recent registered call, or refuses it.
+    /// Hands each server request to the one call that can have caused it, or refuses it.
+    /// A handshake-era server's request names no call, so with several calls in flight on
+    /// one connection it cannot be told whose it is: it is refused rather than put to a
+    /// client that did not cause it (sampling or elicitation must reach the right person).
     async fn route(self: Arc<Self>, mut rx: mpsc::Receiver<ServerRequest>) {
         while let Some(req) = rx.recv().await {
-            let target = self.lock().last().map(|(_, tx)| tx.clone());
+            let target = {
+                let active = self.lock();
+                match active.as_slice() {
+                    [(_, tx)] => Ok(tx.clone()),
+                    [] => Err(RpcError::method_not_found(&req.request.method)),
+                    _ => Err(RpcError::new(
+                        crate::jsonrpc::codes::INTERNAL_ERROR,
+                        format!(
+                            "{} refused: several calls are in flight on this connection and the request does not say which one it belongs to",
+                            req.request.method
+                        ),
+                    )),
+                }
+            };
             match target {
-                Some(tx) => {
+                Ok(tx) => {
                     if let Err(mpsc::error::SendError(req)) = tx.send(req).await {
                         let _ = req
                             .respond
                             .send(Err(RpcError::method_not_found(&req.request.method)));
                     }
                 }
-                None => {
-                    let _ = req
-                        .respond
-                        .send(Err(RpcError::method_not_found(&req.request.method)));
+                Err(e) => {
+                    let _ = req.respond.send(Err(e));
                 }
             }
         }
@@ -322,6 +336,9 @@ pub struct Hub {
     /// alias → configured server name.
     aliases: IndexMap<String, String>,
     settings: HubSettings,
+    /// `mcp_settings:` and `toolsets:`, for the endpoint.
+    mcp_settings: gatehouse_config::McpSettings,
+    toolsets: IndexMap<String, gatehouse_config::ToolsetConfig>,
     events: broadcast::Sender<HubEvent>,
     stop: CancellationToken,
     started: AtomicBool,
@@ -394,6 +411,8 @@ impl Hub {
             servers,
             aliases,
             settings,
+            mcp_settings: mcp_settings(config),
+            toolsets: config.toolsets.clone(),
             events,
             stop: CancellationToken::new(),
             started: AtomicBool::new(false),
@@ -441,6 +460,21 @@ impl Hub {
                 tracing::warn!("an MCP supervisor did not stop in time");
             }
         }
+    }
+
+    /// The config's `mcp_settings:` (endpoint limits and modes).
+    pub fn mcp_settings(&self) -> &gatehouse_config::McpSettings {
+        &self.mcp_settings
+    }
+
+    /// A toolset's entries: `(server name or alias, picked tools or None for all)`.
+    pub fn toolset(&self, name: &str) -> Option<Vec<(String, Option<Vec<String>>)>> {
+        self.toolsets.get(name).map(|t| {
+            t.tools
+                .iter()
+                .map(|e| (e.server.clone(), e.tools.clone()))
+                .collect()
+        })
     }
 
     pub fn settings(&self) -> &HubSettings {
@@ -654,6 +688,7 @@ impl Hub {
             crate::client_headers::to_header_map(&opts.headers).map_err(HubError::Transport)?;
         let mut live = self.live(srv).await?;
         let mut retried = false;
+        let mut rounds = 0;
         loop {
             let up = live.up.clone();
             let _relay = opts
@@ -687,6 +722,24 @@ impl Hub {
                 }
             };
             match outcome {
+                // 2026-07-28 upstream asking for client input (MRTR): ask this call's
+                // client, then retry with the answers.
+                Ok(v) if crate::upstream::modern::input_required(&v) => {
+                    rounds += 1;
+                    if rounds > crate::upstream::modern::MAX_ROUNDS {
+                        return Err(HubError::Upstream {
+                            code: crate::jsonrpc::codes::INTERNAL_ERROR,
+                            message: "the MCP server kept asking for client input".into(),
+                            data: None,
+                        });
+                    }
+                    let answers = answer_inputs(&v, opts).await?;
+                    params = crate::upstream::modern::retry_params(
+                        params,
+                        answers,
+                        v.get("requestState"),
+                    );
+                }
                 Ok(v) => return Ok(v),
                 Err(UpstreamError::NotDelivered(_)) if !retried => {
                     retried = true;
@@ -801,8 +854,24 @@ impl Hub {
         async {
             let started = Instant::now();
             let live = self.live(srv).await?;
-            if !live.read().catalog.tools.iter().any(|t| t.name == tool) {
-                return Err(unknown());
+            let schema = {
+                let cache = live.read();
+                let Some(t) = cache.catalog.tools.iter().find(|t| t.name == tool) else {
+                    return Err(unknown());
+                };
+                t.input_schema.clone()
+            };
+            // 2026-07-28 HTTP servers check `Mcp-Param-*` headers for annotated arguments.
+            let mut with_params;
+            let mut opts = opts;
+            if live.up.is_modern() && live.up.kind() == TransportKind::StreamableHttp {
+                let arguments = params.get("arguments").cloned().unwrap_or(Value::Null);
+                let extra = crate::upstream::modern::param_headers(&schema, &arguments);
+                if !extra.is_empty() {
+                    with_params = opts.clone();
+                    with_params.headers.extend(extra);
+                    opts = &with_params;
+                }
             }
             let result = self.send(srv, "tools/call", Some(params), opts).await;
             let ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -881,6 +950,72 @@ impl Hub {
             _ => None,
         }
     }
+}
+
+/// `mcp_settings:` with the session-sealing secret defaulted to the master key, so replicas
+/// sharing a config resume each other's sessions without another setting.
+fn mcp_settings(config: &Config) -> gatehouse_config::McpSettings {
+    let mut m = config.mcp_settings.clone();
+    if m.session_secret.is_none() {
+        m.session_secret = config
+            .general_settings
+            .master_key
+            .clone()
+            .or_else(|| config.litellm_settings.master_key.clone())
+            .filter(|k| !k.is_empty());
+    }
+    m
+}
+
+/// Answers a 2026-07-28 `InputRequiredResult`'s `inputRequests` by asking the client of
+/// this very call (its relay channel: never another session). A call without a client to
+/// ask fails with the reason.
+async fn answer_inputs(
+    result: &Value,
+    opts: &CallOptions,
+) -> Result<serde_json::Map<String, Value>, HubError> {
+    let mut answers = serde_json::Map::new();
+    let Some(requests) = result.get("inputRequests").and_then(Value::as_object) else {
+        // Only `requestState`: retry after a short pause (the server is making progress).
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        return Ok(answers);
+    };
+    let Some(tx) = &opts.client_requests else {
+        return Err(HubError::Upstream {
+            code: crate::jsonrpc::codes::INTERNAL_ERROR,
+            message: "the MCP server needs client input, and this call has no client to ask".into(),
+            data: None,
+        });
+    };
+    for (key, request) in requests.iter().take(16) {
+        let Some(method) = request.get("method").and_then(Value::as_str) else {
+            continue;
+        };
+        let (respond, answer) = oneshot::channel();
+        let ask = ServerRequest {
+            request: crate::jsonrpc::Request::new(
+                crate::jsonrpc::Id::String(format!("mrtr-{key}")),
+                method,
+                request.get("params").cloned(),
+            ),
+            respond,
+        };
+        tx.send(ask).await.map_err(|_| HubError::Cancelled)?;
+        match answer.await {
+            Ok(Ok(v)) => {
+                answers.insert(key.clone(), v);
+            }
+            Ok(Err(e)) => {
+                return Err(HubError::Upstream {
+                    code: e.code,
+                    message: e.message,
+                    data: e.data,
+                });
+            }
+            Err(_) => return Err(HubError::Cancelled),
+        }
+    }
+    Ok(answers)
 }
 
 /// Sets `params._meta.progressToken`, creating `params` / `_meta` as needed.
@@ -1089,4 +1224,40 @@ fn table(server: &str, catalog: &Catalog) -> NameTable {
         tracing::warn!(server, collisions = ?names.collisions, "tool names collide after sanitizing; hash suffixes added");
     }
     names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jsonrpc::{Id, Request};
+
+    async fn ask(relays: &Arc<Relays>) -> Result<Value, RpcError> {
+        let (tx, rx) = mpsc::channel(1);
+        tokio::spawn(relays.clone().route(rx));
+        let (respond, answer) = oneshot::channel();
+        let request = Request::new(Id::Number(1), "sampling/createMessage", None);
+        tx.send(ServerRequest { request, respond }).await.unwrap();
+        answer.await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn server_requests_reach_only_the_call_that_can_have_caused_them() {
+        let relays = Arc::new(Relays::default());
+        let (a_tx, mut a_rx) = mpsc::channel::<ServerRequest>(1);
+        let _a = relays.register(a_tx);
+        let answering = tokio::spawn(async move {
+            let req = a_rx.recv().await.unwrap();
+            let _ = req.respond.send(Ok(json!({"from": "a"})));
+            a_rx
+        });
+        assert_eq!(ask(&relays).await.unwrap(), json!({"from": "a"}));
+        let mut a_rx = answering.await.unwrap();
+
+        // A second client's call in flight: nobody can tell whose the request is.
+        let (b_tx, mut b_rx) = mpsc::channel::<ServerRequest>(1);
+        let _b = relays.register(b_tx);
+        let refused = ask(&relays).await.unwrap_err();
+        assert!(refused.message.contains("several calls"), "{refused:?}");
+        assert!(a_rx.try_recv().is_err() && b_rx.try_recv().is_err());
+    }
 }

@@ -10,9 +10,10 @@ pub mod client_headers;
 pub mod downstream;
 pub mod hub;
 pub mod jsonrpc;
+pub mod lazy;
 pub mod naming;
 pub mod upstream;
 
-pub use caller::McpCaller;
+pub use caller::{CatalogMode, McpCaller};
 pub use client_headers::client_headers_for;
 pub use hub::{CallOptions, Hub, HubError, HubEvent, HubSettings, ServerState, ServerStatus, Tool};

@@ -57,7 +57,7 @@ async fn gateway(caller: McpCaller) -> Gw {
     // Announce sampling upstream so server-everything registers its sampling tool; the
     // endpoint relays those requests to the downstream client.
     let settings = HubSettings {
-        client_capabilities: json!({"sampling": {}}),
+        client_capabilities: json!({"sampling": {}, "elicitation": {}}),
         ..HubSettings::default()
     };
     let hub = Hub::with_settings(&cfg, settings).unwrap();
@@ -207,8 +207,21 @@ async fn raw_http_through_the_real_hub() {
     gw.hub.shutdown().await;
 }
 
+/// The SDK 2.x client negotiates by itself (`server/discover` first): it must land on
+/// 2026-07-28, with sampling and elicitation from the handshake-era upstream turned into
+/// MRTR rounds.
 #[tokio::test]
-async fn python_sdk_client_through_the_real_hub() {
+async fn python_sdk_client_negotiates_2026_through_the_real_hub() {
+    python_sdk_client_through_the_real_hub("auto", "2026-07-28").await;
+}
+
+/// The same client pinned to the handshake era.
+#[tokio::test]
+async fn python_sdk_client_pinned_to_the_handshake_through_the_real_hub() {
+    python_sdk_client_through_the_real_hub("legacy", "2025-11-25").await;
+}
+
+async fn python_sdk_client_through_the_real_hub(mode: &'static str, expect: &str) {
     let gw = gateway(user()).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/downstream_client.py");
     let base = gw.base.clone();
@@ -216,6 +229,7 @@ async fn python_sdk_client_through_the_real_hub() {
         std::process::Command::new(python())
             .arg(script)
             .arg(format!("{base}/mcp"))
+            .args(["--mode", mode])
             .args(["--header", "x-mcp-servers=everything"])
             .args(["--call", "everything-echo", r#"{"message": "from python"}"#])
             .args(["--call", "everything-get-sum", r#"{"a": 20, "b": 22}"#])
@@ -230,7 +244,9 @@ async fn python_sdk_client_through_the_real_hub() {
                 "everything-trigger-sampling-request",
                 r#"{"prompt": "say hi"}"#,
             ])
+            .args(["--call", "everything-trigger-elicitation-request", "{}"])
             .args(["--sampling-reply", "hi from the client's model"])
+            .args(["--elicit-reply", r#"{"name": "Ada Lovelace"}"#])
             .output()
             .unwrap()
     })
@@ -239,7 +255,7 @@ async fn python_sdk_client_through_the_real_hub() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "python client failed:\n{stderr}");
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["protocol"], "2025-11-25", "{v}");
+    assert_eq!(v["protocol"], expect, "{v}");
     assert_eq!(v["server"], "gatehouse");
     let tools: Vec<&str> = v["tools"]
         .as_array()
@@ -263,6 +279,33 @@ async fn python_sdk_client_through_the_real_hub() {
     assert_eq!(
         v["calls"][2]["isError"], true,
         "unknown tool is a tool error"
+    );
+    assert_eq!(
+        v["calls"][3]["progress"].as_array().unwrap().len(),
+        3,
+        "{v}"
+    );
+    assert!(v["sampled"][0].as_str().unwrap().contains("say hi"), "{v}");
+    assert!(
+        v["calls"][4]["text"]
+            .as_str()
+            .unwrap()
+            .contains("hi from the client's model"),
+        "{v}"
+    );
+    assert!(
+        v["elicited"][0]
+            .as_str()
+            .unwrap()
+            .contains("Please provide"),
+        "{v}"
+    );
+    assert!(
+        v["calls"][5]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Ada Lovelace"),
+        "{v}"
     );
     gw.hub.shutdown().await;
 }

@@ -3,384 +3,14 @@
 // Test helpers outside `#[test]` fns are not covered by clippy's allow-*-in-tests.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+mod transport_support;
+
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::Extension;
-use gatehouse_mcp::McpCaller;
-use gatehouse_mcp::downstream::{
-    Backend, BackendError, BoxFut, EndpointSettings, EventStream, RequestContext, ServerInfo,
-    UpstreamEvent, broadcast_events, router,
-};
+use gatehouse_mcp::downstream::{EndpointSettings, UpstreamEvent, router};
 use serde_json::{Value, json};
-use tokio::sync::broadcast;
-
-// ---------------------------------------------------------------- fake backend
-
-struct Fake {
-    events: broadcast::Sender<UpstreamEvent>,
-    cancelled: AtomicBool,
-    calls: Mutex<Vec<(String, String, Value)>>,
-}
-
-impl Fake {
-    fn new() -> Arc<Self> {
-        Arc::new(Self {
-            events: broadcast::channel(16).0,
-            cancelled: AtomicBool::new(false),
-            calls: Mutex::new(Vec::new()),
-        })
-    }
-}
-
-fn tool(name: &str) -> Value {
-    json!({"name": name, "description": format!("{name} tool"), "inputSchema": {"type": "object"}})
-}
-
-fn text(t: &str) -> Value {
-    json!({"content": [{"type": "text", "text": t}], "isError": false})
-}
-
-impl Backend for Fake {
-    fn servers(&self) -> Vec<ServerInfo> {
-        ["alpha", "beta", "secret"]
-            .iter()
-            .map(|n| ServerInfo {
-                name: (*n).into(),
-                prefix: (*n).into(),
-                description: Some(format!("the {n} server")),
-                transport: "stdio".into(),
-                status: "ready".into(),
-                tool_count: (*n != "secret").then_some(if *n == "alpha" { 3 } else { 2 }),
-            })
-            .collect()
-    }
-
-    fn resolve(&self, name: &str) -> Option<String> {
-        match name {
-            "alpha" | "beta" | "secret" => Some(name.into()),
-            "b" => Some("beta".into()),
-            _ => None,
-        }
-    }
-
-    fn may_use(&self, caller: &McpCaller, server: &str) -> bool {
-        caller.is_admin
-            || caller
-                .allowed_servers
-                .as_ref()
-                .is_none_or(|a| a.iter().any(|s| s == server))
-    }
-
-    fn list_tools<'a>(&'a self, server: &'a str) -> BoxFut<'a, Result<Vec<Value>, BackendError>> {
-        Box::pin(async move {
-            match server {
-                "alpha" => Ok(vec![tool("echo"), tool("slow"), tool("sample")]),
-                "beta" => Ok(vec![tool("echo"), tool("weird name!")]),
-                "secret" => Ok(vec![tool("launch")]),
-                _ => Err(BackendError::UnknownServer(server.into())),
-            }
-        })
-    }
-
-    fn call_tool<'a>(
-        &'a self,
-        server: &'a str,
-        tool: &'a str,
-        arguments: Value,
-        ctx: RequestContext,
-    ) -> BoxFut<'a, Result<Value, BackendError>> {
-        Box::pin(async move {
-            self.calls
-                .lock()
-                .unwrap()
-                .push((server.into(), tool.into(), arguments.clone()));
-            match tool {
-                "slow" => {
-                    let steps = arguments.get("steps").and_then(Value::as_u64).unwrap_or(3);
-                    let delay = arguments
-                        .get("delay_ms")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(50);
-                    for i in 1..=steps {
-                        tokio::select! {
-                            () = tokio::time::sleep(Duration::from_millis(delay)) => {}
-                            () = ctx.cancel.cancelled() => {
-                                self.cancelled.store(true, Ordering::SeqCst);
-                                return Err(BackendError::Cancelled);
-                            }
-                        }
-                        ctx.report_progress(
-                            i as f64,
-                            Some(steps as f64),
-                            Some(format!("step {i}")),
-                        );
-                    }
-                    Ok(text("slow done"))
-                }
-                "sample" => {
-                    let r = ctx
-                        .client_request(
-                            "sampling/createMessage",
-                            json!({"messages": [], "maxTokens": 10}),
-                        )
-                        .await?;
-                    let said = r["content"]["text"].as_str().unwrap_or("?").to_owned();
-                    Ok(text(&format!("model said: {said}")))
-                }
-                _ => Ok(text(&format!("{server}/{tool}: {arguments}"))),
-            }
-        })
-    }
-
-    fn request<'a>(
-        &'a self,
-        server: &'a str,
-        method: &'a str,
-        params: Value,
-        _ctx: RequestContext,
-    ) -> BoxFut<'a, Result<Value, BackendError>> {
-        Box::pin(async move {
-            let not_found = || BackendError::Rpc {
-                code: -32601,
-                message: "Method not found".into(),
-                data: None,
-            };
-            match (server, method) {
-                ("alpha", "prompts/list") => Ok(json!({"prompts": [{"name": "greet"}]})),
-                ("alpha", "prompts/get") => Ok(
-                    json!({"messages": [{"role": "user", "content": {"type": "text", "text": format!("hello from {}", params["name"])}}]}),
-                ),
-                ("alpha", "resources/list") => {
-                    Ok(json!({"resources": [{"uri": "test://static/1", "name": "one"}]}))
-                }
-                ("alpha", "resources/templates/list") => Ok(
-                    json!({"resourceTemplates": [{"uriTemplate": "test://static/{id}", "name": "t"}]}),
-                ),
-                ("alpha", "resources/read") => {
-                    let uri = params["uri"].as_str().unwrap_or_default();
-                    Ok(json!({"contents": [{"uri": uri, "text": format!("content of {uri}")}]}))
-                }
-                (_, "logging/setLevel") => Ok(json!({})),
-                _ => Err(not_found()),
-            }
-        })
-    }
-
-    fn subscribe(&self) -> Option<EventStream> {
-        Some(broadcast_events(self.events.subscribe(), Some))
-    }
-}
-
-// ---------------------------------------------------------------- harness
-
-fn admin() -> McpCaller {
-    McpCaller {
-        key_id: "admin".into(),
-        key_hash: None,
-        allowed_servers: None,
-        is_admin: true,
-    }
-}
-
-fn restricted() -> McpCaller {
-    McpCaller {
-        key_id: "team-a".into(),
-        key_hash: Some("abc".into()),
-        allowed_servers: Some(vec!["alpha".into(), "beta".into()]),
-        is_admin: false,
-    }
-}
-
-struct Gw {
-    base: String,
-    http: reqwest::Client,
-    fake: Arc<Fake>,
-}
-
-async fn serve_with(caller: McpCaller, settings: EndpointSettings) -> Gw {
-    let fake = Fake::new();
-    let app = router(fake.clone(), settings).layer(Extension(caller));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Gw {
-        base: format!("http://{addr}"),
-        http: reqwest::Client::new(),
-        fake,
-    }
-}
-
-async fn serve(caller: McpCaller) -> Gw {
-    serve_with(caller, EndpointSettings::default()).await
-}
-
-const ACCEPT: &str = "application/json, text/event-stream";
-
-impl Gw {
-    fn post(&self, path: &str, session: Option<&str>, body: &Value) -> reqwest::RequestBuilder {
-        let mut r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("accept", ACCEPT)
-            .json(body);
-        if let Some(s) = session {
-            r = r.header("mcp-session-id", s);
-        }
-        r
-    }
-
-    async fn initialize_at(
-        &self,
-        path: &str,
-        version: &str,
-        headers: &[(&str, &str)],
-    ) -> (String, Value) {
-        let mut r = self.post(
-            path,
-            None,
-            &json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-                "protocolVersion": version, "capabilities": {"sampling": {}},
-                "clientInfo": {"name": "test", "version": "1"}}}),
-        );
-        for (k, v) in headers {
-            r = r.header(*k, *v);
-        }
-        let resp = r.send().await.unwrap();
-        assert_eq!(resp.status(), 200);
-        let sid = resp.headers()["mcp-session-id"]
-            .to_str()
-            .unwrap()
-            .to_owned();
-        let body: Value = resp.json().await.unwrap();
-        (sid, body)
-    }
-
-    async fn initialize(&self) -> String {
-        self.initialize_at("/mcp", "2025-11-25", &[]).await.0
-    }
-
-    async fn rpc_at(&self, path: &str, sid: &str, method: &str, params: Value) -> Value {
-        let resp = self
-            .post(
-                path,
-                Some(sid),
-                &json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params}),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200, "{method}");
-        let body = response_message(resp).await;
-        assert_eq!(body["id"], 7);
-        body
-    }
-
-    async fn rpc(&self, sid: &str, method: &str, params: Value) -> Value {
-        self.rpc_at("/mcp", sid, method, params).await
-    }
-}
-
-#[derive(Debug, Clone)]
-struct Ev {
-    id: Option<String>,
-    event: Option<String>,
-    data: String,
-}
-
-impl Ev {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.data).unwrap()
-    }
-}
-
-/// Reads SSE events off a streaming response.
-struct Sse {
-    resp: reqwest::Response,
-    buf: String,
-}
-
-impl Sse {
-    fn new(resp: reqwest::Response) -> Self {
-        let ct = resp.headers()["content-type"].to_str().unwrap().to_owned();
-        assert!(ct.starts_with("text/event-stream"), "{ct}");
-        Self {
-            resp,
-            buf: String::new(),
-        }
-    }
-
-    async fn next(&mut self) -> Option<Ev> {
-        loop {
-            if let Some(i) = self.buf.find("\n\n") {
-                let block: String = self.buf.drain(..i + 2).collect();
-                if block.starts_with(':') {
-                    continue;
-                }
-                let mut ev = Ev {
-                    id: None,
-                    event: None,
-                    data: String::new(),
-                };
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("id: ") {
-                        ev.id = Some(v.into());
-                    } else if let Some(v) = line.strip_prefix("event: ") {
-                        ev.event = Some(v.into());
-                    } else if let Some(v) = line.strip_prefix("data: ") {
-                        ev.data.push_str(v);
-                    }
-                }
-                return Some(ev);
-            }
-            let chunk = tokio::time::timeout(Duration::from_secs(10), self.resp.chunk())
-                .await
-                .expect("SSE event within 10s")
-                .unwrap()?;
-            self.buf.push_str(&String::from_utf8_lossy(&chunk));
-        }
-    }
-
-    async fn all(mut self) -> Vec<Ev> {
-        let mut v = Vec::new();
-        while let Some(e) = self.next().await {
-            v.push(e);
-        }
-        v
-    }
-}
-
-/// The JSON-RPC response in a POST answer, whether sent as JSON or as an SSE stream.
-async fn response_message(resp: reqwest::Response) -> Value {
-    let ct = resp.headers()["content-type"].to_str().unwrap().to_owned();
-    if ct.starts_with("application/json") {
-        return resp.json().await.unwrap();
-    }
-    let events = Sse::new(resp).all().await;
-    events
-        .iter()
-        .filter(|e| !e.data.is_empty())
-        .map(Ev::json)
-        .find(|m| m.get("id").is_some() && m.get("method").is_none())
-        .expect("a response on the stream")
-}
-
-fn tool_names(list: &Value) -> Vec<String> {
-    list["result"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-fn result_text(v: &Value) -> String {
-    v["content"][0]["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
+use transport_support::*;
 
 // ---------------------------------------------------------------- tests
 
@@ -398,12 +28,12 @@ async fn initialize_negotiates_and_lists_prefixed_tools_of_usable_servers() {
         names,
         [
             "alpha-echo",
-            "alpha-slow",
             "alpha-sample",
+            "alpha-slow",
             "beta-echo",
             "beta-weird_name_"
         ],
-        "secret is not usable by this key"
+        "secret is not usable by this key; sorted by name"
     );
 }
 
@@ -498,7 +128,7 @@ async fn trailing_slash_and_single_server_paths() {
     let (sid, init) = gw.initialize_at("/mcp/alpha", "2025-06-18", &[]).await;
     assert_eq!(init["result"]["serverInfo"]["name"], "gatehouse/alpha");
     let names = tool_names(&gw.rpc_at("/mcp/alpha", &sid, "tools/list", json!({})).await);
-    assert_eq!(names, ["echo", "slow", "sample"]);
+    assert_eq!(names, ["echo", "sample", "slow"]);
     let r = gw
         .rpc_at("/mcp/alpha", &sid, "tools/call", json!({"name": "echo"}))
         .await;
@@ -599,8 +229,10 @@ async fn malformed_json_and_invalid_messages() {
     assert_eq!(r["error"]["code"], -32601);
 }
 
+/// A `server/discover` without the 2026-07-28 envelope is a malformed modern request:
+/// 400 with -32602 (not -32022), so a dual-era client falls back to `initialize`.
 #[tokio::test]
-async fn server_discover_is_answered_with_a_fallback_error_without_a_session() {
+async fn server_discover_without_an_envelope_is_invalid_params_without_a_session() {
     let gw = serve(admin()).await;
     let resp = gw
         .post(
@@ -611,10 +243,10 @@ async fn server_discover_is_answered_with_a_fallback_error_without_a_session() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.status(), 400);
+    assert!(resp.headers().get("mcp-session-id").is_none());
     let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["error"]["code"], -32601);
-    assert_ne!(body["error"]["code"], -32022);
+    assert_eq!(body["error"]["code"], -32602);
 }
 
 #[tokio::test]
@@ -978,7 +610,7 @@ async fn legacy_sse_pair() {
     assert_eq!(list["id"], 2);
     assert_eq!(
         tool_names(&list),
-        ["alpha-echo", "alpha-slow", "alpha-sample"]
+        ["alpha-echo", "alpha-sample", "alpha-slow"]
     );
 
     let unknown = gw

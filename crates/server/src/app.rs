@@ -96,7 +96,7 @@ fn mcp_router(state: &AppState) -> Router {
     let settings = EndpointSettings {
         allowed_hosts,
         allowed_origins: state.allowed_origins.clone(),
-        ..EndpointSettings::default()
+        ..EndpointSettings::from_config(state.hub.mcp_settings())
     };
     gatehouse_mcp::downstream::router(state.hub.clone(), settings)
 }

@@ -185,6 +185,21 @@ pub trait Backend: Send + Sync + 'static {
         ctx: RequestContext,
     ) -> BoxFut<'a, Result<Value, BackendError>>;
 
+    /// A configured toolset: `(server name or alias, its tools or None for all)`.
+    fn toolset(&self, _name: &str) -> Option<Vec<(String, Option<Vec<String>>)>> {
+        None
+    }
+
+    /// The capabilities the server announced, when known (for `server/discover`).
+    fn server_capabilities(&self, _server: &str) -> Option<Value> {
+        None
+    }
+
+    /// The protocol revisions this server can be served at through the gateway.
+    fn servable_versions(&self, _server: &str) -> Vec<&'static str> {
+        super::protocol::all_versions()
+    }
+
     /// Upstream notifications not tied to a request; `None` if the backend has none.
     fn subscribe(&self) -> Option<EventStream> {
         None

@@ -46,6 +46,43 @@ pub fn initialize_result(version: &str, scope: &Scope, who: &ServerIdentity) -> 
     })
 }
 
+/// The `server/discover` result for a scope (2026-07-28): the revisions every server of
+/// the scope can be served at (the gateway translates between eras, so each upstream can
+/// be served at every revision the gateway speaks) and the capabilities the scope's servers
+/// offer, merged. `resultType`, `serverInfo` and caching hints are added by the caller.
+pub fn discover_result(backend: &dyn Backend, scope: &Scope) -> Value {
+    let mut versions = protocol::all_versions();
+    for s in &scope.servers {
+        let servable = backend.servable_versions(&s.name);
+        versions.retain(|v| servable.contains(v));
+    }
+    let caps: Vec<Option<Value>> = scope
+        .servers
+        .iter()
+        .map(|s| backend.server_capabilities(&s.name))
+        .collect();
+    // A server whose capabilities are not known yet (still starting) may offer anything.
+    let offers = |k: &str| {
+        caps.iter()
+            .any(|c| c.as_ref().is_none_or(|c| c.get(k).is_some()))
+    };
+    let mut capabilities = Map::new();
+    capabilities.insert("tools".into(), json!({"listChanged": true}));
+    if offers("prompts") {
+        capabilities.insert("prompts".into(), json!({"listChanged": true}));
+    }
+    if offers("resources") {
+        capabilities.insert(
+            "resources".into(),
+            json!({"subscribe": true, "listChanged": true}),
+        );
+    }
+    if offers("completions") {
+        capabilities.insert("completions".into(), json!({}));
+    }
+    json!({"supportedVersions": versions, "capabilities": capabilities})
+}
+
 /// A `CallToolResult` reporting a failure to the model rather than to the protocol layer.
 pub fn tool_error(text: impl Into<String>) -> Value {
     json!({"content": [{"type": "text", "text": text.into()}], "isError": true})
@@ -83,7 +120,9 @@ async fn route(
 ) -> Result<Value, RpcError> {
     match method {
         "ping" => Ok(json!({})),
+        "tools/list" if scope.lazy => Ok(json!({ "tools": crate::lazy::meta_tools() })),
         "tools/list" => Ok(json!({ "tools": list_tools(backend, scope).await })),
+        "tools/call" if scope.lazy => lazy_call(backend, scope, params, ctx).await,
         "tools/call" => call_tool(backend, scope, params, ctx).await,
         "prompts/list" => {
             let items = fan_out(backend, scope, "prompts/list", "prompts", &ctx).await;
@@ -137,7 +176,7 @@ async fn route(
         }
         "server/discover" => Err(RpcError::new(
             METHOD_NOT_FOUND,
-            "server/discover is not supported; use initialize",
+            "server/discover is a 2026-07-28 method; send it with that revision's _meta",
         )),
         _ => Err(RpcError::new(
             METHOD_NOT_FOUND,
@@ -176,7 +215,7 @@ pub async fn list_tools(backend: &dyn Backend, scope: &Scope) -> Vec<Value> {
     for (s, r) in lists {
         match r {
             Ok(tools) => {
-                for t in tools {
+                for t in tools.into_iter().filter(|t| s.offers(tool_name(t))) {
                     out.push(if scope.single {
                         t
                     } else {
@@ -187,7 +226,14 @@ pub async fn list_tools(backend: &dyn Backend, scope: &Scope) -> Vec<Value> {
             Err(e) => tracing::warn!(server = %s.name, error = %e, "tools/list failed"),
         }
     }
+    // A deterministic order lets clients cache the list and keeps LLM prompt caches warm,
+    // whatever order upstreams answered in.
+    out.sort_by(|a, b| tool_name(a).cmp(tool_name(b)));
     out
+}
+
+fn tool_name(t: &Value) -> &str {
+    t.get("name").and_then(Value::as_str).unwrap_or("")
 }
 
 /// Per-server tool catalogs, for `/mcp/tools`.
@@ -199,12 +245,23 @@ pub async fn tool_catalogs(
         let r = backend.list_tools(&s.name).await.map(|tools| {
             tools
                 .into_iter()
+                .filter(|t| s.offers(tool_name(t)))
                 .map(|t| rename(backend, s, t, "name", Kind::Name))
                 .collect()
         });
         (s.clone(), r)
     }))
     .await
+}
+
+/// A `tools/call`'s `name` and `arguments` (`{}` when absent).
+fn name_and_arguments(params: &Value) -> Result<(&str, Value), RpcError> {
+    let name = str_param(params, "name")?;
+    let arguments = params
+        .get("arguments")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    Ok((name, arguments))
 }
 
 /// `tools/call` params → `CallToolResult`. Unknown tools and unreachable upstreams come
@@ -215,11 +272,7 @@ pub async fn call_tool(
     params: Value,
     ctx: RequestContext,
 ) -> Result<Value, RpcError> {
-    let name = str_param(&params, "name")?;
-    let arguments = params
-        .get("arguments")
-        .cloned()
-        .unwrap_or_else(|| json!({}));
+    let (name, arguments) = name_and_arguments(&params)?;
     let Some((server, tool)) = resolve_tool(backend, scope, name).await else {
         return Ok(tool_error(format!("Unknown tool: {name}")));
     };
@@ -227,6 +280,41 @@ pub async fn call_tool(
         Ok(v) => Ok(v),
         Err(e @ (BackendError::Rpc { .. } | BackendError::Cancelled)) => Err(e.into()),
         Err(e) => Ok(tool_error(e.to_string())),
+    }
+}
+
+/// `tools/call` on a lazy endpoint: the three catalog tools, or a real tool by name
+/// (calling one directly is no more than `call_tool` allows).
+async fn lazy_call(
+    backend: &dyn Backend,
+    scope: &Scope,
+    params: Value,
+    ctx: RequestContext,
+) -> Result<Value, RpcError> {
+    use crate::lazy::{self, LazyCall, LazyCatalog};
+    let (name, arguments) = name_and_arguments(&params)?;
+    let call = match lazy::parse_call(name, &arguments) {
+        Ok(Some(c)) => c,
+        Ok(None) => return call_tool(backend, scope, params, ctx).await,
+        Err(why) => return Ok(tool_error(why)),
+    };
+    match call {
+        LazyCall::Search { query, limit } => {
+            let catalog = LazyCatalog::new(list_tools(backend, scope).await);
+            let hits = catalog.search(&query, limit);
+            Ok(lazy::json_result(&json!({ "tools": hits })))
+        }
+        LazyCall::Describe { name } => {
+            let catalog = LazyCatalog::new(list_tools(backend, scope).await);
+            Ok(match catalog.describe(&name) {
+                Some(t) => lazy::json_result(t),
+                None => tool_error(format!("Unknown tool: {name}; find one with search_tools")),
+            })
+        }
+        LazyCall::Call { name, arguments } => {
+            let params = json!({ "name": name, "arguments": arguments });
+            call_tool(backend, scope, params, ctx).await
+        }
     }
 }
 
@@ -248,7 +336,9 @@ pub async fn resolve_tool(
                 .filter_map(|t| t.get("name")?.as_str().map(str::to_owned))
                 .collect()
         });
-        if let Some(found) = match_name(backend, s, name, names) {
+        if let Some(found) = match_name(backend, s, name, names)
+            && s.offers(&found)
+        {
             return Some((s.name.clone(), found));
         }
     }
@@ -455,7 +545,9 @@ fn rename(
         Kind::Name => {
             if let Some(n) = item.get(field).and_then(Value::as_str) {
                 let renamed = backend.prefixed(&s.prefix, n);
-                item[field] = renamed.into();
+                if let Some(m) = item.as_object_mut() {
+                    m.insert(field.to_owned(), renamed.into());
+                }
             }
         }
         Kind::Uri => prefix_uri_field(&mut item, field, &s.prefix),
@@ -466,7 +558,9 @@ fn rename(
 fn prefix_uri_field(item: &mut Value, field: &str, prefix: &str) {
     if let Some(u) = item.get(field).and_then(Value::as_str) {
         let renamed = names::prefixed_uri(prefix, u);
-        item[field] = renamed.into();
+        if let Some(m) = item.as_object_mut() {
+            m.insert(field.to_owned(), renamed.into());
+        }
     }
 }
 
@@ -486,7 +580,11 @@ pub fn rewrite_notification(
                     .get("logger")
                     .and_then(Value::as_str)
                     .map_or_else(|| s.prefix.clone(), |l| format!("{}/{l}", s.prefix));
-                params["logger"] = logger.into();
+                // Foreign params may be anything: a non-object is dropped, never indexed
+                // (indexing a non-object panics and killed the relay for every session).
+                params
+                    .as_object_mut()?
+                    .insert("logger".into(), logger.into());
             }
             _ => {}
         }

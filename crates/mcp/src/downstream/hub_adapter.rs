@@ -197,6 +197,14 @@ impl Backend for Hub {
         })
     }
 
+    fn toolset(&self, name: &str) -> Option<Vec<(String, Option<Vec<String>>)>> {
+        Hub::toolset(self, name)
+    }
+
+    fn server_capabilities(&self, server: &str) -> Option<Value> {
+        self.server_init(server).map(|i| i.capabilities)
+    }
+
     fn subscribe(&self) -> Option<EventStream> {
         Some(broadcast_events(
             Hub::subscribe(self),

@@ -51,8 +51,11 @@ pub async fn open(
         Ok(s) => s,
         Err(e) => return scope_error(&e),
     };
+    if let Err(resp) = super::streamable::require_mcp_access(&caller, &scope) {
+        return *resp;
+    }
     let session = Session::new(
-        caller.key_id,
+        &caller,
         "legacy".into(),
         scope,
         "2024-11-05",
@@ -98,7 +101,7 @@ pub async fn message(
     let Some(session) = ep
         .sessions
         .get(&q.session_id)
-        .filter(|s| s.legacy && s.key_id == caller.key_id)
+        .filter(|s| s.legacy && s.owned_by(&caller))
     else {
         return rpc_error(
             StatusCode::NOT_FOUND,
@@ -145,11 +148,10 @@ pub async fn message(
                 // Those of this POST: legacy clients send per-message headers here.
                 client_headers: Arc::new(crate::client_headers::prefixed_only(&headers)),
             };
+            let scope = session.current_scope(ep.backend.as_ref(), &caller);
             // Owned by the session through `ctx.cancel` (a child of its token).
             tokio::spawn(async move {
-                let out =
-                    dispatch::handle(ep.backend.as_ref(), &session.scope, &method, params, ctx)
-                        .await;
+                let out = dispatch::handle(ep.backend.as_ref(), &scope, &method, params, ctx).await;
                 session.end_request(&id);
                 session.send(None, &to_message(&id, out));
             });

@@ -33,6 +33,37 @@ enum Target {
     /// A plain SSE response (`/mcp/invoke`): notifications become `event: <kind>` frames
     /// (`notifications/progress` → `progress`); requests are not possible.
     Events(mpsc::Sender<Bytes>),
+    /// A 2026-07-28 request: notifications go on its SSE response (if it has one);
+    /// requests become MRTR input requests (see `mrtr.rs`).
+    Stateless(Arc<StatelessPeer>),
+}
+
+/// The way back to a stateless (2026-07-28) client for one call, across its MRTR retries.
+pub struct StatelessPeer {
+    /// The SSE response of the HTTP request currently carrying the call, if any; replaced
+    /// by each retry.
+    pub sink: std::sync::Mutex<Option<mpsc::Sender<Bytes>>>,
+    /// Where input requests go; the HTTP handler turns them into an `InputRequiredResult`.
+    pub inputs: mpsc::Sender<InputNeeded>,
+    /// `io.modelcontextprotocol/clientCapabilities` of the request that started the call.
+    pub capabilities: Value,
+}
+
+/// A server-to-client request a call is waiting on, to be answered by the client's retry.
+pub struct InputNeeded {
+    pub method: String,
+    pub params: Value,
+    pub answer: tokio::sync::oneshot::Sender<Result<Value, Value>>,
+}
+
+/// The client capability a server-to-client request needs.
+fn capability_for(method: &str) -> Option<&'static str> {
+    match method {
+        "sampling/createMessage" => Some("sampling"),
+        "elicitation/create" => Some("elicitation"),
+        "roots/list" => Some("roots"),
+        _ => None,
+    }
 }
 
 impl ClientPeer {
@@ -48,11 +79,17 @@ impl ClientPeer {
         }
     }
 
+    pub(crate) fn stateless(peer: Arc<StatelessPeer>) -> Self {
+        Self {
+            target: Target::Stateless(peer),
+        }
+    }
+
     /// The downstream session id, if the client has a session.
     pub fn session_id(&self) -> Option<&str> {
         match &self.target {
             Target::Session { session, .. } => Some(&session.id),
-            Target::Events(_) => None,
+            Target::Events(_) | Target::Stateless(_) => None,
         }
     }
 
@@ -66,15 +103,26 @@ impl ClientPeer {
                 let kind = method.rsplit('/').next().unwrap_or(method);
                 let _ = tx.try_send(sse::event(None, Some(kind), &params.to_string()));
             }
+            Target::Stateless(p) => {
+                let sink = super::session::lock(&p.sink).clone();
+                if let Some(tx) = sink {
+                    let msg = protocol::notification(method, params).to_string();
+                    let _ = tx.try_send(sse::message_event(None, &msg));
+                }
+            }
         }
     }
 
     /// Sends a request to the client under a fresh id of ours and waits for its answer.
     pub async fn request(&self, method: &str, params: Value) -> Result<Value, BackendError> {
-        let Target::Session { session, stream } = &self.target else {
-            return Err(BackendError::Other(format!(
-                "this client cannot answer {method} requests"
-            )));
+        let (session, stream) = match &self.target {
+            Target::Session { session, stream } => (session, stream),
+            Target::Stateless(p) => return stateless_request(p, method, params).await,
+            Target::Events(_) => {
+                return Err(BackendError::Other(format!(
+                    "this client cannot answer {method} requests"
+                )));
+            }
         };
         let (session, stream) = (session, *stream);
         let (id, rx) = session.register_client_request();
@@ -94,20 +142,59 @@ impl ClientPeer {
             () = session.closed.cancelled() => return Err(BackendError::Cancelled),
         };
         match outcome {
-            Ok(Ok(result)) => Ok(result),
-            Ok(Err(error)) => Err(BackendError::Rpc {
-                code: error
-                    .get("code")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(protocol::INTERNAL_ERROR),
-                message: error
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .unwrap_or("client error")
-                    .to_owned(),
-                data: error.get("data").cloned(),
-            }),
+            Ok(outcome) => outcome.map_err(client_error),
             Err(_) => Err(BackendError::Cancelled),
         }
+    }
+}
+
+/// A client's JSON-RPC error object as a backend error (relayed upstream as is).
+fn client_error(error: Value) -> BackendError {
+    BackendError::Rpc {
+        code: error
+            .get("code")
+            .and_then(Value::as_i64)
+            .unwrap_or(protocol::INTERNAL_ERROR),
+        message: error
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("client error")
+            .to_owned(),
+        data: error.get("data").cloned(),
+    }
+}
+
+/// A server-to-client request from a stateless client's call: handed to the HTTP handler,
+/// which asks the client with an `InputRequiredResult`; the client's retry answers it.
+async fn stateless_request(
+    p: &StatelessPeer,
+    method: &str,
+    params: Value,
+) -> Result<Value, BackendError> {
+    // MRTR: never ask for what the client did not declare.
+    if let Some(cap) = capability_for(method)
+        && p.capabilities.get(cap).is_none()
+    {
+        return Err(BackendError::Rpc {
+            code: protocol::METHOD_NOT_FOUND,
+            message: format!("the client did not declare the `{cap}` capability"),
+            data: None,
+        });
+    }
+    let (answer, rx) = tokio::sync::oneshot::channel();
+    let need = InputNeeded {
+        method: method.to_owned(),
+        params,
+        answer,
+    };
+    if p.inputs.send(need).await.is_err() {
+        return Err(BackendError::Cancelled);
+    }
+    match tokio::time::timeout(CLIENT_REQUEST_TIMEOUT, rx).await {
+        Ok(Ok(outcome)) => outcome.map_err(client_error),
+        Ok(Err(_)) => Err(BackendError::Cancelled),
+        Err(_) => Err(BackendError::Other(format!(
+            "the client did not answer {method}"
+        ))),
     }
 }

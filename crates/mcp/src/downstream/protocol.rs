@@ -4,10 +4,29 @@ use serde_json::{Map, Value, json};
 
 use super::backend::BackendError;
 
-/// Revisions we can serve, oldest first. `2026-07-28` (stateless, `server/discover`) is not
-/// served yet: `server/discover` answers method-not-found so SDKs fall back to `initialize`.
+/// Handshake-era revisions (`initialize` + sessions) we can serve, oldest first.
 pub const SUPPORTED_VERSIONS: &[&str] = &["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
 pub const LATEST_VERSION: &str = "2025-11-25";
+
+/// Stateless revisions (per-request `_meta`, no session), oldest first. Served beside the
+/// handshake era on the same endpoints; see `modern.rs`.
+pub const MODERN_VERSIONS: &[&str] = &["2026-07-28"];
+
+/// Every revision, newest first: what `-32022` lists in `data.supported`.
+pub fn all_versions() -> Vec<&'static str> {
+    MODERN_VERSIONS
+        .iter()
+        .rev()
+        .chain(SUPPORTED_VERSIONS.iter().rev())
+        .copied()
+        .collect()
+}
+
+/// `_meta` keys of the stateless era.
+pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+pub const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
+pub const META_SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
 
 /// The revision to answer with: the client's if we support it, else our latest.
 pub fn negotiate(requested: Option<&str>) -> &'static str {
@@ -37,6 +56,14 @@ pub const INTERNAL_ERROR: i64 = -32603;
 pub const REQUEST_CANCELLED: i64 = -32800;
 /// Used for session and routing errors sent with an HTTP error status.
 pub const SERVER_ERROR: i64 = -32000;
+/// Resource not found in the handshake era (2026-07-28 uses `INVALID_PARAMS`).
+pub const RESOURCE_NOT_FOUND_LEGACY: i64 = -32002;
+/// 2026-07-28: HTTP headers disagree with the body (or a required one is missing).
+pub const HEADER_MISMATCH: i64 = -32020;
+/// 2026-07-28: the request needs a client capability it did not declare.
+pub const MISSING_CLIENT_CAPABILITY: i64 = -32021;
+/// 2026-07-28: the requested protocol version is not served; `data.supported` lists ours.
+pub const UNSUPPORTED_VERSION: i64 = -32022;
 
 /// A JSON-RPC error object.
 #[derive(Debug, Clone)]

@@ -48,7 +48,7 @@ fn unauthorized() -> Response {
 fn scope_error(e: &ScopeError) -> Response {
     match e {
         ScopeError::Forbidden(_) => error(StatusCode::FORBIDDEN, "permission_error", e.to_string()),
-        ScopeError::Unknown { .. } => {
+        ScopeError::Unknown { .. } | ScopeError::UnknownToolset(_) => {
             error(StatusCode::NOT_FOUND, "not_found_error", e.to_string())
         }
     }

@@ -8,19 +8,43 @@ use super::backend::Backend;
 /// or aliases.
 pub const SERVERS_HEADER: &str = "x-mcp-servers";
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ScopedServer {
     /// Configured name.
     pub name: String,
     /// Label in aggregated names.
     pub prefix: String,
+    /// A toolset's pick of this server's tools (unprefixed names); `None`: all of them.
+    pub tools: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Default)]
+impl ScopedServer {
+    /// Whether the scope offers this (unprefixed) tool of the server.
+    pub fn offers(&self, tool: &str) -> bool {
+        self.tools
+            .as_ref()
+            .is_none_or(|t| t.iter().any(|x| x == tool))
+    }
+}
+
+/// What an endpoint URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `/mcp`: the servers in `x-mcp-servers`, or every server the key may use.
+    All,
+    /// `/mcp/{server}`: one server, names unprefixed.
+    Server(String),
+    /// `/toolset/{name}/mcp`: a configured bundle of tools.
+    Toolset(String),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Scope {
     pub servers: Vec<ScopedServer>,
     /// `/mcp/{server}`: one server, names unprefixed.
     pub single: bool,
+    /// The lazy catalog: `tools/list` shows the three tools of [`crate::lazy`].
+    pub lazy: bool,
 }
 
 impl Scope {
@@ -38,6 +62,62 @@ pub enum ScopeError {
         name: String,
         available: Vec<String>,
     },
+    #[error("unknown toolset `{0}`")]
+    UnknownToolset(String),
+}
+
+/// The scope of an endpoint URL for this caller (`header`: `x-mcp-servers`, for `/mcp`).
+pub fn select_target(
+    backend: &dyn Backend,
+    caller: &McpCaller,
+    target: &Target,
+    header: Option<&str>,
+) -> Result<Scope, ScopeError> {
+    match target {
+        Target::All => select(backend, caller, None, header),
+        Target::Server(s) => select(backend, caller, Some(s), None),
+        Target::Toolset(t) => toolset(backend, caller, t),
+    }
+}
+
+/// A toolset's servers that this key may use, each narrowed to the toolset's tools. The
+/// key's access applies: servers it may not use are left out (not an error), so a toolset
+/// shows each key the part of it that key may use.
+fn toolset(backend: &dyn Backend, caller: &McpCaller, name: &str) -> Result<Scope, ScopeError> {
+    let entries = backend
+        .toolset(name)
+        .ok_or_else(|| ScopeError::UnknownToolset(name.to_owned()))?;
+    let all = backend.servers();
+    let mut servers: Vec<ScopedServer> = Vec::new();
+    for (wanted, tools) in entries {
+        let Some(server) = backend.resolve(&wanted) else {
+            continue;
+        };
+        if !backend.may_use(caller, &server) {
+            continue;
+        }
+        let prefix = all
+            .iter()
+            .find(|s| s.name == server)
+            .map_or_else(|| server.clone(), |s| s.prefix.clone());
+        match servers.iter_mut().find(|s| s.name == server) {
+            // Two entries for one server: the union of their picks.
+            Some(existing) => match (&mut existing.tools, tools) {
+                (Some(have), Some(more)) => have.extend(more),
+                (have, _) => *have = None,
+            },
+            None => servers.push(ScopedServer {
+                name: server,
+                prefix,
+                tools,
+            }),
+        }
+    }
+    Ok(Scope {
+        servers,
+        single: false,
+        lazy: false,
+    })
 }
 
 /// Resolves the servers for `/mcp` (`path_server` = None, `header` = `x-mcp-servers`) or
@@ -68,12 +148,17 @@ pub fn select(
             .iter()
             .find(|s| s.name == name)
             .map_or_else(|| name.clone(), |s| s.prefix.clone());
-        Ok(ScopedServer { name, prefix })
+        Ok(ScopedServer {
+            name,
+            prefix,
+            tools: None,
+        })
     };
     if let Some(one) = path_server {
         return Ok(Scope {
             servers: vec![pick(one)?],
             single: true,
+            lazy: false,
         });
     }
     let wanted: Vec<&str> = header
@@ -91,11 +176,13 @@ pub fn select(
             .map(|s| ScopedServer {
                 name: s.name.clone(),
                 prefix: s.prefix.clone(),
+                tools: None,
             })
             .collect();
         return Ok(Scope {
             servers,
             single: false,
+            lazy: false,
         });
     }
     let mut servers: Vec<ScopedServer> = Vec::with_capacity(wanted.len());
@@ -108,5 +195,6 @@ pub fn select(
     Ok(Scope {
         servers,
         single: false,
+        lazy: false,
     })
 }

@@ -17,6 +17,9 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::McpCaller;
+
+use super::backend::Backend;
 use super::protocol;
 use super::scope::Scope;
 use super::sse;
@@ -26,14 +29,17 @@ const LIVE_DEPTH: usize = 256;
 
 /// Locks ignoring poisoning: the guarded data stays consistent because no code path
 /// panics while holding these locks.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 pub struct Session {
     pub id: String,
-    /// The caller's key id: a session is only usable by the key that created it.
-    pub key_id: String,
+    /// The key (hash) that created it, [`McpCaller::owner`]: only that key may use it.
+    pub owner: String,
+    /// The caller as of its latest request: the key's current access decides what the
+    /// session still sees (a revoked grant bites at once).
+    caller: Mutex<McpCaller>,
     /// `""` for `/mcp`, the server name for `/mcp/{server}`, `"legacy"` for `/mcp/sse`.
     pub route: String,
     pub scope: Scope,
@@ -42,6 +48,8 @@ pub struct Session {
     client_capabilities: Mutex<Value>,
     streams: Mutex<Streams>,
     last_used: Mutex<Instant>,
+    /// Last event sent down any stream (keep-alive comments do not count).
+    last_sent: Mutex<Instant>,
     inflight: Mutex<HashMap<String, CancellationToken>>,
     pending: Mutex<HashMap<String, oneshot::Sender<Result<Value, Value>>>>,
     next_request: AtomicU64,
@@ -81,7 +89,7 @@ impl StreamBuf {
 
 impl Session {
     pub fn new(
-        key_id: String,
+        caller: &McpCaller,
         route: String,
         scope: Scope,
         version: &str,
@@ -90,7 +98,8 @@ impl Session {
     ) -> Self {
         Self {
             id: uuid::Uuid::new_v4().simple().to_string(),
-            key_id,
+            owner: caller.owner().to_owned(),
+            caller: Mutex::new(caller.clone()),
             route,
             scope,
             legacy,
@@ -98,12 +107,19 @@ impl Session {
             client_capabilities: Mutex::new(Value::Null),
             streams: Mutex::new(Streams::default()),
             last_used: Mutex::new(Instant::now()),
+            last_sent: Mutex::new(Instant::now()),
             inflight: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
             closed: CancellationToken::new(),
             replay_limit: replay_limit.max(1),
         }
+    }
+
+    /// The same session under another id (a sealed one, or one being resumed).
+    pub fn with_id(mut self, id: String) -> Self {
+        self.id = id;
+        self
     }
 
     pub fn version(&self) -> String {
@@ -128,9 +144,36 @@ impl Session {
         *lock(&self.last_used) = Instant::now();
     }
 
-    /// Idle past `idle` with no open standalone stream.
-    pub fn expired(&self, now: Instant, idle: Duration) -> bool {
-        if now.duration_since(*lock(&self.last_used)) < idle {
+    /// Whether `caller` owns this session (same key hash, whatever its alias).
+    pub fn owned_by(&self, caller: &McpCaller) -> bool {
+        self.owner == caller.owner()
+    }
+
+    /// Records the caller of the latest request; returns the session's servers that this
+    /// caller may still use (the key's grants may have changed since `initialize`).
+    pub fn current_scope(&self, backend: &dyn Backend, caller: &McpCaller) -> Scope {
+        caller.clone_into(&mut lock(&self.caller));
+        self.scope_for(backend, caller)
+    }
+
+    fn scope_for(&self, backend: &dyn Backend, caller: &McpCaller) -> Scope {
+        let mut scope = self.scope.clone();
+        scope.servers.retain(|s| backend.may_use(caller, &s.name));
+        scope
+    }
+
+    /// The scope under the latest caller, for notifications the session did not ask for.
+    pub fn latest_scope(&self, backend: &dyn Backend) -> Scope {
+        let caller = lock(&self.caller).clone();
+        self.scope_for(backend, &caller)
+    }
+
+    /// Idle past `idle` with no open standalone stream, or with one on which nothing
+    /// happened (no request, no event) for `stream_idle`: an open but silent stream does
+    /// not keep a session forever.
+    pub fn expired(&self, now: Instant, idle: Duration, stream_idle: Duration) -> bool {
+        let used = *lock(&self.last_used);
+        if now.duration_since(used) < idle {
             return false;
         }
         let s = lock(&self.streams);
@@ -139,7 +182,12 @@ impl Session {
             .and_then(|id| s.map.get(&id))
             .and_then(|b| b.live.as_ref())
             .is_some_and(|tx| !tx.is_closed());
-        !listening
+        drop(s);
+        if !listening {
+            return true;
+        }
+        let active = used.max(*lock(&self.last_sent));
+        now.duration_since(active) >= stream_idle
     }
 
     pub fn end(&self) {
@@ -235,6 +283,7 @@ impl Session {
             return false;
         };
         buf.deliver(&bytes);
+        *lock(&self.last_sent) = Instant::now();
         if !self.legacy {
             buf.events.push_back((seq, bytes));
             s.buffered += 1;
@@ -327,45 +376,82 @@ impl Session {
     }
 }
 
-/// All live sessions, bounded in number and idle time.
-pub struct SessionStore {
-    map: Mutex<HashMap<String, Arc<Session>>>,
-    max: usize,
-    idle: Duration,
+/// Bounds on the live sessions.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// In all (the ceiling whatever the per-key cap).
+    pub max: usize,
+    /// Per key (owner).
+    pub per_key: usize,
+    /// A session without an open GET stream ends after this long without a request.
+    pub idle: Duration,
+    /// A session with an open GET stream ends after this long without a request or event.
+    pub stream_idle: Duration,
 }
 
+/// All live sessions, bounded in number (in all and per key) and idle time.
+pub struct SessionStore {
+    map: Mutex<HashMap<String, Arc<Session>>>,
+    /// Ids of sessions ended here (DELETE, idle expiry): not resumed from their seal.
+    ended: Mutex<HashMap<String, Instant>>,
+    limits: Limits,
+}
+
+/// Tombstones kept at most; the oldest go first.
+const MAX_ENDED: usize = 4096;
+
 #[derive(Debug, thiserror::Error)]
-#[error("too many MCP sessions ({0}); close some or retry later")]
-pub struct TooManySessions(pub usize);
+pub enum TooManySessions {
+    #[error("too many MCP sessions ({0}); close some or retry later")]
+    InAll(usize),
+    #[error("this key has too many MCP sessions open ({0}); close some (DELETE) or retry later")]
+    ForKey(usize),
+}
 
 impl SessionStore {
-    pub fn new(max: usize, idle: Duration) -> Self {
+    pub fn new(limits: Limits) -> Self {
         Self {
             map: Mutex::new(HashMap::new()),
-            max: max.max(1),
-            idle,
+            ended: Mutex::new(HashMap::new()),
+            limits: Limits {
+                max: limits.max.max(1),
+                per_key: limits.per_key.max(1),
+                ..limits
+            },
         }
     }
 
     pub fn insert(&self, s: Session) -> Result<Arc<Session>, TooManySessions> {
         let mut map = lock(&self.map);
-        if map.len() >= self.max {
+        let mine = |map: &HashMap<String, Arc<Session>>| {
+            map.values().filter(|x| x.owner == s.owner).count()
+        };
+        if map.len() >= self.limits.max || mine(&map) >= self.limits.per_key {
             self.purge(&mut map);
         }
-        if map.len() >= self.max {
-            return Err(TooManySessions(self.max));
+        if map.len() >= self.limits.max {
+            return Err(TooManySessions::InAll(self.limits.max));
+        }
+        if mine(&map) >= self.limits.per_key {
+            return Err(TooManySessions::ForKey(self.limits.per_key));
         }
         let s = Arc::new(s);
         map.insert(s.id.clone(), s.clone());
         Ok(s)
     }
 
+    /// Ends expired sessions (their streams close); run periodically.
+    pub fn sweep(&self) {
+        self.purge(&mut lock(&self.map));
+    }
+
     /// A live session; expired ones are ended and forgotten on the way.
     pub fn get(&self, id: &str) -> Option<Arc<Session>> {
         let mut map = lock(&self.map);
         let s = map.get(id)?.clone();
-        if s.expired(Instant::now(), self.idle) {
+        if s.expired(Instant::now(), self.limits.idle, self.limits.stream_idle) {
             map.remove(id);
+            self.tombstone(id);
             s.end();
             return None;
         }
@@ -375,8 +461,30 @@ impl SessionStore {
 
     pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
         let s = lock(&self.map).remove(id)?;
+        self.tombstone(id);
         s.end();
         Some(s)
+    }
+
+    /// Whether this replica ended the session (it must then stay 404 here).
+    pub fn is_ended(&self, id: &str) -> bool {
+        lock(&self.ended).contains_key(id)
+    }
+
+    fn tombstone(&self, id: &str) {
+        let mut ended = lock(&self.ended);
+        let horizon = super::seal::MAX_AGE;
+        let now = Instant::now();
+        ended.retain(|_, at| now.duration_since(*at) < horizon);
+        if ended.len() >= MAX_ENDED
+            && let Some(oldest) = ended
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(k, _)| k.clone())
+        {
+            ended.remove(&oldest);
+        }
+        ended.insert(id.to_owned(), now);
     }
 
     /// Sessions that include `server`, for fanning out upstream notifications.
@@ -390,13 +498,18 @@ impl SessionStore {
 
     fn purge(&self, map: &mut HashMap<String, Arc<Session>>) {
         let now = Instant::now();
-        map.retain(|_, s| {
-            let keep = !s.expired(now, self.idle);
+        let mut gone = Vec::new();
+        map.retain(|id, s| {
+            let keep = !s.expired(now, self.limits.idle, self.limits.stream_idle);
             if !keep {
                 s.end();
+                gone.push(id.clone());
             }
             keep
         });
+        for id in gone {
+            self.tombstone(&id);
+        }
     }
 
     pub fn end_all(&self) {
@@ -411,9 +524,27 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn caller(hash: &str) -> McpCaller {
+        McpCaller {
+            key_id: "same-alias".into(),
+            key_hash: Some(hash.into()),
+            allowed_servers: None,
+            is_admin: false,
+        }
+    }
+
+    fn limits(max: usize, per_key: usize, idle: Duration, stream_idle: Duration) -> Limits {
+        Limits {
+            max,
+            per_key,
+            idle,
+            stream_idle,
+        }
+    }
+
     fn session(limit: usize) -> Session {
         Session::new(
-            "k".into(),
+            &caller("k"),
             String::new(),
             Scope::default(),
             "2025-11-25",
@@ -472,8 +603,58 @@ mod tests {
     }
 
     #[test]
+    fn one_key_cannot_take_every_session() {
+        let store = SessionStore::new(limits(
+            3,
+            2,
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        ));
+        let mk = |h: &str| {
+            Session::new(
+                &caller(h),
+                String::new(),
+                Scope::default(),
+                "2025-11-25",
+                false,
+                4,
+            )
+        };
+        assert!(store.insert(mk("a")).is_ok());
+        assert!(store.insert(mk("a")).is_ok());
+        assert!(matches!(
+            store.insert(mk("a")),
+            Err(TooManySessions::ForKey(2))
+        ));
+        // Another key (same alias, other hash) still gets one; then the ceiling holds.
+        assert!(store.insert(mk("b")).is_ok());
+        assert!(matches!(
+            store.insert(mk("c")),
+            Err(TooManySessions::InAll(3))
+        ));
+    }
+
+    #[test]
+    fn a_silent_open_stream_does_not_keep_a_session_forever() {
+        let store = SessionStore::new(limits(4, 4, Duration::ZERO, Duration::from_millis(30)));
+        let s = store.insert(session(10)).unwrap();
+        let (_, rx) = s.open_standalone();
+        assert!(store.get(&s.id).is_some(), "listening and fresh");
+        std::thread::sleep(Duration::from_millis(40));
+        store.sweep();
+        assert!(store.get(&s.id).is_none(), "silent past stream_idle");
+        assert!(s.closed.is_cancelled());
+        drop(rx);
+    }
+
+    #[test]
     fn store_limits_sessions() {
-        let store = SessionStore::new(1, Duration::from_secs(60));
+        let store = SessionStore::new(limits(
+            1,
+            1,
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        ));
         let s = store.insert(session(10)).unwrap();
         assert!(store.insert(session(10)).is_err());
         store.remove(&s.id);
@@ -483,7 +664,7 @@ mod tests {
 
     #[test]
     fn idle_sessions_expire() {
-        let store = SessionStore::new(4, Duration::from_millis(0));
+        let store = SessionStore::new(limits(4, 4, Duration::ZERO, Duration::ZERO));
         let s = store.insert(session(10)).unwrap();
         std::thread::sleep(Duration::from_millis(2));
         assert!(store.get(&s.id).is_none());

@@ -5,19 +5,19 @@ use std::sync::Arc;
 
 use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::join_all;
 use serde_json::Value;
 
-use crate::McpCaller;
+use crate::{CatalogMode, McpCaller};
 
 use super::backend::RequestContext;
 use super::dispatch;
 use super::peer::ClientPeer;
 use super::protocol::{self, INVALID_REQUEST, Incoming, PARSE_ERROR, RpcError, SERVER_ERROR};
-use super::scope::{self, ScopeError};
+use super::scope::{self, ScopeError, Target};
 use super::session::Session;
 use super::{Ep, sse};
 
@@ -49,7 +49,7 @@ pub fn unauthorized() -> Response {
 pub fn scope_error(e: &ScopeError) -> Response {
     let status = match e {
         ScopeError::Forbidden(_) => StatusCode::FORBIDDEN,
-        ScopeError::Unknown { .. } => StatusCode::NOT_FOUND,
+        ScopeError::Unknown { .. } | ScopeError::UnknownToolset(_) => StatusCode::NOT_FOUND,
     };
     rpc_error(status, SERVER_ERROR, e.to_string())
 }
@@ -71,23 +71,74 @@ pub fn to_message(id: &Value, outcome: Result<Value, RpcError>) -> Value {
 
 // ---- handlers ----
 
+/// What a POST asks for besides its body: the caller, the endpoint, the catalog mode.
+pub struct PostCtx {
+    caller: Option<McpCaller>,
+    target: Target,
+    lazy: bool,
+}
+
+/// `?catalog=` on the URL, else the caller's mode, else the configured default.
+fn lazy(ep: &Ep, query: Option<&str>, mode: Option<CatalogMode>) -> bool {
+    let from_url = query.and_then(|q| {
+        q.split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == "catalog")
+            .and_then(|(_, v)| CatalogMode::parse(v))
+    });
+    from_url.or(mode).unwrap_or(ep.settings.catalog) == CatalogMode::Lazy
+}
+
+fn post_ctx(
+    ep: &Ep,
+    caller: Option<Extension<McpCaller>>,
+    mode: Option<Extension<CatalogMode>>,
+    query: Option<String>,
+    target: Target,
+) -> PostCtx {
+    PostCtx {
+        caller: caller.map(|c| c.0),
+        lazy: lazy(ep, query.as_deref(), mode.map(|m| m.0)),
+        target,
+    }
+}
+
 pub async fn post(
     State(ep): State<Ep>,
     caller: Option<Extension<McpCaller>>,
+    mode: Option<Extension<CatalogMode>>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    post_impl(ep, caller.map(|c| c.0), None, headers, body).await
+    let ctx = post_ctx(&ep, caller, mode, query, Target::All);
+    post_impl(ep, ctx, headers, body).await
 }
 
 pub async fn post_one(
     State(ep): State<Ep>,
     caller: Option<Extension<McpCaller>>,
+    mode: Option<Extension<CatalogMode>>,
     Path(server): Path<String>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    post_impl(ep, caller.map(|c| c.0), Some(server), headers, body).await
+    let ctx = post_ctx(&ep, caller, mode, query, Target::Server(server));
+    post_impl(ep, ctx, headers, body).await
+}
+
+pub async fn post_toolset(
+    State(ep): State<Ep>,
+    caller: Option<Extension<McpCaller>>,
+    mode: Option<Extension<CatalogMode>>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let ctx = post_ctx(&ep, caller, mode, query, Target::Toolset(name));
+    post_impl(ep, ctx, headers, body).await
 }
 
 pub async fn get(
@@ -95,7 +146,7 @@ pub async fn get(
     caller: Option<Extension<McpCaller>>,
     headers: HeaderMap,
 ) -> Response {
-    get_impl(&ep, caller.map(|c| c.0), "", &headers)
+    get_impl(&ep, caller.map(|c| c.0), &Target::All, &headers)
 }
 
 pub async fn get_one(
@@ -104,8 +155,16 @@ pub async fn get_one(
     Path(server): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let route = route_of(&ep, Some(&server));
-    get_impl(&ep, caller.map(|c| c.0), &route, &headers)
+    get_impl(&ep, caller.map(|c| c.0), &Target::Server(server), &headers)
+}
+
+pub async fn get_toolset(
+    State(ep): State<Ep>,
+    caller: Option<Extension<McpCaller>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    get_impl(&ep, caller.map(|c| c.0), &Target::Toolset(name), &headers)
 }
 
 pub async fn delete(
@@ -113,7 +172,7 @@ pub async fn delete(
     caller: Option<Extension<McpCaller>>,
     headers: HeaderMap,
 ) -> Response {
-    delete_impl(&ep, caller.map(|c| c.0), "", &headers)
+    delete_impl(&ep, caller.map(|c| c.0), &Target::All, &headers)
 }
 
 pub async fn delete_one(
@@ -122,27 +181,37 @@ pub async fn delete_one(
     Path(server): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let route = route_of(&ep, Some(&server));
-    delete_impl(&ep, caller.map(|c| c.0), &route, &headers)
+    delete_impl(&ep, caller.map(|c| c.0), &Target::Server(server), &headers)
 }
 
-/// Sessions remember the route they were created on by configured server name, so
-/// `/mcp/<alias>` and `/mcp/<name>` share them.
-fn route_of(ep: &Ep, path_server: Option<&str>) -> String {
-    path_server.map_or_else(String::new, |s| {
-        ep.backend.resolve(s).unwrap_or_else(|| s.to_owned())
-    })
+pub async fn delete_toolset(
+    State(ep): State<Ep>,
+    caller: Option<Extension<McpCaller>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    delete_impl(&ep, caller.map(|c| c.0), &Target::Toolset(name), &headers)
+}
+
+/// The key sessions remember their endpoint by: `""` for `/mcp`, the configured server
+/// name for `/mcp/{server}` (so `/mcp/<alias>` and `/mcp/<name>` share sessions),
+/// `toolset/<name>` for a toolset.
+fn route_of(ep: &Ep, target: &Target) -> String {
+    match target {
+        Target::All => String::new(),
+        Target::Server(s) => ep.backend.resolve(s).unwrap_or_else(|| s.clone()),
+        Target::Toolset(t) => format!("toolset/{t}"),
+    }
 }
 
 // ---- POST ----
 
-async fn post_impl(
-    ep: Ep,
-    caller: Option<McpCaller>,
-    path_server: Option<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn post_impl(ep: Ep, pc: PostCtx, headers: HeaderMap, body: Bytes) -> Response {
+    let PostCtx {
+        caller,
+        target,
+        lazy,
+    } = pc;
     let Some(caller) = caller else {
         return unauthorized();
     };
@@ -156,7 +225,21 @@ async fn post_impl(
             );
         }
     };
-    let route = route_of(&ep, path_server.as_deref());
+    let route = route_of(&ep, &target);
+    if super::modern::is_modern(&headers, &msg) {
+        // Stateless: the scope comes from the caller's current key on every request.
+        let select = || {
+            scope::select_target(
+                ep.backend.as_ref(),
+                &caller,
+                &target,
+                header_str(&headers, scope::SERVERS_HEADER),
+            )
+            .map(|s| scope::Scope { lazy, ..s })
+            .map_err(|e| Box::new(scope_error(&e)))
+        };
+        return super::modern::post(ep.clone(), &caller, select, &headers, msg).await;
+    }
     if let Value::Array(items) = msg {
         return batch(ep, &caller, &route, &headers, items).await;
     }
@@ -173,21 +256,12 @@ async fn post_impl(
         Incoming::Request { id, method, params } if method == "initialize" => initialize(
             &ep,
             &caller,
-            path_server.as_deref(),
+            (&target, lazy),
             &route,
             &headers,
             &id,
             &params,
         ),
-        Incoming::Request { id, method, .. } if method == "server/discover" => {
-            // The 2026-07-28 stateless era is not served yet. Any error but -32022 makes
-            // SDKs fall back to `initialize`; no session is needed to say so.
-            let e = RpcError::new(
-                protocol::METHOD_NOT_FOUND,
-                "server/discover is not supported; use initialize",
-            );
-            json(StatusCode::OK, &protocol::error_response(&id, &e))
-        }
         other => {
             let session = match session_for(&ep, &caller, &route, &headers) {
                 Ok(s) => s,
@@ -203,7 +277,7 @@ async fn post_impl(
                     accepted()
                 }
                 Incoming::Request { id, method, params } => {
-                    request(ep, session, &headers, id, method, params).await
+                    request(ep, session, &caller, &headers, id, method, params).await
                 }
             }
         }
@@ -213,31 +287,40 @@ async fn post_impl(
 fn initialize(
     ep: &Ep,
     caller: &McpCaller,
-    path_server: Option<&str>,
+    (target, lazy): (&Target, bool),
     route: &str,
     headers: &HeaderMap,
     id: &Value,
     params: &Value,
 ) -> Response {
-    let scope = match scope::select(
+    let scope = match scope::select_target(
         ep.backend.as_ref(),
         caller,
-        path_server,
+        target,
         header_str(headers, scope::SERVERS_HEADER),
     ) {
-        Ok(s) => s,
+        Ok(s) => scope::Scope { lazy, ..s },
         Err(e) => return scope_error(&e),
     };
+    if let Err(resp) = require_mcp_access(caller, &scope) {
+        return *resp;
+    }
     let version = protocol::negotiate(params.get("protocolVersion").and_then(Value::as_str));
+    let capabilities = params.get("capabilities").cloned().unwrap_or(Value::Null);
+    // The id itself carries the session, sealed, so any replica can resume it.
+    let id_sealed = ep
+        .sealer
+        .seal(caller.owner(), route, &scope, version, &capabilities);
     let session = Session::new(
-        caller.key_id.clone(),
+        caller,
         route.to_owned(),
         scope,
         version,
         false,
         ep.settings.replay_events,
-    );
-    session.set_client_capabilities(params.get("capabilities").cloned().unwrap_or(Value::Null));
+    )
+    .with_id(id_sealed);
+    session.set_client_capabilities(capabilities);
     let session = match ep.sessions.insert(session) {
         Ok(s) => s,
         Err(e) => return rpc_error(StatusCode::SERVICE_UNAVAILABLE, SERVER_ERROR, e.to_string()),
@@ -248,6 +331,21 @@ fn initialize(
         resp.headers_mut().insert(SESSION_HEADER, v);
     }
     resp
+}
+
+/// A key that may use no MCP server gets no session (it could only fill the table).
+pub fn require_mcp_access(
+    caller: &McpCaller,
+    scope: &super::scope::Scope,
+) -> Result<(), Box<Response>> {
+    if scope.servers.is_empty() && !caller.is_admin {
+        return Err(Box::new(rpc_error(
+            StatusCode::FORBIDDEN,
+            SERVER_ERROR,
+            "this key may not use any MCP server",
+        )));
+    }
+    Ok(())
 }
 
 /// The session named by `Mcp-Session-Id`, usable by this caller on this route.
@@ -267,7 +365,8 @@ fn session_for(
     let session = ep
         .sessions
         .get(id)
-        .filter(|s| !s.legacy && s.key_id == caller.key_id && s.route == route)
+        .or_else(|| resume(ep, caller, route, id))
+        .filter(|s| !s.legacy && s.owned_by(caller) && s.route == route)
         .ok_or_else(|| {
             Box::new(rpc_error(
                 StatusCode::NOT_FOUND,
@@ -285,6 +384,39 @@ fn session_for(
         )));
     }
     Ok(session)
+}
+
+/// A session this replica does not hold (opened on another replica, or before a restart),
+/// rebuilt from its sealed id when the seal is authentic and fresh, the caller owns it, the
+/// route matches, and this replica did not end it.
+fn resume(ep: &Ep, caller: &McpCaller, route: &str, id: &str) -> Option<Arc<Session>> {
+    if ep.sessions.is_ended(id) {
+        return None;
+    }
+    let sealed = ep.sealer.open(id)?;
+    if sealed.owner != ep.sealer.owner_tag(caller.owner()) || sealed.route != route {
+        return None;
+    }
+    let session = Session::new(
+        caller,
+        sealed.route,
+        sealed.scope,
+        &sealed.version,
+        false,
+        ep.settings.replay_events,
+    )
+    .with_id(id.to_owned());
+    session.set_client_capabilities(sealed.capabilities);
+    match ep.sessions.insert(session) {
+        Ok(s) => {
+            tracing::debug!(route, "MCP session resumed from its sealed id");
+            Some(s)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not resume an MCP session");
+            None
+        }
+    }
 }
 
 pub fn on_notification(session: &Session, method: &str, params: &Value) {
@@ -307,11 +439,13 @@ fn wants_stream(session: &Session, headers: &HeaderMap, method: &str, params: &V
 async fn request(
     ep: Ep,
     session: Arc<Session>,
+    caller: &McpCaller,
     headers: &HeaderMap,
     id: Value,
     method: String,
     params: Value,
 ) -> Response {
+    let scope = session.current_scope(ep.backend.as_ref(), caller);
     let stream_it = wants_stream(&session, headers, &method, &params);
     let cancel = session.begin_request(&id);
     let client_headers = Arc::new(crate::client_headers::prefixed_only(headers));
@@ -322,7 +456,7 @@ async fn request(
             cancel,
             client_headers,
         };
-        let out = dispatch::handle(ep.backend.as_ref(), &session.scope, &method, params, ctx).await;
+        let out = dispatch::handle(ep.backend.as_ref(), &scope, &method, params, ctx).await;
         session.end_request(&id);
         return json(StatusCode::OK, &to_message(&id, out));
     }
@@ -336,7 +470,7 @@ async fn request(
     // Owned by the session: `ctx.cancel` is a child of the session's token, so ending the
     // session ends this task. A client disconnect does not: it may resume the stream.
     tokio::spawn(async move {
-        let out = dispatch::handle(ep.backend.as_ref(), &session.scope, &method, params, ctx).await;
+        let out = dispatch::handle(ep.backend.as_ref(), &scope, &method, params, ctx).await;
         session.end_request(&id);
         session.send(Some(stream), &to_message(&id, out));
         session.finish(stream);
@@ -367,6 +501,7 @@ async fn batch(
     let mut immediate = Vec::new();
     let mut calls = Vec::new();
     let client_headers = Arc::new(crate::client_headers::prefixed_only(headers));
+    let scope = Arc::new(session.current_scope(ep.backend.as_ref(), caller));
     for item in items {
         match Incoming::parse(item) {
             Err(bad) => immediate.push(protocol::error_response(&bad.0, &bad.1)),
@@ -384,6 +519,7 @@ async fn batch(
                 let session = session.clone();
                 let ep = ep.clone();
                 let client_headers = client_headers.clone();
+                let scope = scope.clone();
                 calls.push(async move {
                     let cancel = session.begin_request(&id);
                     let ctx = RequestContext {
@@ -393,8 +529,7 @@ async fn batch(
                         client_headers,
                     };
                     let out =
-                        dispatch::handle(ep.backend.as_ref(), &session.scope, &method, params, ctx)
-                            .await;
+                        dispatch::handle(ep.backend.as_ref(), &scope, &method, params, ctx).await;
                     session.end_request(&id);
                     to_message(&id, out)
                 });
@@ -411,10 +546,27 @@ async fn batch(
 
 // ---- GET / DELETE ----
 
-fn get_impl(ep: &Ep, caller: Option<McpCaller>, route: &str, headers: &HeaderMap) -> Response {
+/// 2026-07-28 has no GET stream and no session to DELETE.
+fn modern_get_or_delete(headers: &HeaderMap) -> Option<Response> {
+    header_str(headers, VERSION_HEADER)
+        .is_some_and(|v| !protocol::SUPPORTED_VERSIONS.contains(&v))
+        .then(|| {
+            rpc_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                protocol::METHOD_NOT_FOUND,
+                "2026-07-28 has no GET stream or sessions: use POST (subscriptions/listen)",
+            )
+        })
+}
+
+fn get_impl(ep: &Ep, caller: Option<McpCaller>, target: &Target, headers: &HeaderMap) -> Response {
+    let route = &route_of(ep, target);
     let Some(caller) = caller else {
         return unauthorized();
     };
+    if let Some(r) = modern_get_or_delete(headers) {
+        return r;
+    }
     if !accepts_sse(headers) {
         return rpc_error(
             StatusCode::NOT_ACCEPTABLE,
@@ -435,10 +587,19 @@ fn get_impl(ep: &Ep, caller: Option<McpCaller>, route: &str, headers: &HeaderMap
     sse::response(rx)
 }
 
-fn delete_impl(ep: &Ep, caller: Option<McpCaller>, route: &str, headers: &HeaderMap) -> Response {
+fn delete_impl(
+    ep: &Ep,
+    caller: Option<McpCaller>,
+    target: &Target,
+    headers: &HeaderMap,
+) -> Response {
+    let route = &route_of(ep, target);
     let Some(caller) = caller else {
         return unauthorized();
     };
+    if let Some(r) = modern_get_or_delete(headers) {
+        return r;
+    }
     match session_for(ep, &caller, route, headers) {
         Ok(s) => {
             ep.sessions.remove(&s.id);

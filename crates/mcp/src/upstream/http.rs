@@ -74,6 +74,10 @@ struct Shared {
     version: RwLock<Option<String>>,
     inbound: mpsc::Sender<Message>,
     death: DeathNote,
+    /// Open SSE response streams by request id: closing one is how a 2026-07-28 server
+    /// learns the request was cancelled.
+    streams:
+        std::sync::Mutex<std::collections::HashMap<String, tokio_util::sync::CancellationToken>>,
 }
 
 pub struct HttpTransport {
@@ -97,8 +101,22 @@ impl HttpTransport {
                 version: RwLock::new(None),
                 inbound,
                 death,
+                streams: std::sync::Mutex::default(),
             }),
         })
+    }
+
+    /// Closes the SSE response stream of request `id`, if one is open.
+    pub(crate) fn close_stream(&self, id: &str) {
+        let token = self
+            .shared
+            .streams
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(id);
+        if let Some(t) = token {
+            t.cancel();
+        }
     }
 
     pub(crate) fn session_id(&self) -> Option<String> {
@@ -109,6 +127,15 @@ impl HttpTransport {
         write(&self.shared.version, v.to_string());
     }
 
+    /// Back to no `MCP-Protocol-Version` header (after a failed 2026-07-28 probe).
+    pub(crate) fn clear_protocol_version(&self) {
+        *self
+            .shared
+            .version
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+
     /// POSTs one message; `extra` headers go on this POST only.
     pub(crate) async fn send(
         &self,
@@ -117,11 +144,21 @@ impl HttpTransport {
     ) -> Result<(), UpstreamError> {
         let s = &self.shared;
         let body = serde_json::to_vec(msg).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
-        let req = s
+        let mut req = s
             .with_session_and(s.client.post(s.url.clone()), extra)
             .header(ACCEPT, ACCEPT_BOTH)
-            .header(CONTENT_TYPE, "application/json")
-            .body(body);
+            .header(CONTENT_TYPE, "application/json");
+        if read(&s.version).as_deref() == Some(super::modern::MODERN_VERSION) {
+            // 2026-07-28 servers check these against the body.
+            let (method, name) = super::modern::routing_headers(msg);
+            if let Some(m) = method {
+                req = req.header("mcp-method", m);
+            }
+            if let Some(n) = name {
+                req = req.header("mcp-name", super::modern::header_value(n));
+            }
+        }
+        let req = req.body(body);
         let resp = req.send().await.map_err(|e| {
             if e.is_connect() {
                 // The server is gone; the supervisor reconnects with backoff.
@@ -151,6 +188,21 @@ impl HttpTransport {
         }
         if !status.is_success() {
             let text = resp.text().await.unwrap_or_default();
+            // 2026-07-28 servers answer JSON-RPC errors with 4xx statuses (-32601 → 404,
+            // -32602/-32022 → 400): relay them as the request's answer.
+            if let Ok(incoming) = jsonrpc::parse(text.as_bytes()) {
+                let msgs = incoming.into_messages();
+                // An id-less error is about the session or the request itself (handled
+                // below), not an answer to our request.
+                let answers =
+                    |m: &Message| matches!(m, Message::Response(r) if r.id != jsonrpc::Id::Null);
+                if !msgs.is_empty() && msgs.iter().all(answers) {
+                    for m in msgs {
+                        let _ = s.inbound.send(m).await;
+                    }
+                    return Ok(());
+                }
+            }
             let snippet: String = text.chars().take(300).collect();
             // The TypeScript SDK's servers answer 400 "No valid session ID" instead of
             // the 404 the spec asks for; treat both as "re-initialize".
@@ -178,12 +230,30 @@ impl HttpTransport {
             // Read in the background: the stream may carry notifications for a while
             // before the response, and the caller waits on its own pending slot.
             let shared = self.shared.clone();
+            let stop = shared.death.token().child_token();
+            let id = msg
+                .get("id")
+                .filter(|_| msg.get("method").is_some())
+                .map(Value::to_string);
+            if let Some(id) = &id {
+                shared
+                    .streams
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(id.clone(), stop.clone());
+            }
             tokio::spawn(async move {
-                let stop = shared.death.token().clone();
                 let body = Box::pin(resp.bytes_stream());
                 if let Err(e) = sse::pump(&shared.name, body, &shared.inbound, &stop, |_| {}).await
                 {
                     tracing::debug!(server = %shared.name, error = %e, "SSE response stream broke");
+                }
+                if let Some(id) = id {
+                    shared
+                        .streams
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .remove(&id);
                 }
             });
             return Ok(());

@@ -9,6 +9,7 @@
 pub mod catalog;
 pub mod http;
 pub mod legacy_sse;
+pub mod modern;
 pub mod sse;
 pub mod stdio;
 
@@ -25,6 +26,10 @@ use tokio_util::sync::CancellationToken;
 
 /// The protocol revision we ask for; the server's answer wins.
 pub const PROTOCOL_VERSION: &str = "2025-06-18";
+
+/// Bound on the `server/discover` probe: a handshake-era server that ignores unknown
+/// requests before `initialize` costs this much at connect.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How many inbound messages may wait for the dispatcher.
 const INBOUND_CAPACITY: usize = 256;
@@ -177,6 +182,9 @@ struct Inner {
     /// Cancelled when the connection is gone (process exit, stream end, session expiry).
     dead: CancellationToken,
     init: OnceLock<InitializeResult>,
+    /// Set when the server speaks 2026-07-28: the client capabilities every request's
+    /// `_meta` carries.
+    modern: OnceLock<Value>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -284,17 +292,87 @@ impl Upstream {
                 handler: Mutex::new(handler),
                 dead: death.token().clone(),
                 init: OnceLock::new(),
+                modern: OnceLock::new(),
             }),
             death,
         };
         tokio::spawn(dispatch(up.clone(), rx));
-        match up.initialize(opts).await {
+        let connected = match kind {
+            // HTTP+SSE is 2024-11-05 only.
+            TransportKind::LegacySse => up.initialize(opts).await,
+            _ => match up.discover(opts).await {
+                Ok(true) => Ok(()),
+                Ok(false) => up.initialize(opts).await,
+                Err(e) => Err(e),
+            },
+        };
+        match connected {
             Ok(()) => Ok(up),
             Err(e) => {
                 up.close().await;
                 Err(e)
             }
         }
+    }
+
+    /// Probes `server/discover` at 2026-07-28; `Ok(true)` when the server speaks it (and
+    /// is now spoken to that way), `Ok(false)` to fall back to `initialize`. Only a dead
+    /// connection is an error: any answer that is not positive evidence is a fallback.
+    async fn discover(&self, opts: &ConnectOptions) -> Result<bool, UpstreamError> {
+        if let Transport::Http(t) = &self.inner.transport {
+            t.set_protocol_version(modern::MODERN_VERSION);
+        }
+        let params = modern::envelope(None, &opts.capabilities);
+        let timeout = opts.init_timeout.min(PROBE_TIMEOUT);
+        let probe = self
+            .call("server/discover", Some(params), timeout, false, None)
+            .await;
+        let raw = match probe {
+            Ok(raw) if modern::speaks_modern(&raw) => raw,
+            Ok(_)
+            | Err(
+                UpstreamError::Rpc(_)
+                | UpstreamError::Timeout
+                | UpstreamError::Transport(_)
+                | UpstreamError::Protocol(_),
+            ) => {
+                if let Transport::Http(t) = &self.inner.transport {
+                    t.clear_protocol_version();
+                }
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
+        let _ = self.inner.modern.set(opts.capabilities.clone());
+        let _ = self.inner.init.set(modern::init_from_discover(raw));
+        self.listen(&opts.capabilities);
+        Ok(true)
+    }
+
+    /// Opens the `subscriptions/listen` stream that carries list-changed notifications
+    /// (2026-07-28 has no GET stream). Its answer never comes while it is open, so it is
+    /// sent without waiting for one; it ends with the connection.
+    fn listen(&self, capabilities: &Value) {
+        let up = self.clone();
+        let params = modern::listen_params(capabilities);
+        tokio::spawn(async move {
+            let msg = Message::Request(Request::new(
+                Id::String("gatehouse-listen".into()),
+                "subscriptions/listen",
+                Some(params),
+            ));
+            tokio::select! {
+                r = up.inner.transport.send(&msg) => if let Err(e) = r {
+                    tracing::debug!(server = %up.inner.name, error = %e, "subscriptions/listen failed");
+                },
+                () = up.inner.dead.cancelled() => {}
+            }
+        });
+    }
+
+    /// Whether this connection speaks 2026-07-28.
+    pub fn is_modern(&self) -> bool {
+        self.inner.modern.get().is_some()
     }
 
     async fn initialize(&self, opts: &ConnectOptions) -> Result<(), UpstreamError> {
@@ -426,6 +504,10 @@ impl Upstream {
             return Err(UpstreamError::NotDelivered(self.close_reason()));
         }
         let id = Id::Number(self.inner.next_id.fetch_add(1, Ordering::Relaxed));
+        let params = match self.inner.modern.get() {
+            Some(caps) => Some(modern::envelope(params, caps)),
+            None => params,
+        };
         let (tx, rx) = oneshot::channel();
         lock(&self.inner.pending).insert(id.clone(), tx);
         let mut guard = CancelGuard {
@@ -488,6 +570,13 @@ impl Drop for CancelGuard {
         lock(&self.up.inner.pending).remove(&self.id);
         if !self.armed || self.up.is_closed() {
             return;
+        }
+        if let Transport::Http(t) = &self.up.inner.transport {
+            // 2026-07-28: closing the request's response stream is the cancellation.
+            t.close_stream(&self.id.to_value().to_string());
+            if self.up.is_modern() {
+                return;
+            }
         }
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;

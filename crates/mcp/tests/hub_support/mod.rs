@@ -112,3 +112,90 @@ pub fn process_alive(pid: u32) -> bool {
         .unwrap()
         .success()
 }
+
+/// The Python interpreter of the venv holding the `mcp` 2.x SDK.
+pub fn python() -> PathBuf {
+    let venv =
+        std::env::var("GATEHOUSE_VENV").unwrap_or_else(|_| "/root/.cache/gatehouse/venv".into());
+    let py = PathBuf::from(venv).join("bin/python");
+    assert!(
+        py.exists(),
+        "{} missing: python3 -m venv /root/.cache/gatehouse/venv && /root/.cache/gatehouse/venv/bin/pip install mcp",
+        py.display()
+    );
+    py
+}
+
+/// `tests/py/modern_server.py`: a 2026-07-28 server on the Python SDK's server API.
+pub struct PyServer {
+    pub child: std::process::Child,
+    pub port: u16,
+}
+
+impl PyServer {
+    pub fn start() -> PyServer {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/modern_server.py");
+        let child = std::process::Command::new(python())
+            .arg(script)
+            .arg(port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "modern_server.py did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        PyServer { child, port }
+    }
+}
+
+impl Drop for PyServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until every named server is ready (or fails the test after 30 s).
+pub async fn wait_ready(hub: &Hub, servers: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for s in servers {
+        while state_of(hub, s) != ServerState::Ready {
+            assert!(
+                Instant::now() < deadline,
+                "{s} not ready: {:?}",
+                state_of(hub, s)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Serves the hub's MCP endpoint (default settings, the master key's view) on a free
+/// loopback port; returns its base URL.
+pub async fn serve_hub(hub: &Arc<Hub>) -> String {
+    use axum::Extension;
+    use gatehouse_mcp::McpCaller;
+    use gatehouse_mcp::downstream::{EndpointSettings, router};
+    let admin = McpCaller {
+        key_id: "master".into(),
+        key_hash: None,
+        allowed_servers: None,
+        is_admin: true,
+    };
+    let app = router(hub.clone(), EndpointSettings::default()).layer(Extension(admin));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}

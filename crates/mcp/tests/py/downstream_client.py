@@ -1,8 +1,11 @@
 """Drives Gatehouse's /mcp endpoint with the official Python MCP SDK (2.x).
 
 Usage: downstream_client.py URL [--header K=V]... [--call NAME JSON_ARGS]... [--read URI]...
-                            [--sampling-reply TEXT] [--legacy-sse]
+                            [--sampling-reply TEXT] [--elicit-reply JSON] [--legacy-sse]
+                            [--mode auto|legacy|2026-07-28]
 With --legacy-sse, URL is the legacy SSE endpoint (/mcp/sse) and mode is 'legacy'.
+--mode picks the era: 'auto' (the SDK's default: server/discover first, handshake on
+fallback), 'legacy' (pinned to the initialize handshake) or a modern version.
 Prints one JSON object: negotiated protocol, server name, tool names, prompt names,
 resource URIs, and per call the result text, isError and the progress values seen.
 """
@@ -25,7 +28,9 @@ async def main() -> None:
     p.add_argument("--call", nargs=2, action="append", default=[], metavar=("NAME", "ARGS"))
     p.add_argument("--read", action="append", default=[])
     p.add_argument("--sampling-reply")
+    p.add_argument("--elicit-reply")
     p.add_argument("--legacy-sse", action="store_true")
+    p.add_argument("--mode", default="auto")
     a = p.parse_args()
     sampled: list = []
 
@@ -37,7 +42,17 @@ async def main() -> None:
             model="test-model",
         )
 
-    extra = {"sampling_callback": sampling} if a.sampling_reply else {}
+    elicited: list = []
+
+    async def elicitation(context, params):
+        elicited.append(params.message)
+        return types.ElicitResult(action="accept", content=json.loads(a.elicit_reply))
+
+    extra: dict = {"mode": a.mode}
+    if a.sampling_reply:
+        extra["sampling_callback"] = sampling
+    if a.elicit_reply:
+        extra["elicitation_callback"] = elicitation
     headers = dict(h.split("=", 1) for h in a.header)
 
     http = create_mcp_http_client(headers=headers)
@@ -76,6 +91,7 @@ async def main() -> None:
                 r = await client.read_resource(uri)
                 out["reads"].append({"uri": str(r.contents[0].uri), "text": getattr(r.contents[0], "text", None)})
     out["sampled"] = sampled
+    out["elicited"] = elicited
     json.dump(out, sys.stdout)
 
 

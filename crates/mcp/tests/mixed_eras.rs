@@ -1,0 +1,162 @@
+//! Both protocol eras on both sides, with real peers: a 2026-07-28 server written with the
+//! Python SDK 2.x server API and server-everything (handshake era, over HTTP and stdio)
+//! behind one aggregated endpoint, reached by the Python SDK 2.x client negotiating
+//! 2026-07-28 and by the same client pinned to the handshake. Elicitation crosses eras in
+//! both directions: the modern server's MRTR `InputRequiredResult` becomes an
+//! `elicitation/create` request on a handshake client's session, and server-everything's
+//! `elicitation/create` becomes an MRTR round for a modern client.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod hub_support;
+
+use gatehouse_mcp::{Hub, HubSettings};
+use hub_support::*;
+use serde_json::{Value, json};
+
+async fn client(base: &str, mode: &'static str) -> Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/downstream_client.py");
+    let url = format!("{base}/mcp");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python())
+            .arg(script)
+            .arg(url)
+            .args(["--mode", mode])
+            .args(["--call", "modern-add", r#"{"a": 2, "b": 3}"#])
+            .args(["--call", "modern-whoami", "{}"])
+            .args(["--call", "modern-greet", "{}"])
+            .args(["--call", "ehttp-echo", r#"{"message": "over http"}"#])
+            .args(["--call", "estdio-trigger-elicitation-request", "{}"])
+            .args(["--call", "modern-count", r#"{"n": 3}"#])
+            .args([
+                "--call",
+                "modern-regional",
+                r#"{"region": "eu", "q": "hi"}"#,
+            ])
+            .args(["--elicit-reply", r#"{"name": "Grace"}"#])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "python client ({mode}) failed:\n{stderr}"
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn modern_and_handshake_upstreams_behind_one_endpoint_for_both_client_eras() {
+    let py = PyServer::start();
+    let http = HttpServer::start("streamableHttp");
+    let cfg = config(json!({
+        "modern": {"transport": "http", "url": format!("http://127.0.0.1:{}/mcp", py.port)},
+        "ehttp": {"transport": "http", "url": format!("http://127.0.0.1:{}/mcp", http.port)},
+        "estdio": everything_stdio(),
+    }));
+    let settings = HubSettings {
+        client_capabilities: json!({"sampling": {}, "elicitation": {}}),
+        ..HubSettings::default()
+    };
+    let hub = Hub::with_settings(&cfg, settings).unwrap();
+    hub.start();
+    wait_ready(&hub, &["modern", "ehttp", "estdio"]).await;
+    let version = |s: &str| {
+        hub.status()
+            .into_iter()
+            .find(|x| x.name == s)
+            .unwrap()
+            .protocol_version
+    };
+    assert_eq!(
+        version("modern").as_deref(),
+        Some("2026-07-28"),
+        "discover probe"
+    );
+    assert_ne!(version("ehttp").as_deref(), Some("2026-07-28"), "fallback");
+    assert_ne!(version("estdio").as_deref(), Some("2026-07-28"), "fallback");
+
+    let base = serve_hub(&hub).await;
+
+    for (mode, protocol) in [("auto", "2026-07-28"), ("legacy", "2025-11-25")] {
+        let v = client(&base, mode).await;
+        assert_eq!(v["protocol"], protocol, "{v}");
+        let tools: Vec<&str> = v["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap())
+            .collect();
+        for t in ["modern-add", "modern-greet", "ehttp-echo", "estdio-echo"] {
+            assert!(tools.contains(&t), "{mode}: {t} missing from {tools:?}");
+        }
+        let text = |i: usize| v["calls"][i]["text"].as_str().unwrap().to_owned();
+        assert_eq!(text(0), "sum=5", "{mode}: {v}");
+        assert_eq!(
+            text(1),
+            "protocol=2026-07-28",
+            "{mode}: the gateway speaks 2026-07-28 upstream"
+        );
+        assert_eq!(
+            text(2),
+            "Hello, Grace!",
+            "{mode}: modern MRTR elicitation: {v}"
+        );
+        assert_eq!(text(3), "Echo: over http");
+        assert!(
+            text(4).contains("Grace"),
+            "{mode}: handshake elicitation: {v}"
+        );
+        assert_eq!(v["elicited"].as_array().unwrap().len(), 2, "{mode}: {v}");
+        assert_eq!(text(5), "counted 3");
+        assert_eq!(
+            v["calls"][5]["progress"],
+            json!([1.0, 2.0, 3.0]),
+            "{mode}: a 2026-07-28 upstream's progress reaches both eras: {v}"
+        );
+        assert_eq!(
+            text(6),
+            "hi from eu",
+            "{mode}: Mcp-Param-Region mirrored upstream: {v}"
+        );
+        assert_eq!(v["elicited"][0], "What is your name?");
+    }
+    hub.shutdown().await;
+}
+
+/// A 2026-07-28 upstream learns of a cancelled call the way that revision says: the
+/// gateway closes the request's response stream (no `notifications/cancelled`).
+#[tokio::test]
+async fn a_cancelled_call_is_cancelled_on_a_2026_upstream() {
+    let py = PyServer::start();
+    let cfg = config(json!({
+        "modern": {"transport": "http", "url": format!("http://127.0.0.1:{}/mcp", py.port)},
+    }));
+    let hub = Hub::from_config(&cfg).unwrap();
+    hub.start();
+    wait_ready(&hub, &["modern"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("cancelled");
+    // With progress asked for, the server commits to an SSE answer at once: only closing
+    // that stream can tell it the call is over.
+    let progress: gatehouse_mcp::hub::ProgressFn = std::sync::Arc::new(|_| {});
+    let opts = gatehouse_mcp::CallOptions {
+        timeout: Some(std::time::Duration::from_secs(1)),
+        on_progress: Some(progress),
+        ..gatehouse_mcp::CallOptions::default()
+    };
+    let r = hub
+        .call_tool_with("modern", "sleepy", json!({"marker": marker}), opts)
+        .await;
+    assert!(r.is_err(), "times out: {r:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !marker.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upstream never saw the cancellation"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    hub.shutdown().await;
+}
