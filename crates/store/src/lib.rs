@@ -60,7 +60,8 @@ impl Default for StoreOptions {
     }
 }
 
-/// The SQLite file used when `general_settings.database_url` is unset.
+/// A SQLite file in the current directory (the binary itself uses the config's directory
+/// or the user's data directory instead; see `gatehouse::persistence::database_url`).
 pub const DEFAULT_SQLITE_URL: &str = "sqlite://gatehouse.db";
 
 /// Opens the store for `url` with default options: `sqlite://PATH`, `sqlite::memory:`,
