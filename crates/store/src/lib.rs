@@ -12,6 +12,7 @@ mod cache;
 mod config_keys;
 mod error;
 mod keygen;
+mod listing;
 mod litellm;
 mod migrations;
 mod model;
@@ -28,6 +29,9 @@ use std::time::Duration;
 pub use cache::{KeyCache, RefreshHandle};
 pub use error::StoreError;
 pub use keygen::{generate_key, hash_key, prefix_display};
+pub use listing::{
+    AuditQuery, Cursor, LogReader, MAX_PAGE, Page, SpendBucket, SpendQuery, StatusFilter,
+};
 pub use litellm::{ImportReport, import_litellm, record_from_litellm};
 pub use model::{
     AuditRow, ConfigSyncReport, KeyChanges, KeyFilter, KeyPage, KeyRecord, KeySource, KeyUpdate,

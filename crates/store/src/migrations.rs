@@ -45,6 +45,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "spend_and_audit_logs",
         sql: logs_v2,
     },
+    Migration {
+        version: 3,
+        name: "log_listing_indexes",
+        sql: listing_v3,
+    },
 ];
 
 pub(crate) fn latest_version() -> i64 {
@@ -125,6 +130,28 @@ fn logs_v2(d: Dialect) -> String {
         CREATE INDEX gatehouse_audit_by_key ON gatehouse_audit_logs (key_hash, created_at);
         CREATE INDEX gatehouse_audit_by_time ON gatehouse_audit_logs (created_at);"
     )
+}
+
+/// Indexes for the paged listings (`listing.rs`): each filter column, then the keyset
+/// `(created_at, id)`. They replace v2's `(key_hash, created_at)` and `(created_at)`, which
+/// they cover. Errors get a partial index: they are few, and `status <> 'success'`
+/// cannot use an ordinary one.
+fn listing_v3(_: Dialect) -> String {
+    "DROP INDEX gatehouse_spend_by_key;
+    DROP INDEX gatehouse_spend_by_time;
+    DROP INDEX gatehouse_audit_by_key;
+    DROP INDEX gatehouse_audit_by_time;
+    CREATE INDEX gatehouse_spend_page ON gatehouse_spend_logs (created_at, id);
+    CREATE INDEX gatehouse_spend_page_by_key ON gatehouse_spend_logs (key_hash, created_at, id);
+    CREATE INDEX gatehouse_spend_page_by_model ON gatehouse_spend_logs (model, created_at, id);
+    CREATE INDEX gatehouse_spend_page_by_status ON gatehouse_spend_logs (status, created_at, id);
+    CREATE INDEX gatehouse_spend_page_errors ON gatehouse_spend_logs (created_at, id)
+        WHERE status <> 'success';
+    CREATE INDEX gatehouse_audit_page ON gatehouse_audit_logs (created_at, id);
+    CREATE INDEX gatehouse_audit_page_by_key ON gatehouse_audit_logs (key_hash, created_at, id);
+    CREATE INDEX gatehouse_audit_page_by_tool ON gatehouse_audit_logs (server, tool, created_at, id);
+    CREATE INDEX gatehouse_audit_page_by_outcome ON gatehouse_audit_logs (outcome, created_at, id);"
+        .to_string()
 }
 
 #[cfg(test)]
