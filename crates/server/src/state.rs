@@ -50,6 +50,8 @@ pub struct Persistence {
 }
 
 pub struct AppState {
+    /// The config being served (the admin UI shows it, redacted).
+    pub config: Arc<Config>,
     pub groups: ModelGroups,
     pub auth: Auth,
     pub http: reqwest::Client,
@@ -100,6 +102,7 @@ impl AppState {
             .build()
             .unwrap_or_default();
         Ok(Self {
+            config: Arc::new(config.clone()),
             groups,
             auth: Auth::new(master_key, resolver, any_keys),
             http,
