@@ -278,12 +278,20 @@ fn open_webui(t: &Target) -> String {
     )
 }
 
+/// The Python SDKs' `extra_headers` argument narrowing the request's MCP servers.
+fn python_extra_headers(t: &Target) -> String {
+    t.servers_header()
+        .map(|s| {
+            format!(
+                ",\n    extra_headers={{\"x-mcp-servers\": \"{s}\"}},  # Gatehouse runs these servers' tools"
+            )
+        })
+        .unwrap_or_default()
+}
+
 fn openai_sdk(t: &Target) -> String {
     let k = &t.key_env;
-    let headers = t
-        .servers_header()
-        .map(|s| format!(",\n    extra_headers={{\"x-mcp-servers\": \"{s}\"}},  # Gatehouse runs these servers' tools"))
-        .unwrap_or_default();
+    let headers = python_extra_headers(t);
     let python = format!(
         "import os\n\
          from openai import OpenAI\n\n\
@@ -317,10 +325,7 @@ fn openai_sdk(t: &Target) -> String {
 
 fn anthropic_sdk(t: &Target) -> String {
     let k = &t.key_env;
-    let headers = t
-        .servers_header()
-        .map(|s| format!(",\n    extra_headers={{\"x-mcp-servers\": \"{s}\"}},  # Gatehouse runs these servers' tools"))
-        .unwrap_or_default();
+    let headers = python_extra_headers(t);
     let python = format!(
         "import os\n\
          from anthropic import Anthropic\n\n\

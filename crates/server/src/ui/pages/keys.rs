@@ -349,6 +349,14 @@ pub async fn create(
     }
 }
 
+/// What a key action leads to.
+enum Done {
+    /// Back to the list with this notice (`?done=`).
+    Redirect(&'static str),
+    /// A new secret, shown once on this answer.
+    Secret(String),
+}
+
 pub async fn action(
     State(ui): State<Arc<Ui>>,
     headers: HeaderMap,
@@ -360,84 +368,45 @@ pub async fn action(
     };
     let hash = field(&form, "key").unwrap_or_default().to_string();
     let op = field(&form, "op").unwrap_or_default();
-    let call = |body: Value| Body::from(body.to_string());
-    let app = ui.app.clone();
+    let body = |v: Value| Body::from(v.to_string());
+    let (app, me) = (ui.app.clone(), Extension(operator()));
     let outcome = match op {
         // The LiteLLM-shaped `blocked` field of /key/update. (/key/block, where the
         // hardening branch adds persistent revocation of config keys, can replace it.)
-        "block" | "unblock" => api::update(
-            State(app),
-            Extension(operator()),
-            call(json!({"key": hash, "blocked": op == "block"})),
-        )
-        .await
-        .map(|_| {
-            if op == "block" {
-                "blocked"
-            } else {
-                "unblocked"
-            }
-        }),
-        "delete" => api::delete(
-            State(app),
-            Extension(operator()),
-            call(json!({"keys": [hash]})),
-        )
-        .await
-        .map(|_| "deleted"),
-        "regenerate" => {
-            return match api::regenerate(
+        "block" | "unblock" => {
+            let blocked = op == "block";
+            api::update(
                 State(app),
-                Extension(operator()),
-                call(json!({"key": hash})),
+                me,
+                body(json!({"key": hash, "blocked": blocked})),
             )
             .await
-            {
-                Ok(axum::Json(v)) => {
-                    let key = v.get("key").and_then(Value::as_str).unwrap_or_default();
-                    render(
-                        &ui,
-                        &session,
-                        &shown_once("Regenerated key", key),
-                        1,
-                        &HashMap::new(),
-                    )
-                    .await
-                }
-                Err(e) => {
-                    render(
-                        &ui,
-                        &session,
-                        &notice("error", &e.to_string()),
-                        1,
-                        &HashMap::new(),
-                    )
-                    .await
-                }
-            };
+            .map(|_| Done::Redirect(if blocked { "blocked" } else { "unblocked" }))
+            .map_err(|e| e.to_string())
         }
-        _ => {
-            return render(
-                &ui,
-                &session,
-                &notice("error", "unknown action"),
-                1,
-                &HashMap::new(),
-            )
-            .await;
-        }
+        "delete" => api::delete(State(app), me, body(json!({"keys": [hash]})))
+            .await
+            .map(|_| Done::Redirect("deleted"))
+            .map_err(|e| e.to_string()),
+        "regenerate" => api::regenerate(State(app), me, body(json!({"key": hash})))
+            .await
+            .map(|axum::Json(v)| {
+                Done::Secret(
+                    v.get("key")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .into(),
+                )
+            })
+            .map_err(|e| e.to_string()),
+        _ => Err("unknown action".to_string()),
     };
-    match outcome {
-        Ok(done) => Redirect::to(&format!("/ui/keys?done={done}")).into_response(),
-        Err(e) => {
-            render(
-                &ui,
-                &session,
-                &notice("error", &e.to_string()),
-                1,
-                &HashMap::new(),
-            )
-            .await
+    let top = match outcome {
+        Ok(Done::Redirect(done)) => {
+            return Redirect::to(&format!("/ui/keys?done={done}")).into_response();
         }
-    }
+        Ok(Done::Secret(key)) => shown_once("Regenerated key", &key),
+        Err(e) => notice("error", &e),
+    };
+    render(&ui, &session, &top, 1, &HashMap::new()).await
 }

@@ -17,17 +17,6 @@ const LOGIN_COOKIE: &str = "gatehouse_login";
 /// Slows guessing down; a real operator does not notice.
 const FAILURE_DELAY: Duration = Duration::from_millis(400);
 
-fn login_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|p| p.trim().split_once('='))
-        .find(|(n, _)| *n == LOGIN_COOKIE)
-        .map(|(_, v)| v.to_string())
-}
-
 fn render(ui: &Ui, status: StatusCode, message: Option<&str>) -> Response {
     let token = hex::encode(rand::random::<[u8; 16]>());
     let local = ui.app.auth.is_local();
@@ -81,7 +70,7 @@ pub async fn submit(
     Form(form): Form<FormFields>,
 ) -> Response {
     let posted = field(&form, "csrf").unwrap_or_default();
-    let issued = login_cookie(&headers).unwrap_or_default();
+    let issued = session::cookie_named(&headers, LOGIN_COOKIE).unwrap_or_default();
     if posted.is_empty() || !bool::from(posted.as_bytes().ct_eq(issued.as_bytes())) {
         return render(
             &ui,

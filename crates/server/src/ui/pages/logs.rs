@@ -144,6 +144,189 @@ fn pager(action: &str, q: &Params, next: Option<Cursor>) -> String {
     out
 }
 
+/// Rendered cells of one page, and where the next page starts.
+type Rows = (Vec<Vec<String>>, Option<Cursor>);
+
+/// One listing page's frame: title, filter form, the rows (or why there are none), pager.
+struct Listing<'a> {
+    title: &'a str,
+    path: &'a str,
+    fields: &'a [(&'a str, &'a str, &'a str)],
+    head: &'a [&'a str],
+    empty: &'a str,
+}
+
+impl Listing<'_> {
+    fn render(
+        &self,
+        ui: &Ui,
+        session: &crate::ui::session::Session,
+        q: &Params,
+        rows: Option<Result<Rows, String>>,
+    ) -> Response {
+        let mut body = filters(self.path, q, self.fields);
+        match rows {
+            None => body.push_str(&notice("warn", "No key store is configured.")),
+            Some(Err(e)) => body.push_str(&notice("error", &e)),
+            Some(Ok((rows, next))) => {
+                body.push_str(&table(self.head, &rows, self.empty));
+                body.push_str(&pager(self.path, q, next));
+            }
+        }
+        ui.page(self.title, self.path, session, &body)
+    }
+}
+
+const SPEND: Listing = Listing {
+    title: "Spend logs",
+    path: "/ui/spend",
+    fields: &[
+        ("key", "Key (alias or hash)", "text"),
+        ("model", "Model", "text"),
+        ("status", "Status", "status"),
+        ("from", "From (UTC)", "time"),
+        ("to", "To (UTC)", "time"),
+    ],
+    head: &[
+        "time (UTC)",
+        "request",
+        "key",
+        "model",
+        "deployment",
+        "tokens in / out",
+        "cost",
+        "latency",
+        "status",
+        "tool calls",
+    ],
+    empty: "No requests match.",
+};
+
+const AUDIT: Listing = Listing {
+    title: "Tool calls",
+    path: "/ui/audit",
+    fields: &[
+        ("key", "Key (alias, hash, or ui)", "text"),
+        ("server", "Server", "text"),
+        ("tool", "Tool", "text"),
+        ("outcome", "Outcome (ok, error, ...)", "text"),
+        ("from", "From (UTC)", "time"),
+        ("to", "To (UTC)", "time"),
+    ],
+    head: &[
+        "time (UTC)",
+        "key",
+        "server",
+        "tool",
+        "outcome",
+        "duration",
+        "args / result",
+        "request",
+    ],
+    empty: "No tool calls match.",
+};
+
+fn outcome_cell(value: &str, good: &str) -> String {
+    if value == good {
+        format!("<span class=\"ok\">{}</span>", esc(value))
+    } else {
+        format!("<span class=\"bad\">{}</span>", esc(value))
+    }
+}
+
+async fn spend_rows(ui: &Ui, q: &Params) -> Result<Rows, String> {
+    let Some(p) = &ui.app.persistence else {
+        return Ok((Vec::new(), None));
+    };
+    let query = SpendQuery {
+        key_hash: key_hash(ui, q).await?,
+        model: param(q, "model").map(str::to_owned),
+        status: match param(q, "status") {
+            Some("errors") => Some(StatusFilter::Errors),
+            Some(s) => Some(StatusFilter::Is(s.to_string())),
+            None => None,
+        },
+        from: instant(q, "from")?,
+        to: instant(q, "to")?,
+        after: param(q, "after").and_then(Cursor::parse),
+        limit: PAGE,
+    };
+    let page = p
+        .store
+        .spend_page(&query)
+        .await
+        .map_err(|e| e.to_string())?;
+    let rows = page
+        .rows
+        .iter()
+        .map(|r| {
+            let calls = r.mcp_calls.as_array().map_or(0, Vec::len);
+            vec![
+                esc(&when(r.created_at)),
+                format!("<code>{}</code>", esc(&r.request_id)),
+                key_label(ui, &r.key_hash),
+                esc(&r.model),
+                esc(r.deployment.as_deref().unwrap_or("")),
+                format!("{} / {}", r.prompt_tokens, r.completion_tokens),
+                esc(&money(r.cost)),
+                format!("{} ms", r.latency_ms),
+                outcome_cell(&r.status, "success"),
+                if calls == 0 {
+                    String::new()
+                } else {
+                    calls.to_string()
+                },
+            ]
+        })
+        .collect();
+    Ok((rows, page.next))
+}
+
+async fn audit_rows(ui: &Ui, q: &Params) -> Result<Rows, String> {
+    let Some(p) = &ui.app.persistence else {
+        return Ok((Vec::new(), None));
+    };
+    let query = AuditQuery {
+        key_hash: key_hash(ui, q).await?,
+        server: param(q, "server").map(str::to_owned),
+        tool: param(q, "tool").map(str::to_owned),
+        outcome: param(q, "outcome").map(str::to_owned),
+        from: instant(q, "from")?,
+        to: instant(q, "to")?,
+        after: param(q, "after").and_then(Cursor::parse),
+        limit: PAGE,
+    };
+    let page = p
+        .store
+        .audit_page(&query)
+        .await
+        .map_err(|e| e.to_string())?;
+    let rows = page
+        .rows
+        .iter()
+        .map(|r| {
+            vec![
+                esc(&when(r.created_at)),
+                if r.key_hash == "ui" {
+                    "UI".into()
+                } else {
+                    key_label(ui, &r.key_hash)
+                },
+                esc(&r.server),
+                esc(&r.tool),
+                outcome_cell(&r.outcome, "ok"),
+                format!("{} ms", r.duration_ms),
+                format!("{} B / {} B", r.args_size, r.result_size),
+                format!(
+                    "<code>{}</code>",
+                    esc(r.request_id.as_deref().unwrap_or(""))
+                ),
+            ]
+        })
+        .collect();
+    Ok((rows, page.next))
+}
+
 pub async fn spend(
     State(ui): State<Arc<Ui>>,
     headers: HeaderMap,
@@ -153,90 +336,11 @@ pub async fn spend(
         Ok(s) => s,
         Err(login) => return login,
     };
-    let mut body = filters(
-        "/ui/spend",
-        &q,
-        &[
-            ("key", "Key (alias or hash)", "text"),
-            ("model", "Model", "text"),
-            ("status", "Status", "status"),
-            ("from", "From (UTC)", "time"),
-            ("to", "To (UTC)", "time"),
-        ],
-    );
-    let Some(p) = &ui.app.persistence else {
-        body.push_str(&notice("warn", "No key store is configured."));
-        return ui.page("Spend logs", "/ui/spend", &session, &body);
+    let rows = match ui.app.persistence {
+        Some(_) => Some(spend_rows(&ui, &q).await),
+        None => None,
     };
-    let query = async {
-        Ok::<_, String>(SpendQuery {
-            key_hash: key_hash(&ui, &q).await?,
-            model: param(&q, "model").map(str::to_owned),
-            status: match param(&q, "status") {
-                Some("errors") => Some(StatusFilter::Errors),
-                Some(s) => Some(StatusFilter::Is(s.to_string())),
-                None => None,
-            },
-            from: instant(&q, "from")?,
-            to: instant(&q, "to")?,
-            after: param(&q, "after").and_then(Cursor::parse),
-            limit: PAGE,
-        })
-    };
-    let page = match query.await {
-        Ok(query) => p.store.spend_page(&query).await.map_err(|e| e.to_string()),
-        Err(e) => Err(e),
-    };
-    match page {
-        Err(e) => body.push_str(&notice("error", &e)),
-        Ok(page) => {
-            let rows: Vec<Vec<String>> = page
-                .rows
-                .iter()
-                .map(|r| {
-                    let calls = r.mcp_calls.as_array().map_or(0, Vec::len);
-                    vec![
-                        esc(&when(r.created_at)),
-                        format!("<code>{}</code>", esc(&r.request_id)),
-                        key_label(&ui, &r.key_hash),
-                        esc(&r.model),
-                        esc(r.deployment.as_deref().unwrap_or("")),
-                        format!("{} / {}", r.prompt_tokens, r.completion_tokens),
-                        esc(&money(r.cost)),
-                        format!("{} ms", r.latency_ms),
-                        if r.status == "success" {
-                            "<span class=\"ok\">success</span>".into()
-                        } else {
-                            format!("<span class=\"bad\">{}</span>", esc(&r.status))
-                        },
-                        if calls == 0 {
-                            String::new()
-                        } else {
-                            calls.to_string()
-                        },
-                    ]
-                })
-                .collect();
-            body.push_str(&table(
-                &[
-                    "time (UTC)",
-                    "request",
-                    "key",
-                    "model",
-                    "deployment",
-                    "tokens in / out",
-                    "cost",
-                    "latency",
-                    "status",
-                    "tool calls",
-                ],
-                &rows,
-                "No requests match.",
-            ));
-            body.push_str(&pager("/ui/spend", &q, page.next));
-        }
-    }
-    ui.page("Spend logs", "/ui/spend", &session, &body)
+    SPEND.render(&ui, &session, &q, rows)
 }
 
 pub async fn audit(
@@ -248,84 +352,9 @@ pub async fn audit(
         Ok(s) => s,
         Err(login) => return login,
     };
-    let mut body = filters(
-        "/ui/audit",
-        &q,
-        &[
-            ("key", "Key (alias, hash, or ui)", "text"),
-            ("server", "Server", "text"),
-            ("tool", "Tool", "text"),
-            ("outcome", "Outcome (ok, error, ...)", "text"),
-            ("from", "From (UTC)", "time"),
-            ("to", "To (UTC)", "time"),
-        ],
-    );
-    let Some(p) = &ui.app.persistence else {
-        body.push_str(&notice("warn", "No key store is configured."));
-        return ui.page("Tool calls", "/ui/audit", &session, &body);
+    let rows = match ui.app.persistence {
+        Some(_) => Some(audit_rows(&ui, &q).await),
+        None => None,
     };
-    let query = async {
-        Ok::<_, String>(AuditQuery {
-            key_hash: key_hash(&ui, &q).await?,
-            server: param(&q, "server").map(str::to_owned),
-            tool: param(&q, "tool").map(str::to_owned),
-            outcome: param(&q, "outcome").map(str::to_owned),
-            from: instant(&q, "from")?,
-            to: instant(&q, "to")?,
-            after: param(&q, "after").and_then(Cursor::parse),
-            limit: PAGE,
-        })
-    };
-    let page = match query.await {
-        Ok(query) => p.store.audit_page(&query).await.map_err(|e| e.to_string()),
-        Err(e) => Err(e),
-    };
-    match page {
-        Err(e) => body.push_str(&notice("error", &e)),
-        Ok(page) => {
-            let rows: Vec<Vec<String>> = page
-                .rows
-                .iter()
-                .map(|r| {
-                    vec![
-                        esc(&when(r.created_at)),
-                        if r.key_hash == "ui" {
-                            "UI".into()
-                        } else {
-                            key_label(&ui, &r.key_hash)
-                        },
-                        esc(&r.server),
-                        esc(&r.tool),
-                        if r.outcome == "ok" {
-                            "<span class=\"ok\">ok</span>".into()
-                        } else {
-                            format!("<span class=\"bad\">{}</span>", esc(&r.outcome))
-                        },
-                        format!("{} ms", r.duration_ms),
-                        format!("{} B / {} B", r.args_size, r.result_size),
-                        format!(
-                            "<code>{}</code>",
-                            esc(r.request_id.as_deref().unwrap_or(""))
-                        ),
-                    ]
-                })
-                .collect();
-            body.push_str(&table(
-                &[
-                    "time (UTC)",
-                    "key",
-                    "server",
-                    "tool",
-                    "outcome",
-                    "duration",
-                    "args / result",
-                    "request",
-                ],
-                &rows,
-                "No tool calls match.",
-            ));
-            body.push_str(&pager("/ui/audit", &q, page.next));
-        }
-    }
-    ui.page("Tool calls", "/ui/audit", &session, &body)
+    AUDIT.render(&ui, &session, &q, rows)
 }
