@@ -86,7 +86,6 @@ pub struct SpendBucket {
     pub errors: u64,
     pub cost: f64,
     pub latency_ms_avg: f64,
-    pub latency_ms_max: u64,
 }
 
 /// The largest page a listing returns.
@@ -101,8 +100,9 @@ pub trait LogReader: Send + Sync {
     /// Audit rows matching `q`, newest first.
     async fn audit_page(&self, q: &AuditQuery) -> Result<Page<AuditRow>, StoreError>;
 
-    /// Spend rows since `from`, summed per `bucket_secs` (oldest first; empty buckets
-    /// are absent).
+    /// Spend since `from` summed per `bucket_secs` (whole minutes, at least one; oldest
+    /// first; empty buckets absent). Read from the per-minute rollup the spend writer
+    /// keeps beside the rows, so the cost is the number of minutes, not of requests.
     async fn spend_buckets(
         &self,
         from: DateTime<Utc>,

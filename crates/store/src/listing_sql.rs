@@ -119,31 +119,77 @@ impl crate::listing::LogReader for Store {
         from: DateTime<Utc>,
         bucket_secs: u32,
     ) -> Result<Vec<crate::listing::SpendBucket>, StoreError> {
-        let bucket_ms = i64::from(bucket_secs.max(1)) * 1000;
-        let mut qb = QueryBuilder::<Db>::new("SELECT (created_at / ");
+        // Whole minutes: the rollup's resolution.
+        let bucket_ms = i64::from(bucket_secs.max(60) / 60) * MINUTE_MS;
+        let start_ms = to_ms(from).div_euclid(MINUTE_MS) * MINUTE_MS;
+        let mut qb = QueryBuilder::<Db>::new("SELECT (minute / ");
         qb.push_bind(bucket_ms)
             .push(") * ")
             .push_bind(bucket_ms)
             .push(
-                " AS bucket, COUNT(*) AS requests, \
-                 SUM(CASE WHEN status <> 'success' THEN 1 ELSE 0 END) AS errors, \
-                 SUM(cost) AS cost, CAST(AVG(latency_ms) AS DOUBLE PRECISION) AS latency_avg, \
-                 MAX(latency_ms) AS latency_max FROM gatehouse_spend_logs WHERE created_at >= ",
+                " AS bucket, CAST(SUM(requests) AS BIGINT) AS requests, \
+                 CAST(SUM(errors) AS BIGINT) AS errors, SUM(cost) AS cost, \
+                 CAST(SUM(latency_ms_sum) AS BIGINT) AS latency_sum \
+                 FROM gatehouse_spend_minutes WHERE minute >= ",
             )
-            .push_bind(to_ms(from))
+            .push_bind(start_ms)
             .push(" GROUP BY bucket ORDER BY bucket");
         let rows = qb.build().fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
+                let requests = to_u64(r.try_get("requests")?);
+                let latency_sum = to_u64(r.try_get("latency_sum")?);
                 Ok(crate::listing::SpendBucket {
                     start: from_ms(r.try_get("bucket")?),
-                    requests: to_u64(r.try_get("requests")?),
+                    requests,
                     errors: to_u64(r.try_get("errors")?),
                     cost: r.try_get("cost")?,
-                    latency_ms_avg: r.try_get("latency_avg")?,
-                    latency_ms_max: to_u64(r.try_get("latency_max")?),
+                    latency_ms_avg: if requests == 0 {
+                        0.0
+                    } else {
+                        latency_sum as f64 / requests as f64
+                    },
                 })
             })
             .collect()
     }
+}
+
+const MINUTE_MS: i64 = 60_000;
+
+/// Adds a batch's rows to the per-minute rollup (`gatehouse_spend_minutes`) inside the
+/// batch's transaction, so totals and rows never disagree. One upsert per minute, in
+/// minute order (two replicas' batches lock rows in the same order: no deadlock), with
+/// increments, so replicas sharing a database add up.
+async fn add_minute_totals(
+    tx: &mut sqlx::Transaction<'static, Db>,
+    rows: &[SpendRow],
+) -> Result<(), StoreError> {
+    let mut minutes: std::collections::BTreeMap<i64, (i64, i64, f64, i64)> = Default::default();
+    for r in rows {
+        let m = to_ms(r.created_at).div_euclid(MINUTE_MS) * MINUTE_MS;
+        let e = minutes.entry(m).or_default();
+        e.0 += 1;
+        e.1 += i64::from(r.status != "success");
+        e.2 += r.cost;
+        e.3 = e.3.saturating_add(to_i64("latency_ms", r.latency_ms)?);
+    }
+    let totals: Vec<_> = minutes.into_iter().collect();
+    for chunk in totals.chunks(LOG_CHUNK) {
+        let mut qb = QueryBuilder::<Db>::new(
+            "INSERT INTO gatehouse_spend_minutes (minute, requests, errors, cost, latency_ms_sum) ",
+        );
+        qb.push_values(chunk, |mut b, (m, (n, e, c, l))| {
+            b.push_bind(*m).push_bind(*n).push_bind(*e).push_bind(*c).push_bind(*l);
+        });
+        qb.push(
+            " ON CONFLICT (minute) DO UPDATE SET \
+             requests = gatehouse_spend_minutes.requests + excluded.requests, \
+             errors = gatehouse_spend_minutes.errors + excluded.errors, \
+             cost = gatehouse_spend_minutes.cost + excluded.cost, \
+             latency_ms_sum = gatehouse_spend_minutes.latency_ms_sum + excluded.latency_ms_sum",
+        );
+        qb.build().execute(&mut **tx).await?;
+    }
+    Ok(())
 }

@@ -47,7 +47,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 3,
-        name: "log_listing_indexes",
+        name: "log_listings",
         sql: listing_v3,
     },
 ];
@@ -135,7 +135,8 @@ fn logs_v2(d: Dialect) -> String {
 /// Indexes for the paged listings (`listing.rs`): each filter column, then the keyset
 /// `(created_at, id)`. They replace v2's `(key_hash, created_at)` and `(created_at)`, which
 /// they cover. Errors get a partial index: they are few, and `status <> 'success'`
-/// cannot use an ordinary one.
+/// cannot use an ordinary one. `gatehouse_spend_minutes` is the per-minute rollup the
+/// overview charts read (filled from existing rows here, then by every spend batch).
 fn listing_v3(_: Dialect) -> String {
     "DROP INDEX gatehouse_spend_by_key;
     DROP INDEX gatehouse_spend_by_time;
@@ -150,7 +151,18 @@ fn listing_v3(_: Dialect) -> String {
     CREATE INDEX gatehouse_audit_page ON gatehouse_audit_logs (created_at, id);
     CREATE INDEX gatehouse_audit_page_by_key ON gatehouse_audit_logs (key_hash, created_at, id);
     CREATE INDEX gatehouse_audit_page_by_tool ON gatehouse_audit_logs (server, tool, created_at, id);
-    CREATE INDEX gatehouse_audit_page_by_outcome ON gatehouse_audit_logs (outcome, created_at, id);"
+    CREATE INDEX gatehouse_audit_page_by_outcome ON gatehouse_audit_logs (outcome, created_at, id);
+    CREATE TABLE gatehouse_spend_minutes (
+        minute BIGINT PRIMARY KEY,
+        requests BIGINT NOT NULL,
+        errors BIGINT NOT NULL,
+        cost DOUBLE PRECISION NOT NULL,
+        latency_ms_sum BIGINT NOT NULL
+    );
+    INSERT INTO gatehouse_spend_minutes (minute, requests, errors, cost, latency_ms_sum)
+        SELECT (created_at / 60000) * 60000, COUNT(*),
+               SUM(CASE WHEN status <> 'success' THEN 1 ELSE 0 END), SUM(cost), SUM(latency_ms)
+        FROM gatehouse_spend_logs GROUP BY (created_at / 60000) * 60000;"
         .to_string()
 }
 

@@ -58,6 +58,7 @@ suite!(
     litellm_export_imports,
     pages_filter_and_follow_cursors_without_gaps,
     listings_stay_fast_at_a_million_rows,
+    migration_3_fills_the_minute_rollup_from_existing_rows,
 );
 
 /// The newest schema version.
@@ -96,6 +97,49 @@ fn spend_row(key_hash: &str, i: usize, cost: f64, at: DateTime<Utc>) -> SpendRow
 
 mod cases {
     use super::*;
+
+    pub async fn migration_3_fills_the_minute_rollup_from_existing_rows(db: TestDb) {
+        // A database at version 2 with spend rows written before the rollup existed.
+        db.open().await.close().await;
+        db.exec(
+            "DELETE FROM gatehouse_migrations WHERE version = 3;
+             DROP TABLE gatehouse_spend_minutes;
+             DROP INDEX gatehouse_spend_page; DROP INDEX gatehouse_spend_page_by_key;
+             DROP INDEX gatehouse_spend_page_by_model; DROP INDEX gatehouse_spend_page_by_status;
+             DROP INDEX gatehouse_spend_page_errors; DROP INDEX gatehouse_audit_page;
+             DROP INDEX gatehouse_audit_page_by_key; DROP INDEX gatehouse_audit_page_by_tool;
+             DROP INDEX gatehouse_audit_page_by_outcome;
+             CREATE INDEX gatehouse_spend_by_key ON gatehouse_spend_logs (key_hash, created_at);
+             CREATE INDEX gatehouse_spend_by_time ON gatehouse_spend_logs (created_at);
+             CREATE INDEX gatehouse_audit_by_key ON gatehouse_audit_logs (key_hash, created_at);
+             CREATE INDEX gatehouse_audit_by_time ON gatehouse_audit_logs (created_at);
+             INSERT INTO gatehouse_spend_logs (request_id, key_hash, model, prompt_tokens,
+                 completion_tokens, cost, latency_ms, status, created_at) VALUES
+               ('a', 'k', 'm', 1, 1, 0.5, 10, 'success', 1779999960000),
+               ('b', 'k', 'm', 1, 1, 0.25, 20, 'error:timeout', 1779999990000),
+               ('c', 'k', 'm', 1, 1, 1.0, 30, 'success', 1780000050000);",
+        )
+        .await;
+        let store = db.open().await;
+        assert_eq!(store.schema_version().await.unwrap(), LATEST);
+        let t0 = chrono::DateTime::from_timestamp_millis(1_779_999_960_000).unwrap();
+        let buckets = store.spend_buckets(t0, 60).await.unwrap();
+        let got: Vec<(u64, u64)> = buckets.iter().map(|b| (b.requests, b.errors)).collect();
+        assert_eq!(got, [(2, 1), (1, 0)], "{buckets:?}");
+        assert!((buckets[0].cost - 0.75).abs() < 1e-9);
+        assert!((buckets[0].latency_ms_avg - 15.0).abs() < 1e-9);
+        // And the pages use the new indexes from here on.
+        let page = store
+            .spend_page(&SpendQuery {
+                key_hash: Some("k".into()),
+                limit: 2,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.rows.len(), 2);
+        assert!(page.next.is_some());
+    }
 
     pub async fn pages_filter_and_follow_cursors_without_gaps(db: TestDb) {
         let store = db.open().await;
@@ -187,14 +231,31 @@ mod cases {
         .await;
         assert_eq!(window.len(), 4, "two instants x two kb rows");
 
-        // Buckets: one per 5 s, oldest first, with errors counted.
-        let buckets = store.spend_buckets(t0, 5).await.unwrap();
-        assert_eq!(buckets.len(), 3);
+        // Per-minute totals: all 45 rows fell in the first minute. Two more batches two
+        // minutes later add to one row of the rollup.
+        for i in 0..2 {
+            let mut late = spend_row("kc", 100 + i, 1.0, t0 + chrono::Duration::minutes(2));
+            late.latency_ms = 30;
+            store.insert_spend_batch(&[late]).await.unwrap();
+        }
+        let buckets = store.spend_buckets(t0, 60).await.unwrap();
+        assert_eq!(buckets.len(), 2, "{buckets:?}");
         assert_eq!(buckets[0].start, t0);
-        assert_eq!(buckets.iter().map(|b| b.requests).sum::<u64>(), 45);
-        assert_eq!(buckets.iter().map(|b| b.errors).sum::<u64>(), 5);
-        assert!((buckets.iter().map(|b| b.cost).sum::<f64>() - 22.5).abs() < 1e-9);
-        assert_eq!(buckets[0].latency_ms_max, 12);
+        assert_eq!((buckets[0].requests, buckets[0].errors), (45, 5));
+        assert!((buckets[0].cost - 22.5).abs() < 1e-9);
+        assert!((buckets[0].latency_ms_avg - 12.0).abs() < 1e-9);
+        assert_eq!(buckets[1].start, t0 + chrono::Duration::minutes(2));
+        assert_eq!((buckets[1].requests, buckets[1].errors), (2, 0));
+        assert!((buckets[1].latency_ms_avg - 30.0).abs() < 1e-9);
+        // Coarser buckets sum the minutes; a later start leaves the first minute out.
+        let hour = store.spend_buckets(t0, 3600).await.unwrap();
+        assert_eq!(hour.len(), 1);
+        assert_eq!(hour[0].requests, 47);
+        let later = store
+            .spend_buckets(t0 + chrono::Duration::minutes(1), 60)
+            .await
+            .unwrap();
+        assert_eq!(later.iter().map(|b| b.requests).sum::<u64>(), 2);
 
         let audit: Vec<AuditRow> = (0..12)
             .map(|i| AuditRow {
@@ -392,22 +453,8 @@ mod cases {
         })
         .await;
         assert_eq!(window.rows.len(), 50);
-        let buckets = timed(
-            "spend per minute, last hour (360,001 rows)",
-            1000,
-            || async {
-                store
-                    .spend_buckets(
-                        chrono::DateTime::from_timestamp_millis(t0 + 10_000_000 - 3_600_000)
-                            .unwrap(),
-                        60,
-                    )
-                    .await
-                    .unwrap()
-            },
-        )
-        .await;
-        assert_eq!(buckets.iter().map(|b| b.requests).sum::<u64>(), 360_001);
+        // (The overview's totals read the per-minute rollup, not these rows: see
+        // `spend_buckets`.)
 
         let a = |q: AuditQuery| {
             let store = store.clone();

@@ -171,7 +171,6 @@ fn per_minute(start: DateTime<Utc>, buckets: &[SpendBucket]) -> Vec<SpendBucket>
                     errors: 0,
                     cost: 0.0,
                     latency_ms_avg: 0.0,
-                    latency_ms_max: 0,
                 })
         })
         .collect()
