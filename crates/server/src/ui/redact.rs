@@ -7,14 +7,17 @@ use serde_json::{Map, Value};
 
 pub const REDACTED: &str = "••• redacted";
 
-const SECRET_NAMES: &[&str] = &[
+/// Words of a field name (split on `_` and `-`) that make its value a secret.
+const SECRET_WORDS: &[&str] = &[
     "key",
+    "apikey",
     "secret",
     "password",
+    "passwd",
     "token",
     "authorization",
     "credential",
-    "passwd",
+    "credentials",
 ];
 /// Names that contain a secret word but are not secrets.
 const NOT_SECRET: &[&str] = &["key_alias", "env_key", "api_key_env", "key_name"];
@@ -22,7 +25,11 @@ const SECRET_MAPS: &[&str] = &["headers", "env", "extra_headers"];
 
 fn secret_name(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    !NOT_SECRET.contains(&n.as_str()) && SECRET_NAMES.iter().any(|s| n.contains(s))
+    // Prices and limits: `input_cost_per_token`, `max_tokens`.
+    if NOT_SECRET.contains(&n.as_str()) || n.contains("per_token") {
+        return false;
+    }
+    n.split(['_', '-']).any(|w| SECRET_WORDS.contains(&w))
 }
 
 pub fn redact(value: &Value) -> Value {
@@ -98,6 +105,8 @@ mod tests {
                                    "headers": {"X-Custom": "v"}}},
             "virtual_keys": [{"key": "sk-v", "key_alias": "team-a"}],
             "router_settings": {"redis_password": "hunter2", "num_retries": 2},
+            "model_info": {"input_cost_per_token": 0.5, "max_tokens": 100,
+                           "aws_secret_access_key": "AKIA-secret", "x-api-key": "hdr-secret"},
         });
         let out = redact(&config).to_string();
         for secret in [
@@ -110,6 +119,8 @@ mod tests {
             "u:p@",
             "abc",
             "\"v\"",
+            "AKIA-secret",
+            "hdr-secret",
         ] {
             assert!(!out.contains(secret), "{secret} leaked: {out}");
         }
@@ -120,6 +131,8 @@ mod tests {
             "x=1",
             "npx",
             "\"num_retries\":2",
+            "\"input_cost_per_token\":0.5",
+            "\"max_tokens\":100",
         ] {
             assert!(out.contains(kept), "{kept} lost: {out}");
         }
