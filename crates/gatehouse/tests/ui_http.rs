@@ -84,6 +84,34 @@ async fn sign_in(gw: &Gateway, username: &str, password: &str) -> (Option<String
     (set_cookie(&resp, "gatehouse_ui"), resp.status())
 }
 
+/// A signed-in page's HTML.
+async fn page(c: &reqwest::Client, gw: &Gateway, jar: &str, path: &str) -> String {
+    c.get(format!("{}{path}", gw.url))
+        .header(COOKIE, jar)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// A form posted with the session cookie.
+async fn post(
+    c: &reqwest::Client,
+    gw: &Gateway,
+    jar: &str,
+    path: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    c.post(format!("{}{path}", gw.url))
+        .header(COOKIE, jar)
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn who_may_sign_in() {
     let gw = Gateway::start_with(
@@ -201,33 +229,26 @@ async fn pages_need_a_session_and_forms_their_csrf_token() {
             );
         }
     }
-    let list = c
-        .get(format!("{}/ui/keys", gw.url))
-        .header(COOKIE, &jar)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let list = page(&c, &gw, &jar, "/ui/keys").await;
     assert!(!list.contains("forged"));
 
     // With the token: a key is created and shown once.
-    let created = c
-        .post(format!("{}/ui/keys", gw.url))
-        .header(COOKIE, &jar)
-        .form(&[
+    let created = post(
+        &c,
+        &gw,
+        &jar,
+        "/ui/keys",
+        &[
             ("csrf", csrf.as_str()),
             ("key_alias", "made-by-form"),
             ("rpm_limit", "7"),
             ("mcp_mode", "all"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        ],
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
     let at = created.find("id=\"new-key\">").unwrap() + "id=\"new-key\">".len();
     let key = &created[at..at + created[at..].find('<').unwrap()];
     assert!(key.starts_with("sk-"), "{key}");
@@ -242,15 +263,7 @@ async fn pages_need_a_session_and_forms_their_csrf_token() {
         StatusCode::OK,
         "the new key works on the API"
     );
-    let again = c
-        .get(format!("{}/ui/keys", gw.url))
-        .header(COOKIE, &jar)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let again = page(&c, &gw, &jar, "/ui/keys").await;
     assert!(again.contains("made-by-form") && again.contains("7 rpm") && !again.contains(key));
 
     // Bad input comes back as a message, not an error page.
@@ -274,15 +287,7 @@ async fn pages_need_a_session_and_forms_their_csrf_token() {
     );
 
     // The config page hides every secret.
-    let config = c
-        .get(format!("{}/ui/config", gw.url))
-        .header(COOKIE, &jar)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let config = page(&c, &gw, &jar, "/ui/config").await;
     for secret in [
         MASTER,
         "sk-upstream-secret",
