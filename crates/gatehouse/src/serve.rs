@@ -83,6 +83,7 @@ async fn serve(
         AppState::new(config, hub.clone(), Some(persistence), Some(metrics))
             .map_err(|e| e.to_string())?,
     );
+    let cooldowns = state.share_cooldowns();
     let local = state.auth.is_local();
     let host: IpAddr = match args.host.as_deref() {
         Some(h) => h
@@ -108,7 +109,7 @@ async fn serve(
         );
     }
     tracing::info!(
-        models = state.groups.names().len(),
+        models = state.router.names().len(),
         mcp_servers = config.mcp_servers.len(),
         config = %loaded.origin,
         startup_ms = started.elapsed().as_secs_f64() * 1e3,
@@ -119,6 +120,9 @@ async fn serve(
     hub.shutdown().await;
     background.stop(state.persistence.as_ref()).await;
     upkeep.abort();
+    if let Some(task) = cooldowns {
+        task.abort();
+    }
     tracing::info!("stopped");
     result.map_err(|e| format!("server error: {e}"))
 }

@@ -23,6 +23,8 @@ tokio::task_local! {
 #[derive(Default)]
 struct Tally {
     deployment: Option<Arc<Deployment>>,
+    /// The router's hold on the deployment that answered (in-flight slot, tpm window).
+    served: Option<gatehouse_router::Served<Deployment>>,
     usage: cost::Usage,
     status: Option<String>,
     mcp_calls: Option<Value>,
@@ -74,13 +76,29 @@ impl RequestRecord {
         self.tally().deployment = Some(deployment.clone());
     }
 
+    /// The router's hold on the deployment that answered: kept until the answer is over,
+    /// then told the tokens used. A tool loop's later rounds replace earlier ones.
+    pub fn set_served(&self, served: gatehouse_router::Served<Deployment>) {
+        let mut t = self.tally();
+        let tokens = t.usage.prompt + t.usage.completion;
+        if let Some(previous) = t.served.replace(served) {
+            previous.record_tokens(tokens);
+        }
+    }
+
+    /// The answer failed after it started (a stream cut or broken mid-way): the deployment
+    /// that served it is charged with the failure (cooldowns), and the row says so.
+    pub fn stream_failed(&self, err: &crate::error::ApiError) {
+        let mut t = self.tally();
+        if let (Some(served), Some(failure)) = (&t.served, err.failure()) {
+            served.failed(failure);
+        }
+        t.status = Some(format!("error:{}", err.kind()));
+    }
+
     /// Adds one model call's usage (a tool loop makes several).
     pub fn add_usage(&self, usage: cost::Usage) {
-        let mut t = self.tally();
-        t.usage.prompt += usage.prompt;
-        t.usage.completion += usage.completion;
-        t.usage.cached_read += usage.cached_read;
-        t.usage.cache_write += usage.cache_write;
+        self.tally().usage.add(usage);
     }
 
     pub fn set_status(&self, status: impl Into<String>) {
@@ -133,6 +151,12 @@ impl RequestRecord {
 
 impl Drop for RequestRecord {
     fn drop(&mut self) {
+        {
+            let mut t = self.tally();
+            if let Some(served) = t.served.take() {
+                served.record_tokens(t.usage.prompt + t.usage.completion);
+            }
+        }
         if !self.limits.is_unlimited() {
             let t = self.tally();
             let tokens = t.usage.prompt + t.usage.completion;
@@ -223,29 +247,7 @@ fn usage_of_line(line: &[u8]) -> Option<cost::Usage> {
         return None;
     }
     let v: Value = serde_json::from_slice(data).ok()?;
-    usage_of(v.get("usage")?)
-}
-
-/// OpenAI-shaped `usage` → token counts.
-pub fn usage_of(u: &Value) -> Option<cost::Usage> {
-    if !u.is_object() {
-        return None;
-    }
-    Some(cost::Usage {
-        prompt: u.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0),
-        completion: u
-            .get("completion_tokens")
-            .and_then(Value::as_u64)
-            .unwrap_or(0),
-        cached_read: u
-            .pointer("/prompt_tokens_details/cached_tokens")
-            .and_then(Value::as_u64)
-            .unwrap_or(0),
-        cache_write: u
-            .get("cache_creation_input_tokens")
-            .and_then(Value::as_u64)
-            .unwrap_or(0),
-    })
+    cost::Usage::from_value(v.get("usage")?)
 }
 
 /// Runs a model request under the key's limits and with a spend record: refused with 429

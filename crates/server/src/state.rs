@@ -10,7 +10,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use gatehouse_store::{KeyCache, KeyStore, SpendWriter};
 
 use crate::auth::{Auth, KeyResolver};
-use crate::deployments::{DeploymentError, ModelGroups};
+use crate::deployments::{Deployment, DeploymentError};
 
 /// Request-handling settings read from the config.
 #[derive(Debug, Clone)]
@@ -52,7 +52,12 @@ pub struct Persistence {
 pub struct AppState {
     /// The config being served (the admin UI shows it, redacted).
     pub config: Arc<Config>,
-    pub groups: ModelGroups,
+    /// Model groups, strategies, retries, fallbacks, cooldowns (`router_settings`).
+    pub router: gatehouse_router::Router<Deployment>,
+    /// Cooldowns to share through Redis, until `cooldowns::spawn` takes them.
+    cooldown_feed: std::sync::Mutex<Option<crate::cooldowns::Feed>>,
+    /// Wildcard deployments materialised for a requested name (bounded).
+    wildcard_cache: std::sync::Mutex<std::collections::HashMap<(String, String), Arc<Deployment>>>,
     pub auth: Auth,
     pub http: reqwest::Client,
     pub settings: Settings,
@@ -80,8 +85,16 @@ impl AppState {
         persistence: Option<Persistence>,
         metrics: Option<PrometheusHandle>,
     ) -> Result<Self, DeploymentError> {
-        let groups = ModelGroups::from_config(config)?;
-        let limiter = limiter(config)?;
+        let mut router = crate::deployments::build_router(config)?;
+        let redis = redis_url(config);
+        let mut cooldown_feed = None;
+        if let Some(url) = &redis {
+            let (sink, feed) = crate::cooldowns::channel(url.clone());
+            router = router.with_sink(Arc::new(sink));
+            cooldown_feed = Some(feed);
+        }
+        let limiter = crate::limits::Limiter::from_settings(redis)
+            .map_err(|e| DeploymentError::Redis(e.to_string()))?;
         let master_key = config
             .general_settings
             .master_key
@@ -103,7 +116,9 @@ impl AppState {
             .unwrap_or_default();
         Ok(Self {
             config: Arc::new(config.clone()),
-            groups,
+            router,
+            cooldown_feed: std::sync::Mutex::new(cooldown_feed),
+            wildcard_cache: Default::default(),
             auth: Auth::new(master_key, resolver, any_keys),
             http,
             settings: Settings::from_config(config),
@@ -120,6 +135,55 @@ impl AppState {
     }
 }
 
+/// Wildcard deployments kept materialised at most (one per requested name).
+const WILDCARD_CACHE: usize = 1024;
+
+impl AppState {
+    /// Starts sharing router cooldowns through Redis (when configured); the caller owns
+    /// the task.
+    pub fn share_cooldowns(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        let feed = self
+            .cooldown_feed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()?;
+        Some(crate::cooldowns::spawn(self.clone(), feed))
+    }
+
+    /// The deployment an attempt calls: the configured one, or for a wildcard route the
+    /// configured one serving the requested name (cached; a name that cannot be served
+    /// falls back to the template, whose upstream then answers for it).
+    pub fn deployment_for(
+        &self,
+        deployment: &Arc<Deployment>,
+        wildcard: Option<&str>,
+    ) -> Arc<Deployment> {
+        let Some(capture) = wildcard else {
+            return deployment.clone();
+        };
+        let key = (deployment.id.clone(), capture.to_owned());
+        let mut cache = self
+            .wildcard_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(hit) = cache.get(&key) {
+            return hit.clone();
+        }
+        let made = match deployment.for_wildcard(capture) {
+            Ok(d) => Arc::new(d),
+            Err(reason) => {
+                tracing::warn!(deployment = %deployment.id, model = %capture, %reason, "wildcard route cannot serve this name");
+                return deployment.clone();
+            }
+        };
+        if cache.len() >= WILDCARD_CACHE {
+            cache.clear();
+        }
+        cache.insert(key, made.clone());
+        made
+    }
+}
+
 struct NoKeys;
 
 impl KeyResolver for NoKeys {
@@ -128,16 +192,15 @@ impl KeyResolver for NoKeys {
     }
 }
 
-/// Redis when `REDIS_URL`, `router_settings.redis_url` or `redis_host` is set, so several
-/// replicas enforce one limit; otherwise in memory.
-fn limiter(config: &Config) -> Result<crate::limits::Limiter, DeploymentError> {
+/// Redis when `REDIS_URL`, `router_settings.redis_url` or `redis_host` is set: several
+/// replicas then enforce one set of key limits and share router cooldowns.
+fn redis_url(config: &Config) -> Option<String> {
     let rs = &config.router_settings;
     let env_url = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty());
-    let url = crate::limits::redis_url(
+    crate::limits::redis_url(
         rs.redis_host.as_deref(),
         rs.redis_port,
         rs.redis_password.as_deref(),
         env_url.as_deref().or(rs.redis_url.as_deref()),
-    );
-    crate::limits::Limiter::from_settings(url).map_err(|e| DeploymentError::Redis(e.to_string()))
+    )
 }

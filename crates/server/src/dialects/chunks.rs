@@ -14,8 +14,6 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use gatehouse_config::Dialect;
-use gatehouse_llm::anthropic::StreamMapper;
 use gatehouse_llm::openai::{
     ChatCompletion, ChatCompletionChunk, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta,
     Usage,
@@ -26,15 +24,16 @@ use serde_json::{Map, Value, json};
 use crate::deployments::Deployment;
 use crate::error::ApiError;
 use crate::providers;
+use crate::providers::adapter::ChunkMapper;
 use crate::state::AppState;
-use crate::upstream::send::is_retryable;
 
 type Upstream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
 
 enum Decoder {
     /// OpenAI-compatible: each `data:` is a chunk, `[DONE]` ends the stream.
     OpenAi,
-    Anthropic(Box<StreamMapper>),
+    /// A translated vendor's stateful mapper (Anthropic, Gemini, Bedrock).
+    Mapped(Box<dyn ChunkMapper>),
 }
 
 /// Chat chunks of one upstream stream, in order.
@@ -80,7 +79,7 @@ impl ChunkStream {
                     {
                         return Some(Err(e));
                     }
-                    if let Decoder::Anthropic(mapper) = &mut self.decoder {
+                    if let Decoder::Mapped(mapper) = &mut self.decoder {
                         self.queue.extend(mapper.finish());
                     }
                 }
@@ -99,10 +98,10 @@ impl ChunkStream {
 
     fn decode(&mut self, event: &sse::Event) -> Result<(), ApiError> {
         match &mut self.decoder {
-            Decoder::Anthropic(mapper) => {
+            Decoder::Mapped(mapper) => {
                 let chunks = mapper
                     .on_event(event.event.as_deref(), &event.data)
-                    .map_err(providers::anthropic::map_error)?;
+                    .map_err(providers::adapter::map_error)?;
                 self.queue.extend(chunks);
             }
             Decoder::OpenAi => {
@@ -121,10 +120,10 @@ impl ChunkStream {
                 })?;
                 if value.get("error").is_some() {
                     // An in-band error: keep the vendor's body, classified as a 5xx.
-                    return Err(ApiError::Upstream {
-                        status: StatusCode::INTERNAL_SERVER_ERROR,
-                        body: Bytes::from(data.to_owned()),
-                    });
+                    return Err(ApiError::upstream(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        Bytes::from(data.to_owned()),
+                    ));
                 }
                 let chunk: ChatCompletionChunk = serde_json::from_value(value).map_err(|e| {
                     ApiError::UpstreamUnreachable(format!(
@@ -138,37 +137,20 @@ impl ChunkStream {
     }
 }
 
-/// Asks the deployments in order for a streamed chat round of `body` (an OpenAI chat
-/// body; `stream` and `include_usage` are set here) and returns the stream of the first
-/// one that produced a chunk. Retryable failures before that point fall over.
+/// Opens a streamed chat round of `body` (an OpenAI chat body; `stream` and
+/// `include_usage` are set here) on one deployment and returns its chunk stream once the
+/// first chunk arrived (peek before commit: a failure before it is an ordinary error the
+/// router can retry or fall back from).
 pub async fn open(
     state: &AppState,
     request_id: &str,
-    deployments: &[Arc<Deployment>],
+    deployment: &Arc<Deployment>,
     body: &Map<String, Value>,
 ) -> Result<ChunkStream, ApiError> {
     let mut body = body.clone();
     body.insert("stream".into(), Value::Bool(true));
     body.insert("stream_options".into(), json!({"include_usage": true}));
-    let mut last_err = None;
-    for deployment in deployments {
-        match open_one(state, request_id, deployment, &body).await {
-            Ok(stream) => {
-                deployment.stats.record(true);
-                crate::spend::with(|r| r.set_deployment(deployment));
-                return Ok(stream);
-            }
-            Err(err) => {
-                deployment.stats.record(!is_retryable(&err));
-                if !is_retryable(&err) {
-                    return Err(err);
-                }
-                tracing::warn!(deployment = %deployment.id, error = %err, "deployment failed, trying the next one");
-                last_err = Some(err);
-            }
-        }
-    }
-    Err(last_err.unwrap_or_else(|| ApiError::Internal("model group has no deployments".into())))
+    open_one(state, request_id, deployment, &body).await
 }
 
 async fn open_one(
@@ -177,23 +159,22 @@ async fn open_one(
     deployment: &Arc<Deployment>,
     body: &Map<String, Value>,
 ) -> Result<ChunkStream, ApiError> {
-    let (response, decoder) = match deployment.provider.dialect {
-        Dialect::OpenAi | Dialect::Azure => (
-            providers::openai::open_chat_stream(state, request_id, deployment, body).await?,
-            Decoder::OpenAi,
-        ),
-        Dialect::Anthropic => {
-            let (response, mapper) =
-                providers::anthropic::open_chat_stream(state, request_id, deployment, body).await?;
-            (response, Decoder::Anthropic(Box::new(mapper)))
+    let (upstream, decoder) = match providers::adapter::for_dialect(deployment.provider.dialect) {
+        None => {
+            let response =
+                providers::openai::open_chat_stream(state, request_id, deployment, body).await?;
+            let upstream: Upstream = Box::pin(response.bytes_stream());
+            (upstream, Decoder::OpenAi)
         }
-        // Vendors without a chat-chunk stream mapper yet (Gemini, Bedrock): one
-        // non-streaming round, told as chunks. The client still gets a well-formed
-        // stream, only without incremental text.
-        _ => return whole(state, request_id, deployment, body).await,
+        Some(adapter) => {
+            let (events, mapper) =
+                providers::adapter::open_stream(adapter, state, request_id, deployment, body)
+                    .await?;
+            (events, Decoder::Mapped(mapper))
+        }
     };
     let mut stream = ChunkStream {
-        upstream: Box::pin(response.bytes_stream()),
+        upstream,
         parser: sse::Parser::new(),
         decoder,
         queue: VecDeque::new(),
@@ -209,33 +190,6 @@ async fn open_one(
         None => {}
     }
     Ok(stream)
-}
-
-/// A [`ChunkStream`] over a completion fetched whole with `proxy::complete`.
-async fn whole(
-    state: &AppState,
-    request_id: &str,
-    deployment: &Arc<Deployment>,
-    body: &Map<String, Value>,
-) -> Result<ChunkStream, ApiError> {
-    let mut body = body.clone();
-    body.remove("stream");
-    body.remove("stream_options");
-    let value =
-        crate::proxy::complete(state, request_id, std::slice::from_ref(deployment), &body).await?;
-    let completion: ChatCompletion = serde_json::from_value(value).map_err(|e| {
-        ApiError::UpstreamUnreachable(format!("unexpected chat answer from the upstream: {e}"))
-    })?;
-    Ok(ChunkStream {
-        upstream: Box::pin(futures_util::stream::empty()),
-        parser: sse::Parser::new(),
-        decoder: Decoder::OpenAi,
-        queue: completion_chunks(completion).into(),
-        idle: deployment.timeout,
-        done: true,
-        counted: true,
-        deployment: deployment.clone(),
-    })
 }
 
 /// A whole chat completion as the chunks a stream of it would have had: one with the
@@ -301,19 +255,7 @@ struct UsageOnDrop {
 impl Drop for UsageOnDrop {
     fn drop(&mut self) {
         if let (Some(record), Some(u)) = (&self.record, &self.last) {
-            record.add_usage(crate::cost::Usage {
-                prompt: u.prompt_tokens,
-                completion: u.completion_tokens,
-                cached_read: u
-                    .prompt_tokens_details
-                    .as_ref()
-                    .map_or(0, |d| d.cached_tokens),
-                cache_write: u
-                    .rest
-                    .get("cache_creation_input_tokens")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0),
-            });
+            record.add_usage(crate::cost::Usage::from_chat(u));
         }
     }
 }

@@ -2,6 +2,7 @@
 //! its answer comes back in OpenAI's shape. `proxy` picks the module by the deployment's
 //! dialect.
 
+pub mod adapter;
 pub mod anthropic;
 pub mod azure;
 pub mod bedrock;
@@ -16,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use crate::deployments::Deployment;
+use crate::error::ApiError;
 
 /// Parameters only the gateway reads (LiteLLM's request-level knobs); never sent to a
 /// vendor that validates its fields strictly.
@@ -26,6 +28,7 @@ pub const GATEWAY_ONLY_PARAMS: &[&str] = &[
     "num_retries",
     "fallbacks",
     "context_window_fallbacks",
+    "content_policy_fallbacks",
     "caching",
     "cache",
     "no-log",
@@ -74,19 +77,13 @@ fn add_deployment_headers(headers: &mut axum::http::HeaderMap, deployment: &Depl
 
 /// Token counters (low-cardinality: model names come from config), and the request's
 /// spend record.
-pub fn record_tokens(deployment: &Deployment, prompt: u64, completion: u64) {
-    crate::spend::with(|r| {
-        r.add_usage(crate::cost::Usage {
-            prompt,
-            completion,
-            ..Default::default()
-        })
-    });
+pub fn record_usage(deployment: &Deployment, usage: crate::cost::Usage) {
+    crate::spend::with(|r| r.add_usage(usage));
     let model = deployment.model_name.clone();
     metrics::counter!("gatehouse_tokens_total", "model" => model.clone(), "kind" => "prompt")
-        .increment(prompt);
+        .increment(usage.prompt);
     metrics::counter!("gatehouse_tokens_total", "model" => model, "kind" => "completion")
-        .increment(completion);
+        .increment(usage.completion);
 }
 
 /// Translated chat chunks as the client's SSE bytes.
@@ -109,11 +106,34 @@ pub fn final_sse(chunks: &[gatehouse_llm::openai::ChatCompletionChunk]) -> Vec<u
     out
 }
 
-/// A stream's OpenAI-shaped usage as token counts for spend and limits.
-pub fn token_usage(u: &gatehouse_llm::openai::Usage) -> crate::cost::Usage {
-    crate::cost::Usage {
-        prompt: u.prompt_tokens,
-        completion: u.completion_tokens,
-        ..Default::default()
+/// An upstream error status + body as a vendor's mapper reads it: its kind, the status to
+/// answer with, and an OpenAI-shaped body. Keeps the `Retry-After` the vendor sent.
+pub fn remap_error(
+    err: ApiError,
+    map: impl FnOnce(
+        u16,
+        &[u8],
+    ) -> (
+        gatehouse_llm::ErrorKind,
+        u16,
+        gatehouse_llm::openai::ErrorBody,
+    ),
+) -> ApiError {
+    match err {
+        ApiError::Upstream {
+            status,
+            body,
+            retry_after,
+            ..
+        } => {
+            let (kind, mapped_status, mapped) = map(status.as_u16(), &body);
+            ApiError::Upstream {
+                status: StatusCode::from_u16(mapped_status).unwrap_or(StatusCode::BAD_GATEWAY),
+                kind,
+                body: serde_json::to_vec(&mapped).map(Bytes::from).unwrap_or(body),
+                retry_after,
+            }
+        }
+        other => other,
     }
 }

@@ -1,7 +1,6 @@
 //! Liveness (no key), readiness, per-deployment health, and Prometheus metrics.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::extract::State;
@@ -26,23 +25,29 @@ pub async fn readiness(State(state): State<Arc<AppState>>) -> Json<Value> {
     }))
 }
 
-/// Per-deployment status from passive tracking of real traffic (a deployment whose last
-/// call failed is unhealthy), plus the MCP servers' states.
+/// Per-deployment status from the router's passive tracking of real traffic (a deployment
+/// cooling down, or whose last call failed, is unhealthy), plus the MCP servers' states.
 pub async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
     let mut healthy = Vec::new();
     let mut unhealthy = Vec::new();
-    for d in state.groups.all() {
-        let failures = d.stats.consecutive_failures.load(Ordering::Relaxed);
+    let now = gatehouse_router::now_ms();
+    for member in state.router.members() {
+        let (d, stats) = (member.deployment(), member.stats());
+        let cooling = stats.is_cooling(now);
         let entry = json!({
             "model": d.model_name,
             "model_id": d.id,
             "provider": d.provider.name,
             "api_base": d.api_base,
-            "successes": d.stats.successes.load(Ordering::Relaxed),
-            "failures": d.stats.failures.load(Ordering::Relaxed),
-            "consecutive_failures": failures,
+            "successes": stats.successes(),
+            "failures": stats.failures(),
+            "consecutive_failures": stats.consecutive_failures(),
+            "in_flight": stats.in_flight(),
+            "latency_ms": stats.latency().map(|l| l.as_secs_f64() * 1e3),
+            "cooldown_remaining_s": cooling
+                .then(|| (stats.cooldown_until_ms() - now) as f64 / 1e3),
         });
-        if failures == 0 {
+        if !cooling && stats.consecutive_failures() == 0 {
             healthy.push(entry);
         } else {
             unhealthy.push(entry);

@@ -223,7 +223,7 @@ fn actions(session: &Session, hash: &str, blocked: bool, alias: Option<&str>) ->
 fn create_form(ui: &Ui, session: &Session, sticky: &HashMap<&str, String>) -> String {
     let v = |k: &str| esc(sticky.get(k).map(String::as_str).unwrap_or(""));
     let mut models = String::new();
-    for name in ui.app.groups.names() {
+    for name in ui.app.router.names() {
         let _ = write!(
             models,
             "<label class=\"check\"><input type=\"checkbox\" name=\"model\" value=\"{n}\"> {n}</label>",

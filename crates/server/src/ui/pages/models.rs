@@ -1,9 +1,9 @@
-//! Models: each public model name, its deployments, and their passive health (what the
-//! last calls did), with the routing settings that decide between them.
+//! Models: each public model name, its deployments, and what the router knows of them
+//! (calls that succeeded and failed, requests in flight, latency, cooldowns), under the
+//! routing settings that decide between them.
 
 use std::fmt::Write;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -18,39 +18,56 @@ pub async fn page(State(ui): State<Arc<Ui>>, headers: HeaderMap) -> Response {
         Ok(s) => s,
         Err(login) => return login,
     };
-    let rs = &ui.app.config.router_settings;
+    let router = &ui.app.router;
+    let rs = router.settings();
     let mut body = format!(
-        "<p class=\"meta\">Strategy <b>{}</b> · retries {} · allowed fails {} · cooldown {}</p>",
-        esc(rs.routing_strategy.as_deref().unwrap_or("simple-shuffle")),
-        rs.num_retries.map_or("default".into(), |n| n.to_string()),
-        rs.allowed_fails.map_or("default".into(), |n| n.to_string()),
-        rs.cooldown_time
-            .map_or("default".into(), |s| format!("{s} s")),
+        "<p class=\"meta\">Strategy <b>{}</b> · retries {} · allowed fails {} per minute · cooldown {} s · {} fallback rules</p>",
+        esc(rs.strategy.name()),
+        rs.num_retries,
+        rs.allowed_fails,
+        rs.cooldown.as_secs(),
+        rs.fallbacks.len() + rs.context_window_fallbacks.len() + rs.content_policy_fallbacks.len(),
     );
-    if ui.app.groups.names().is_empty() {
+    if router.names().is_empty() {
         body.push_str(
             "<p class=\"empty\">No models: add entries to model_list in config.yaml.</p>",
         );
     }
-    for name in ui.app.groups.names() {
-        let deployments = ui.app.groups.group(name).unwrap_or_default();
-        let rows: Vec<Vec<String>> = deployments
+    let now = gatehouse_router::now_ms();
+    for name in router.names() {
+        let Some(group) = router.group(name) else {
+            continue;
+        };
+        let rows: Vec<Vec<String>> = group
+            .members
             .iter()
-            .map(|d| {
-                let failures = d.stats.consecutive_failures.load(Ordering::Relaxed);
-                let health = if failures == 0 {
-                    "<span class=\"ok\">healthy</span>".to_string()
+            .map(|m| {
+                let (d, stats, spec) = (m.deployment(), m.stats(), m.spec());
+                let failing = stats.consecutive_failures();
+                let health = if stats.is_cooling(now) {
+                    format!(
+                        "<span class=\"bad\">cooling down ({:.0} s left)</span>",
+                        stats.cooldown_until_ms().saturating_sub(now) as f64 / 1e3
+                    )
+                } else if failing > 0 {
+                    format!("<span class=\"bad\">failing ({failing} in a row)</span>")
                 } else {
-                    format!("<span class=\"bad\">failing ({failures} in a row)</span>")
+                    "<span class=\"ok\">healthy</span>".to_string()
                 };
                 vec![
                     esc(&d.id),
                     esc(d.provider.name),
                     esc(&d.upstream_model),
                     esc(&redact_url(&d.api_base)),
-                    format!("{}", d.weight),
-                    d.stats.successes.load(Ordering::Relaxed).to_string(),
-                    d.stats.failures.load(Ordering::Relaxed).to_string(),
+                    spec.weight.map(|w| w.to_string()).unwrap_or_default(),
+                    spec.order.map(|o| o.to_string()).unwrap_or_default(),
+                    stats.successes().to_string(),
+                    stats.failures().to_string(),
+                    stats.in_flight().to_string(),
+                    stats
+                        .latency()
+                        .map(|l| format!("{:.0} ms", l.as_secs_f64() * 1e3))
+                        .unwrap_or_default(),
                     health,
                 ]
             })
@@ -65,9 +82,12 @@ pub async fn page(State(ui): State<Arc<Ui>>, headers: HeaderMap) -> Response {
                     "upstream model",
                     "api base",
                     "weight",
+                    "order",
                     "ok",
                     "failed",
-                    "health"
+                    "in flight",
+                    "latency",
+                    "health",
                 ],
                 &rows,
                 "no deployments",

@@ -102,7 +102,7 @@ pub async fn page(State(ui): State<Arc<Ui>>, headers: HeaderMap) -> Response {
             "latency",
         ),
         ("Spend today (UTC)", money(today), "spend-today"),
-        ("Models", ui.app.groups.names().len().to_string(), "models"),
+        ("Models", ui.app.router.names().len().to_string(), "models"),
         (
             "MCP servers ready",
             format!("{ready} / {}", status.len()),
