@@ -29,6 +29,9 @@ pub enum Command {
     Check(CheckArgs),
     /// Manage keys in the store directly (create, list, info, revoke, import).
     Keys(crate::keys_cli::KeysArgs),
+    /// Print the configuration a client needs for this gateway (codex, claude-code,
+    /// vscode, cursor, open-webui, openai-sdk, anthropic-sdk).
+    Connect(crate::connect::ConnectArgs),
 }
 
 #[derive(Args, Debug, Clone, Default)]

@@ -9,12 +9,12 @@ use gatehouse_store::{KeyFilter, KeyRecord, KeySource, KeyUpdate};
 use serde_json::{Value, json};
 
 use crate::cli::load;
-use crate::persistence::database_url;
+use crate::persistence::{database_url, ensure_sqlite_dir};
 
 #[derive(Args, Debug)]
 pub struct KeysArgs {
     /// The config whose database to use (`general_settings.database_url`, else a
-    /// SQLite file beside it).
+    /// SQLite file beside it; without a config, the one in the user's data directory).
     #[arg(long, short = 'c', global = true, env = "GATEHOUSE_CONFIG")]
     pub config: Option<PathBuf>,
     #[command(subcommand)]
@@ -95,6 +95,7 @@ pub fn run(args: KeysArgs) -> ExitCode {
 async fn execute(args: KeysArgs) -> Result<String, String> {
     let loaded = load(args.config.as_ref()).map_err(|e| e.to_string())?;
     let url = database_url(&loaded.config, loaded.source_dir.as_deref());
+    ensure_sqlite_dir(&url)?;
     let store = gatehouse_store::open(&url)
         .await
         .map_err(|e| e.to_string())?;

@@ -1,6 +1,8 @@
-//! The `gatehouse` command: serve, or check a config without starting anything.
+//! The `gatehouse` command: serve, check a config, manage keys, or print a client's
+//! configuration.
 
 mod cli;
+mod connect;
 mod keys_cli;
 mod logging;
 mod persistence;
@@ -15,6 +17,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(cli::Command::Check(args)) => cli::check(&args),
         Some(cli::Command::Keys(args)) => keys_cli::run(args),
+        Some(cli::Command::Connect(args)) => connect::run(args),
         Some(cli::Command::Serve(args)) => serve::run(args),
         None => serve::run(cli.serve),
     }

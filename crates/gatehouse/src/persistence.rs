@@ -1,6 +1,6 @@
 //! Opening the key store at start-up and the background work that keeps it current.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +15,8 @@ const BUDGET_RESET_CHECK: Duration = Duration::from_secs(60);
 
 /// The database URL: `general_settings.database_url` (or LiteLLM's
 /// `litellm_settings.database_url`, copied there by the loader), else `DATABASE_URL`, else
-/// a SQLite file beside the config.
+/// a SQLite file beside the config — or, with no config file, in the user's data
+/// directory (never the current directory, which may be anywhere the binary was run).
 pub fn database_url(config: &Config, config_dir: Option<&Path>) -> String {
     if let Some(url) = config
         .general_settings
@@ -30,10 +31,40 @@ pub fn database_url(config: &Config, config_dir: Option<&Path>) -> String {
     {
         return url;
     }
-    let dir = config_dir.unwrap_or_else(|| Path::new("."));
+    let dir = match config_dir {
+        Some(dir) => dir.to_path_buf(),
+        None => data_dir(),
+    };
     let path = dir.join("gatehouse.db");
     let path = std::path::absolute(&path).unwrap_or(path);
     format!("sqlite://{}", path.display())
+}
+
+/// `$XDG_DATA_HOME/gatehouse`, else `~/.local/share/gatehouse` (the XDG default); the
+/// current directory only when there is no home at all.
+fn data_dir() -> PathBuf {
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    var("XDG_DATA_HOME")
+        .or_else(|| var("HOME").map(|h| h.join(".local/share")))
+        .map(|d| d.join("gatehouse"))
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// SQLite creates the file but not its directory.
+pub fn ensure_sqlite_dir(url: &str) -> Result<(), String> {
+    let Some(path) = url.strip_prefix("sqlite://") else {
+        return Ok(());
+    };
+    let path = Path::new(path.split('?').next().unwrap_or(path));
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display())),
+        _ => Ok(()),
+    }
 }
 
 /// Strips a password from a URL for log lines.
@@ -69,6 +100,7 @@ pub async fn open(
     config_dir: Option<&Path>,
 ) -> Result<(Persistence, Background), String> {
     let url = database_url(config, config_dir);
+    ensure_sqlite_dir(&url)?;
     // SQLite serialises writes anyway; each idle connection keeps its own page cache.
     let options = gatehouse_store::StoreOptions {
         max_connections: if url.starts_with("sqlite") { 2 } else { 8 },

@@ -119,10 +119,15 @@ async fn local_mode_serves_loopback_without_a_key_and_says_so() {
 async fn embedded_default_config_serves_with_no_arguments() {
     let mock = MockServer::start(MockOptions::default()).await.unwrap();
     let upstream = format!("{}/v1", mock.url());
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
     let gw = Gateway::spawn(
-        tempfile::tempdir().unwrap(),
+        dir,
         &[],
-        &[("GATEHOUSE_DEFAULT_UPSTREAM", &upstream)],
+        &[
+            ("GATEHOUSE_DEFAULT_UPSTREAM", &upstream),
+            ("XDG_DATA_HOME", data.to_str().unwrap()),
+        ],
     );
     let resp = client()
         .post(format!("{}/v1/chat/completions", gw.url))
@@ -133,6 +138,34 @@ async fn embedded_default_config_serves_with_no_arguments() {
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["choices"][0]["message"]["content"], "Echo: hi");
+    // Without a config the store lives in the user's data directory, not the cwd.
+    assert!(data.join("gatehouse/gatehouse.db").exists());
+}
+
+#[tokio::test]
+async fn without_xdg_data_home_the_store_goes_to_local_share() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let home_str = home.to_str().unwrap().to_string();
+    let gw = Gateway::spawn(
+        tempfile::tempdir().unwrap(),
+        &[],
+        &[("HOME", &home_str), ("XDG_DATA_HOME", "")],
+    );
+    assert!(
+        gw.logs().contains(".local/share/gatehouse/gatehouse.db"),
+        "{}",
+        gw.logs()
+    );
+    assert!(home.join(".local/share/gatehouse/gatehouse.db").exists());
+    // `gatehouse keys` without --config finds the same store.
+    let (code, out, err) = run(
+        &["keys", "create", "--alias", "from-cli"],
+        &[("HOME", &home_str), ("XDG_DATA_HOME", "")],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("sk-"), "{out}");
 }
 
 #[tokio::test]

@@ -4,15 +4,15 @@
 //! streamable HTTP) and Claude Code (Anthropic Messages + MCP), installed from npm by
 //! `scripts/install-peers` (pinned there). The upstreams are the faithful mocks; each
 //! client runs with its own HOME and config dir in a temp dir, and must finish in 60 s.
+//! Each runs with the configuration `gatehouse connect <client>` prints, as printed.
 
 mod common;
 
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Gateway, everything, npm_module};
+use common::{Gateway, connect, everything, fenced, npm_module};
 use gatehouse_testkit::{MockOptions, MockServer, Reply};
-use serde_json::json;
 
 const MASTER: &str = "sk-master-real-clients";
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -74,8 +74,8 @@ async fn run(mut cmd: tokio::process::Command, last_file: Option<std::path::Path
     }
 }
 
-/// `codex exec` against the gateway, with a fresh `CODEX_HOME` whose config.toml is the
-/// one docs/clients.md documents.
+/// `codex exec` against the gateway, with a fresh `CODEX_HOME` holding the config.toml
+/// that `gatehouse connect codex` prints (plus the approval policy `codex exec` needs).
 async fn codex(gw: &Gateway, model: &str, prompt: &str) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
@@ -84,23 +84,12 @@ async fn codex(gw: &Gateway, model: &str, prompt: &str) -> Run {
     for d in [&home, &codex_home, &work] {
         std::fs::create_dir_all(d).unwrap();
     }
+    let printed = connect("codex", &gw.url, &["--key-env", "GW_KEY", "--model", model]);
+    let toml = fenced(&printed, "toml");
+    assert_eq!(toml.len(), 1, "one config.toml printed:\n{printed}");
     let config = format!(
-        r#"model = "{model}"
-model_provider = "gw"
-approval_policy = "never"
-sandbox_mode = "read-only"
-
-[model_providers.gw]
-name = "Gatehouse"
-base_url = "{url}/v1"
-env_key = "GW_KEY"
-wire_api = "responses"
-
-[mcp_servers.gw]
-url = "{url}/mcp"
-bearer_token_env_var = "GW_KEY"
-"#,
-        url = gw.url
+        "approval_policy = \"never\"\nsandbox_mode = \"read-only\"\n{}\n",
+        toml[0]
     );
     std::fs::write(codex_home.join("config.toml"), config).unwrap();
     let last = dir.path().join("LAST.txt");
@@ -120,25 +109,52 @@ bearer_token_env_var = "GW_KEY"
     result
 }
 
-/// `claude -p` against the gateway, with the environment docs/clients.md documents.
-async fn claude(gw: &Gateway, model: &str, prompt: &str, extra: &[&str]) -> Run {
+/// `claude -p` against the gateway, in a shell that first runs the environment block
+/// `gatehouse connect claude-code` prints. With `mcp`, the printed `.mcp.json` is
+/// passed with `--mcp-config` (its header reads the key from the environment).
+async fn claude(gw: &Gateway, model: &str, prompt: &str, mcp: bool) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
-    let mut cmd =
-        tokio::process::Command::new(npm_module("@anthropic-ai/claude-code/bin/claude.exe"));
-    cmd.args(["-p", prompt, "--output-format", "text"])
-        .args(extra)
+    let printed = connect(
+        "claude-code",
+        &gw.url,
+        &["--key-env", "GW_KEY", "--model", model],
+    );
+    let env_block = fenced(&printed, "sh")
+        .into_iter()
+        .find(|b| b.contains("ANTHROPIC_BASE_URL"))
+        .expect("an environment block");
+    let mut args: Vec<String> = vec![
+        "-p".into(),
+        prompt.into(),
+        "--output-format".into(),
+        "text".into(),
+    ];
+    if mcp {
+        let json = fenced(&printed, "json");
+        assert_eq!(json.len(), 1, "one .mcp.json printed:\n{printed}");
+        let file = work.join(".mcp.json");
+        std::fs::write(&file, &json[0]).unwrap();
+        args.extend([
+            "--mcp-config".into(),
+            file.to_string_lossy().into_owned(),
+            "--strict-mcp-config".into(),
+            "--allowedTools".into(),
+            "mcp__gatehouse".into(),
+        ]);
+    }
+    let mut cmd = tokio::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("{env_block}\nexec \"$0\" \"$@\""))
+        .arg(npm_module("@anthropic-ai/claude-code/bin/claude.exe"))
+        .args(&args)
         .current_dir(&work)
         .env("HOME", dir.path())
-        .env("ANTHROPIC_BASE_URL", &gw.url)
-        .env("ANTHROPIC_AUTH_TOKEN", MASTER)
-        .env("ANTHROPIC_MODEL", model)
-        .env("ANTHROPIC_DEFAULT_HAIKU_MODEL", model)
-        .env("ANTHROPIC_DEFAULT_SONNET_MODEL", model)
-        .env("ANTHROPIC_DEFAULT_OPUS_MODEL", model)
-        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .env("GW_KEY", MASTER)
         .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("ANTHROPIC_BASE_URL")
+        .env_remove("ANTHROPIC_AUTH_TOKEN")
         .env_remove("CLAUDE_CONFIG_DIR");
     let result = run(cmd, None).await;
     drop(dir);
@@ -190,7 +206,7 @@ async fn codex_answers_through_chat_translation() {
         .filter_map(|t| t["function"]["name"].as_str())
         .collect();
     assert!(
-        names.contains(&"mcp__gw__ev_echo"),
+        names.contains(&"mcp__gatehouse__ev_echo"),
         "Codex listed the gateway's MCP tools and they reached the model flattened: {names:?}"
     );
     assert!(!names.contains(&"web_search"), "hosted tool dropped");
@@ -233,10 +249,10 @@ async fn codex_calls_a_gateway_mcp_tool_and_feeds_the_result_back() {
     let (mock, gw) = setup().await;
     for model in ["local-llm", "claude"] {
         mock.clear_requests();
-        // Codex names the gateway's `ev-echo` as `ev_echo` inside namespace `mcp__gw`;
+        // Codex names the gateway's `ev-echo` as `ev_echo` inside namespace `mcp__gatehouse`;
         // the model sees the flattened name.
         mock.push_reply(Reply::tool_call(
-            "mcp__gw__ev_echo",
+            "mcp__gatehouse__ev_echo",
             r#"{"message":"hi from codex"}"#,
         ));
         let r = codex(&gw, model, "use the echo tool").await;
@@ -259,7 +275,7 @@ async fn codex_calls_a_gateway_mcp_tool_and_feeds_the_result_back() {
 #[tokio::test(flavor = "multi_thread")]
 async fn claude_code_answers_through_an_anthropic_upstream() {
     let (mock, gw) = setup().await;
-    let r = claude(&gw, "claude", "hello from claude code", &[]).await;
+    let r = claude(&gw, "claude", "hello from claude code", false).await;
     assert!(r.ok, "{}", explain(&r));
     let out = r.stdout.trim();
     assert!(
@@ -285,7 +301,7 @@ async fn claude_code_answers_through_an_anthropic_upstream() {
 #[tokio::test(flavor = "multi_thread")]
 async fn claude_code_answers_through_an_openai_compatible_upstream() {
     let (mock, gw) = setup().await;
-    let r = claude(&gw, "local-llm", "hello translated claude code", &[]).await;
+    let r = claude(&gw, "local-llm", "hello translated claude code", false).await;
     assert!(r.ok, "{}", explain(&r));
     let out = r.stdout.trim();
     assert!(
@@ -302,28 +318,13 @@ async fn claude_code_answers_through_an_openai_compatible_upstream() {
 #[tokio::test(flavor = "multi_thread")]
 async fn claude_code_calls_a_gateway_mcp_tool() {
     let (mock, gw) = setup().await;
-    let mcp = json!({"mcpServers": {"gw": {"type": "http", "url": format!("{}/mcp", gw.url),
-        "headers": {"Authorization": format!("Bearer {MASTER}")}}}})
-    .to_string();
     for model in ["claude", "local-llm"] {
         mock.clear_requests();
         mock.push_reply(Reply::tool_call(
-            "mcp__gw__ev-echo",
+            "mcp__gatehouse__ev-echo",
             r#"{"message":"hi from claude code"}"#,
         ));
-        let r = claude(
-            &gw,
-            model,
-            "use the echo tool",
-            &[
-                "--mcp-config",
-                &mcp,
-                "--strict-mcp-config",
-                "--allowedTools",
-                "mcp__gw",
-            ],
-        )
-        .await;
+        let r = claude(&gw, model, "use the echo tool", true).await;
         assert!(r.ok, "{model}: {}", explain(&r));
         let seen = tool_results_seen(&mock);
         assert!(
@@ -337,7 +338,7 @@ async fn claude_code_calls_a_gateway_mcp_tool() {
         assert!(
             mock.requests()
                 .iter()
-                .any(|r| r.body.to_string().contains("mcp__gw__ev-echo")),
+                .any(|r| r.body.to_string().contains("mcp__gatehouse__ev-echo")),
             "{model}: Claude Code told the model about the gateway's MCP tool"
         );
     }

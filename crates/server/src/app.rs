@@ -5,7 +5,8 @@
 //!    response header), times the request, counts it by route and status class.
 //! 2. CORS (only when `general_settings.allowed_origins` is set) — answers preflights
 //!    before auth, so browsers can ask.
-//! 3. `auth::require_key` — every route but liveness: leaves `Caller` and `McpCaller`.
+//! 3. `auth::require_key` — every route but liveness and the admin UI (`/ui`, which checks
+//!    its own session cookie): leaves `Caller` and `McpCaller`.
 //! 4. The handler — reads its body itself, size-limited (413 past
 //!    `max_request_size_mb`), and answers errors in its client's dialect.
 
@@ -63,10 +64,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(mcp_router(&state))
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method);
-    let mut app = api.layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        require_key,
-    ));
+    let mut app = api
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_key,
+        ))
+        .merge(crate::ui::router(state.clone()));
     if let Some(cors) = cors_layer(&state.allowed_origins) {
         app = app.layer(cors);
     }

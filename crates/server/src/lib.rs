@@ -20,6 +20,7 @@ pub mod routes;
 pub mod spend;
 pub mod state;
 pub mod tools;
+pub mod ui;
 pub mod upstream;
 
 pub use app::{router, serve};

@@ -47,6 +47,8 @@ pub struct Persistence {
 }
 
 pub struct AppState {
+    /// The config being served (the admin UI shows it, redacted).
+    pub config: Arc<Config>,
     /// Model groups, strategies, retries, fallbacks, cooldowns (`router_settings`).
     pub router: gatehouse_router::Router<Deployment>,
     /// Cooldowns to share through Redis, until `cooldowns::spawn` takes them.
@@ -110,6 +112,7 @@ impl AppState {
             .build()
             .unwrap_or_default();
         Ok(Self {
+            config: Arc::new(config.clone()),
             router,
             cooldown_feed: std::sync::Mutex::new(cooldown_feed),
             wildcard_cache: Default::default(),

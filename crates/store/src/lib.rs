@@ -12,6 +12,7 @@ mod cache;
 mod config_keys;
 mod error;
 mod keygen;
+mod listing;
 mod litellm;
 mod migrations;
 mod model;
@@ -28,6 +29,9 @@ use std::time::Duration;
 pub use cache::{KeyCache, RefreshHandle};
 pub use error::StoreError;
 pub use keygen::{generate_key, hash_key, prefix_display};
+pub use listing::{
+    AuditQuery, Cursor, LogReader, MAX_PAGE, Page, SpendBucket, SpendQuery, StatusFilter,
+};
 pub use litellm::{ImportReport, import_litellm, record_from_litellm};
 pub use model::{
     AuditRow, ConfigSyncReport, KeyChanges, KeyFilter, KeyPage, KeyRecord, KeySource, KeyUpdate,
@@ -60,7 +64,8 @@ impl Default for StoreOptions {
     }
 }
 
-/// The SQLite file used when `general_settings.database_url` is unset.
+/// A SQLite file in the current directory (the binary itself uses the config's directory
+/// or the user's data directory instead; see `gatehouse::persistence::database_url`).
 pub const DEFAULT_SQLITE_URL: &str = "sqlite://gatehouse.db";
 
 /// Opens the store for `url` with default options: `sqlite://PATH`, `sqlite::memory:`,

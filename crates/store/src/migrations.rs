@@ -45,6 +45,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "spend_and_audit_logs",
         sql: logs_v2,
     },
+    Migration {
+        version: 3,
+        name: "log_listings",
+        sql: listing_v3,
+    },
 ];
 
 pub(crate) fn latest_version() -> i64 {
@@ -125,6 +130,40 @@ fn logs_v2(d: Dialect) -> String {
         CREATE INDEX gatehouse_audit_by_key ON gatehouse_audit_logs (key_hash, created_at);
         CREATE INDEX gatehouse_audit_by_time ON gatehouse_audit_logs (created_at);"
     )
+}
+
+/// Indexes for the paged listings (`listing.rs`): each filter column, then the keyset
+/// `(created_at, id)`. They replace v2's `(key_hash, created_at)` and `(created_at)`, which
+/// they cover. Errors get a partial index: they are few, and `status <> 'success'`
+/// cannot use an ordinary one. `gatehouse_spend_minutes` is the per-minute rollup the
+/// overview charts read (filled from existing rows here, then by every spend batch).
+fn listing_v3(_: Dialect) -> String {
+    "DROP INDEX gatehouse_spend_by_key;
+    DROP INDEX gatehouse_spend_by_time;
+    DROP INDEX gatehouse_audit_by_key;
+    DROP INDEX gatehouse_audit_by_time;
+    CREATE INDEX gatehouse_spend_page ON gatehouse_spend_logs (created_at, id);
+    CREATE INDEX gatehouse_spend_page_by_key ON gatehouse_spend_logs (key_hash, created_at, id);
+    CREATE INDEX gatehouse_spend_page_by_model ON gatehouse_spend_logs (model, created_at, id);
+    CREATE INDEX gatehouse_spend_page_by_status ON gatehouse_spend_logs (status, created_at, id);
+    CREATE INDEX gatehouse_spend_page_errors ON gatehouse_spend_logs (created_at, id)
+        WHERE status <> 'success';
+    CREATE INDEX gatehouse_audit_page ON gatehouse_audit_logs (created_at, id);
+    CREATE INDEX gatehouse_audit_page_by_key ON gatehouse_audit_logs (key_hash, created_at, id);
+    CREATE INDEX gatehouse_audit_page_by_tool ON gatehouse_audit_logs (server, tool, created_at, id);
+    CREATE INDEX gatehouse_audit_page_by_outcome ON gatehouse_audit_logs (outcome, created_at, id);
+    CREATE TABLE gatehouse_spend_minutes (
+        minute BIGINT PRIMARY KEY,
+        requests BIGINT NOT NULL,
+        errors BIGINT NOT NULL,
+        cost DOUBLE PRECISION NOT NULL,
+        latency_ms_sum BIGINT NOT NULL
+    );
+    INSERT INTO gatehouse_spend_minutes (minute, requests, errors, cost, latency_ms_sum)
+        SELECT (created_at / 60000) * 60000, COUNT(*),
+               SUM(CASE WHEN status <> 'success' THEN 1 ELSE 0 END), SUM(cost), SUM(latency_ms)
+        FROM gatehouse_spend_logs GROUP BY (created_at / 60000) * 60000;"
+        .to_string()
 }
 
 #[cfg(test)]

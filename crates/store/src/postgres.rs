@@ -120,3 +120,4 @@ async fn run_migrations(conn: &mut PgConnection) -> Result<(), StoreError> {
 }
 
 include!("sql_common.rs");
+include!("listing_sql.rs");

@@ -560,6 +560,7 @@ impl KeyStore for Store {
             });
             qb.build().execute(&mut *tx).await?;
         }
+        add_minute_totals(&mut tx, rows).await?;
         tx.commit().await?;
         Ok(())
     }

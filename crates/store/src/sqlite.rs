@@ -116,3 +116,4 @@ async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
 }
 
 include!("sql_common.rs");
+include!("listing_sql.rs");

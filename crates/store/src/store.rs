@@ -10,9 +10,10 @@ use crate::{
 };
 
 /// Keys, spend logs and audit rows. Nothing here belongs on a request's hot path: the
-/// server reads keys through `KeyCache` and writes logs through `SpendWriter`.
+/// server reads keys through `KeyCache` and writes logs through `SpendWriter`. The
+/// operators' paged listings are the `LogReader` supertrait.
 #[async_trait]
-pub trait KeyStore: Send + Sync + std::fmt::Debug {
+pub trait KeyStore: crate::LogReader + Send + Sync + std::fmt::Debug {
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
 

@@ -334,6 +334,29 @@ mod tests {
     }
 
     #[async_trait]
+    impl crate::LogReader for FlakyStore {
+        async fn spend_page(
+            &self,
+            _: &crate::SpendQuery,
+        ) -> Result<crate::Page<SpendRow>, StoreError> {
+            unimplemented!()
+        }
+        async fn audit_page(
+            &self,
+            _: &crate::AuditQuery,
+        ) -> Result<crate::Page<AuditRow>, StoreError> {
+            unimplemented!()
+        }
+        async fn spend_buckets(
+            &self,
+            _: DateTime<Utc>,
+            _: u32,
+        ) -> Result<Vec<crate::SpendBucket>, StoreError> {
+            unimplemented!()
+        }
+    }
+
+    #[async_trait]
     impl KeyStore for FlakyStore {
         fn backend(&self) -> &'static str {
             "flaky"

@@ -10,8 +10,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use gatehouse_config::schema::VirtualKeyConfig;
 use gatehouse_store::{
-    AuditRow, KeyCache, KeyFilter, KeyRecord, KeySource, KeyStore, KeyUpdate, LogFilter, SpendRow,
-    SpendWriter, SpendWriterConfig, StoreError, generate_key, hash_key,
+    AuditQuery, AuditRow, Cursor, KeyCache, KeyFilter, KeyRecord, KeySource, KeyStore, KeyUpdate,
+    LogFilter, SpendQuery, SpendRow, SpendWriter, SpendWriterConfig, StatusFilter, StoreError,
+    generate_key, hash_key,
 };
 use serde_json::json;
 
@@ -55,7 +56,13 @@ suite!(
     budgets_reset_when_due,
     cache_follows_other_replicas_and_survives_outage,
     litellm_export_imports,
+    pages_filter_and_follow_cursors_without_gaps,
+    listings_stay_fast_at_a_million_rows,
+    migration_3_fills_the_minute_rollup_from_existing_rows,
 );
+
+/// The newest schema version.
+const LATEST: i64 = 3;
 
 fn ts(s: &str) -> DateTime<Utc> {
     gatehouse_store::parse_instant("test", s).unwrap()
@@ -90,6 +97,407 @@ fn spend_row(key_hash: &str, i: usize, cost: f64, at: DateTime<Utc>) -> SpendRow
 
 mod cases {
     use super::*;
+
+    pub async fn migration_3_fills_the_minute_rollup_from_existing_rows(db: TestDb) {
+        // A database at version 2 with spend rows written before the rollup existed.
+        db.open().await.close().await;
+        db.exec(
+            "DELETE FROM gatehouse_migrations WHERE version = 3;
+             DROP TABLE gatehouse_spend_minutes;
+             DROP INDEX gatehouse_spend_page; DROP INDEX gatehouse_spend_page_by_key;
+             DROP INDEX gatehouse_spend_page_by_model; DROP INDEX gatehouse_spend_page_by_status;
+             DROP INDEX gatehouse_spend_page_errors; DROP INDEX gatehouse_audit_page;
+             DROP INDEX gatehouse_audit_page_by_key; DROP INDEX gatehouse_audit_page_by_tool;
+             DROP INDEX gatehouse_audit_page_by_outcome;
+             CREATE INDEX gatehouse_spend_by_key ON gatehouse_spend_logs (key_hash, created_at);
+             CREATE INDEX gatehouse_spend_by_time ON gatehouse_spend_logs (created_at);
+             CREATE INDEX gatehouse_audit_by_key ON gatehouse_audit_logs (key_hash, created_at);
+             CREATE INDEX gatehouse_audit_by_time ON gatehouse_audit_logs (created_at);
+             INSERT INTO gatehouse_spend_logs (request_id, key_hash, model, prompt_tokens,
+                 completion_tokens, cost, latency_ms, status, created_at) VALUES
+               ('a', 'k', 'm', 1, 1, 0.5, 10, 'success', 1779999960000),
+               ('b', 'k', 'm', 1, 1, 0.25, 20, 'error:timeout', 1779999990000),
+               ('c', 'k', 'm', 1, 1, 1.0, 30, 'success', 1780000050000);",
+        )
+        .await;
+        let store = db.open().await;
+        assert_eq!(store.schema_version().await.unwrap(), LATEST);
+        let t0 = chrono::DateTime::from_timestamp_millis(1_779_999_960_000).unwrap();
+        let buckets = store.spend_buckets(t0, 60).await.unwrap();
+        let got: Vec<(u64, u64)> = buckets.iter().map(|b| (b.requests, b.errors)).collect();
+        assert_eq!(got, [(2, 1), (1, 0)], "{buckets:?}");
+        assert!((buckets[0].cost - 0.75).abs() < 1e-9);
+        assert!((buckets[0].latency_ms_avg - 15.0).abs() < 1e-9);
+        // And the pages use the new indexes from here on.
+        let page = store
+            .spend_page(&SpendQuery {
+                key_hash: Some("k".into()),
+                limit: 2,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.rows.len(), 2);
+        assert!(page.next.is_some());
+    }
+
+    pub async fn pages_filter_and_follow_cursors_without_gaps(db: TestDb) {
+        let store = db.open().await;
+        let t0 = ts("2026-05-01T00:00:00Z");
+        // 45 rows, three per instant: ties on created_at must still page without loss.
+        let rows: Vec<SpendRow> = (0..45)
+            .map(|i| {
+                let mut r = spend_row(
+                    if i % 3 == 0 { "ka" } else { "kb" },
+                    i,
+                    0.5,
+                    t0 + chrono::Duration::seconds((i / 3) as i64),
+                );
+                r.model = if i % 5 == 0 {
+                    "claude".into()
+                } else {
+                    "gpt-4o".into()
+                };
+                if i % 9 == 0 {
+                    r.status = "error:timeout".into();
+                }
+                r
+            })
+            .collect();
+        store.insert_spend_batch(&rows).await.unwrap();
+        let mut seen = Vec::new();
+        let mut after: Option<Cursor> = None;
+        loop {
+            let page = store
+                .spend_page(&SpendQuery {
+                    after,
+                    limit: 7,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            assert!(page.rows.len() <= 7);
+            seen.extend(page.rows.iter().map(|r| r.request_id.clone()));
+            match page.next {
+                Some(c) => after = Some(Cursor::parse(&c.to_string()).unwrap()),
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), 45, "every row once: {seen:?}");
+        assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 45);
+        assert_eq!(seen[0], "req-44", "newest first");
+
+        let count = |q: SpendQuery| {
+            let store = store.clone();
+            async move { store.spend_page(&q).await.unwrap().rows }
+        };
+        let ka = count(SpendQuery {
+            key_hash: Some("ka".into()),
+            limit: 500,
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(ka.len(), 15);
+        assert!(ka.iter().all(|r| r.key_hash == "ka"));
+        let claude = count(SpendQuery {
+            model: Some("claude".into()),
+            limit: 500,
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(claude.len(), 9);
+        let errors = count(SpendQuery {
+            status: Some(StatusFilter::Errors),
+            limit: 500,
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(errors.len(), 5);
+        assert!(errors.iter().all(|r| r.status == "error:timeout"));
+        let ok = count(SpendQuery {
+            status: Some(StatusFilter::Is("success".into())),
+            limit: 500,
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(ok.len(), 40);
+        let window = count(SpendQuery {
+            from: Some(t0 + chrono::Duration::seconds(5)),
+            to: Some(t0 + chrono::Duration::seconds(7)),
+            key_hash: Some("kb".into()),
+            limit: 500,
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(window.len(), 4, "two instants x two kb rows");
+
+        // Per-minute totals: all 45 rows fell in the first minute. Two more batches two
+        // minutes later add to one row of the rollup.
+        for i in 0..2 {
+            let mut late = spend_row("kc", 100 + i, 1.0, t0 + chrono::Duration::minutes(2));
+            late.latency_ms = 30;
+            store.insert_spend_batch(&[late]).await.unwrap();
+        }
+        let buckets = store.spend_buckets(t0, 60).await.unwrap();
+        assert_eq!(buckets.len(), 2, "{buckets:?}");
+        assert_eq!(buckets[0].start, t0);
+        assert_eq!((buckets[0].requests, buckets[0].errors), (45, 5));
+        assert!((buckets[0].cost - 22.5).abs() < 1e-9);
+        assert!((buckets[0].latency_ms_avg - 12.0).abs() < 1e-9);
+        assert_eq!(buckets[1].start, t0 + chrono::Duration::minutes(2));
+        assert_eq!((buckets[1].requests, buckets[1].errors), (2, 0));
+        assert!((buckets[1].latency_ms_avg - 30.0).abs() < 1e-9);
+        // Coarser buckets sum the minutes; a later start leaves the first minute out.
+        let hour = store.spend_buckets(t0, 3600).await.unwrap();
+        assert_eq!(hour.len(), 1);
+        assert_eq!(hour[0].requests, 47);
+        let later = store
+            .spend_buckets(t0 + chrono::Duration::minutes(1), 60)
+            .await
+            .unwrap();
+        assert_eq!(later.iter().map(|b| b.requests).sum::<u64>(), 2);
+
+        let audit: Vec<AuditRow> = (0..12)
+            .map(|i| AuditRow {
+                key_hash: if i < 6 { "ka".into() } else { "kb".into() },
+                request_id: Some(format!("req-{i}")),
+                server: if i % 2 == 0 { "fs".into() } else { "ev".into() },
+                tool: if i % 4 == 0 {
+                    "read".into()
+                } else {
+                    "echo".into()
+                },
+                duration_ms: 3,
+                outcome: if i == 11 { "error".into() } else { "ok".into() },
+                args_size: 10,
+                result_size: 20,
+                created_at: t0 + chrono::Duration::seconds(i as i64),
+            })
+            .collect();
+        store.insert_audit_batch(&audit).await.unwrap();
+        let page = store
+            .audit_page(&AuditQuery {
+                server: Some("fs".into()),
+                tool: Some("read".into()),
+                limit: 2,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.rows.len(), 2);
+        assert_eq!(page.rows[0].request_id.as_deref(), Some("req-8"));
+        let rest = store
+            .audit_page(&AuditQuery {
+                server: Some("fs".into()),
+                tool: Some("read".into()),
+                after: page.next,
+                limit: 2,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(rest.rows.len(), 1);
+        assert!(rest.next.is_none());
+        let failed = store
+            .audit_page(&AuditQuery {
+                outcome: Some("error".into()),
+                limit: 50,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(failed.rows.len(), 1);
+        let kb = store
+            .audit_page(&AuditQuery {
+                key_hash: Some("kb".into()),
+                limit: 50,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(kb.rows.len(), 6);
+    }
+
+    /// 1,000,000 spend rows and 1,000,000 audit rows (inserted by SQL, not through the
+    /// writer, to keep the test short): the first page, a page deep in the table reached
+    /// by cursor, and each filter answer in milliseconds.
+    pub async fn listings_stay_fast_at_a_million_rows(db: TestDb) {
+        let store = db.open().await;
+        let t0: i64 = 1_780_000_000_000;
+        let (spend_src, audit_src) = match db.backend {
+            common::Backend::Sqlite => (
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000) \
+                 SELECT i FROM n",
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000) \
+                 SELECT i FROM n",
+            ),
+            common::Backend::Postgres => (
+                "SELECT i FROM generate_series(1, 1000000) AS g(i)",
+                "SELECT i FROM generate_series(1, 1000000) AS g(i)",
+            ),
+        };
+        let started = std::time::Instant::now();
+        db.exec(&format!(
+            "INSERT INTO gatehouse_spend_logs (request_id, key_hash, model, deployment, \
+             prompt_tokens, completion_tokens, cost, latency_ms, status, mcp_calls, created_at) \
+             SELECT 'req-' || i, 'key-' || (i % 100), 'model-' || (i % 10), NULL, 10, 5, 0.001, \
+             i % 500, CASE WHEN i % 1000 = 0 THEN 'error:upstream' ELSE 'success' END, NULL, \
+             {t0} + i * 10 FROM ({spend_src}) AS s"
+        ))
+        .await;
+        db.exec(&format!(
+            "INSERT INTO gatehouse_audit_logs (key_hash, request_id, server, tool, duration_ms, \
+             outcome, args_size, result_size, created_at) \
+             SELECT 'key-' || (i % 100), 'req-' || i, 'srv' || (i % 20), 'tool' || (i % 7), 3, \
+             CASE WHEN i % 500 = 0 THEN 'error' ELSE 'ok' END, 10, 20, {t0} + i * 10 \
+             FROM ({audit_src}) AS s"
+        ))
+        .await;
+        if db.backend == common::Backend::Postgres {
+            db.exec("ANALYZE gatehouse_spend_logs; ANALYZE gatehouse_audit_logs")
+                .await;
+        }
+        eprintln!("inserted 2,000,000 rows in {:?}", started.elapsed());
+
+        /// Best of three (the machine is shared; the first read may be cold), under `max`.
+        async fn timed<T, F, Fut>(what: &str, max_ms: u64, f: F) -> T
+        where
+            F: Fn() -> Fut,
+            Fut: std::future::Future<Output = T>,
+        {
+            let mut best = Duration::MAX;
+            let mut out = None;
+            for _ in 0..3 {
+                let t = std::time::Instant::now();
+                out = Some(f().await);
+                best = best.min(t.elapsed());
+            }
+            eprintln!("{what}: {best:?}");
+            assert!(best < Duration::from_millis(max_ms), "{what} took {best:?}");
+            out.unwrap()
+        }
+        let q = |q: SpendQuery| {
+            let store = store.clone();
+            async move { store.spend_page(&q).await.unwrap() }
+        };
+        let first = timed("spend page 1", 100, || {
+            q(SpendQuery {
+                limit: 50,
+                ..Default::default()
+            })
+        })
+        .await;
+        assert_eq!(first.rows.len(), 50);
+        assert_eq!(first.rows[0].request_id, "req-1000000");
+        // A cursor 900,000 rows deep.
+        let deep = Cursor {
+            created_at_ms: t0 + 100_000 * 10,
+            id: i64::MAX,
+        };
+        let page = timed("spend page at row 900,000", 100, || {
+            q(SpendQuery {
+                after: Some(deep),
+                limit: 50,
+                ..Default::default()
+            })
+        })
+        .await;
+        // Rows strictly before the cursor: the one at its instant has a smaller id.
+        assert_eq!(page.rows[0].request_id, "req-100000");
+        let by_key = timed("spend by key", 100, || {
+            q(SpendQuery {
+                key_hash: Some("key-7".into()),
+                limit: 50,
+                ..Default::default()
+            })
+        })
+        .await;
+        assert!(by_key.rows.iter().all(|r| r.key_hash == "key-7") && by_key.rows.len() == 50);
+        let by_key_deep = timed("spend by key, next page", 100, || {
+            q(SpendQuery {
+                key_hash: Some("key-7".into()),
+                after: by_key.next,
+                limit: 50,
+                ..Default::default()
+            })
+        })
+        .await;
+        assert_eq!(by_key_deep.rows.len(), 50);
+        let by_model = timed("spend by model", 100, || {
+            q(SpendQuery {
+                model: Some("model-3".into()),
+                limit: 50,
+                ..Default::default()
+            })
+        })
+        .await;
+        assert_eq!(by_model.rows.len(), 50);
+        let errors = timed("spend errors", 100, || {
+            q(SpendQuery {
+                status: Some(StatusFilter::Errors),
+                limit: 50,
+                ..Default::default()
+            })
+        })
+        .await;
+        assert_eq!(errors.rows.len(), 50);
+        assert!(errors.rows.iter().all(|r| r.status == "error:upstream"));
+        let window = timed("spend by key in a time window", 100, || {
+            q(SpendQuery {
+                key_hash: Some("key-7".into()),
+                from: Some(chrono::DateTime::from_timestamp_millis(t0 + 500_000 * 10).unwrap()),
+                to: Some(chrono::DateTime::from_timestamp_millis(t0 + 600_000 * 10).unwrap()),
+                limit: 50,
+                ..Default::default()
+            })
+        })
+        .await;
+        assert_eq!(window.rows.len(), 50);
+        // (The overview's totals read the per-minute rollup, not these rows: see
+        // `spend_buckets`.)
+
+        let a = |q: AuditQuery| {
+            let store = store.clone();
+            async move { store.audit_page(&q).await.unwrap() }
+        };
+        let audit = timed("audit page 1", 100, || {
+            a(AuditQuery {
+                limit: 50,
+                ..Default::default()
+            })
+        })
+        .await;
+        assert_eq!(audit.rows.len(), 50);
+        let tool = timed("audit by server+tool", 100, || {
+            a(AuditQuery {
+                server: Some("srv3".into()),
+                tool: Some("tool2".into()),
+                limit: 50,
+                ..Default::default()
+            })
+        })
+        .await;
+        assert_eq!(tool.rows.len(), 50);
+        let failed = timed("audit failures", 100, || {
+            a(AuditQuery {
+                outcome: Some("error".into()),
+                limit: 50,
+                ..Default::default()
+            })
+        })
+        .await;
+        assert_eq!(failed.rows.len(), 50);
+        let key = timed("audit by key, page 2", 100, || {
+            a(AuditQuery {
+                key_hash: Some("key-9".into()),
+                after: audit.next,
+                limit: 50,
+                ..Default::default()
+            })
+        })
+        .await;
+        assert_eq!(key.rows.len(), 50);
+    }
 
     pub async fn litellm_export_imports(db: TestDb) {
         let store = db.open().await;
@@ -129,7 +537,7 @@ mod cases {
 
     pub async fn migrations_are_idempotent(db: TestDb) {
         let store = db.open().await;
-        assert_eq!(store.schema_version().await.unwrap(), 2);
+        assert_eq!(store.schema_version().await.unwrap(), LATEST);
         let (_, rec) = api_key("kept", Utc::now());
         store.insert(&rec).await.unwrap();
         store.close().await;
@@ -137,13 +545,13 @@ mod cases {
         // Second and third open: nothing re-applied, data intact.
         for _ in 0..2 {
             let store = db.open().await;
-            assert_eq!(store.schema_version().await.unwrap(), 2);
+            assert_eq!(store.schema_version().await.unwrap(), LATEST);
             assert!(store.get_by_hash(&rec.token_hash).await.unwrap().is_some());
             store.close().await;
         }
         assert_eq!(
             db.scalar("SELECT COUNT(*) FROM gatehouse_migrations").await,
-            2
+            LATEST
         );
     }
 
@@ -155,10 +563,10 @@ mod cases {
             gatehouse_store::open_with(&db.url, &opts),
         );
         let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
-        assert_eq!(a.schema_version().await.unwrap(), 2);
+        assert_eq!(a.schema_version().await.unwrap(), LATEST);
         assert_eq!(
             db.scalar("SELECT COUNT(*) FROM gatehouse_migrations").await,
-            2
+            LATEST
         );
         // All pools see one schema.
         let (_, rec) = api_key("shared", Utc::now());
@@ -187,7 +595,7 @@ mod cases {
         // Nothing was recorded as applied: once the obstacle is gone, every migration runs.
         db.exec("DROP TABLE gatehouse_keys").await;
         let store = db.open().await;
-        assert_eq!(store.schema_version().await.unwrap(), 2);
+        assert_eq!(store.schema_version().await.unwrap(), LATEST);
         let (_, rec) = api_key("after-fix", Utc::now());
         store.insert(&rec).await.unwrap();
     }
@@ -206,7 +614,7 @@ mod cases {
                 err,
                 StoreError::SchemaTooNew {
                     found: 99,
-                    supported: 2
+                    supported: LATEST
                 }
             ),
             "{err:?}"

@@ -279,3 +279,43 @@ pub fn wait_for_port(port: u16) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// `gatehouse connect CLIENT --url URL ARGS...`: the configuration the binary prints.
+pub fn connect(client: &str, url: &str, args: &[&str]) -> String {
+    let mut all = vec!["connect", client, "--url", url];
+    all.extend_from_slice(args);
+    let (code, stdout, stderr) = run(&all, &[]);
+    assert_eq!(code, 0, "gatehouse connect {client} failed: {stderr}");
+    stdout
+}
+
+/// The fenced blocks of `lang` (```lang ... ```) in printed output, in order.
+pub fn fenced(out: &str, lang: &str) -> Vec<String> {
+    let open = format!("```{lang}\n");
+    let mut blocks = Vec::new();
+    let mut rest = out;
+    while let Some(start) = rest.find(&open) {
+        let body = &rest[start + open.len()..];
+        let end = body.find("\n```").expect("an unterminated block");
+        blocks.push(body[..end].to_string());
+        rest = &body[end + 4..];
+    }
+    blocks
+}
+
+/// The Python of the peers' venv (`scripts/install-peers`), or a loud failure.
+pub fn venv_python() -> String {
+    let venv = std::env::var("GATEHOUSE_VENV").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/gatehouse/venv",
+            std::env::var("HOME").unwrap_or_else(|_| "/root".into())
+        )
+    });
+    let py = PathBuf::from(venv).join("bin/python");
+    assert!(
+        py.exists(),
+        "{} missing — run scripts/install-peers",
+        py.display()
+    );
+    py.to_string_lossy().into_owned()
+}
