@@ -27,6 +27,9 @@ pub enum ApiError {
         "request body is larger than the {limit_mb} MB limit (general_settings.max_request_size_mb)"
     )]
     PayloadTooLarge { limit_mb: f64 },
+    /// A body whose `Content-Type` this route does not read (local mode: not JSON).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("{0}")]
     RateLimited(String),
     /// A key's own rpm/tpm/parallel limit; carries LiteLLM's `x-ratelimit-*` and
@@ -64,6 +67,7 @@ impl ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::ModelNotFound(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited(_) | Self::OverKeyLimit { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::BudgetExceeded(_) => StatusCode::BAD_REQUEST,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -78,9 +82,10 @@ impl ApiError {
     /// OpenAI's `error.type` for this error.
     pub fn openai_type(&self) -> &'static str {
         match self {
-            Self::BadRequest(_) | Self::InvalidParam { .. } | Self::PayloadTooLarge { .. } => {
-                "invalid_request_error"
-            }
+            Self::BadRequest(_)
+            | Self::InvalidParam { .. }
+            | Self::PayloadTooLarge { .. }
+            | Self::UnsupportedMediaType(_) => "invalid_request_error",
             Self::Unauthorized(_) => "authentication_error",
             Self::Forbidden(_) => "permission_error",
             Self::ModelNotFound(_) | Self::NotFound(_) => "not_found_error",
@@ -114,6 +119,7 @@ impl ApiError {
             Self::ModelNotFound(_) => "model_not_found",
             Self::NotFound(_) => "not_found",
             Self::PayloadTooLarge { .. } => "too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::RateLimited(_) | Self::OverKeyLimit { .. } => "rate_limited",
             Self::BudgetExceeded(_) => "budget_exceeded",
             Self::UpstreamTimeout(_) => "upstream_timeout",

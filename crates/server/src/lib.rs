@@ -10,6 +10,7 @@ pub mod cost;
 pub mod deployments;
 pub mod dialects;
 pub mod error;
+pub mod guard;
 pub mod limits;
 pub mod providers;
 pub mod proxy;
