@@ -87,6 +87,22 @@ pub async fn open(
             "a key once declared in virtual_keys is no longer in the config; it stays valid until blocked or deleted"
         );
     }
+    for r in &report.revoked {
+        let key = r
+            .key_alias
+            .clone()
+            .unwrap_or_else(|| format!("{}…", &r.token_hash[..r.token_hash.len().min(12)]));
+        match r.revocation {
+            gatehouse_store::Revocation::Blocked => tracing::warn!(
+                key = %key,
+                "a key declared in virtual_keys was blocked through the API; it stays blocked (POST /key/unblock to restore it)"
+            ),
+            gatehouse_store::Revocation::Deleted => tracing::warn!(
+                key = %key,
+                "a key declared in virtual_keys was deleted or regenerated through the API; it stays revoked (remove it from the config, or POST /key/generate with the same key to restore it)"
+            ),
+        }
+    }
     let keys = KeyCache::load(store.clone())
         .await
         .map_err(|e| format!("loading keys: {e}"))?;

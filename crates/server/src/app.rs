@@ -63,6 +63,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/key/info", get(keys::info))
         .route("/key/update", post(keys::update))
         .route("/key/delete", post(keys::delete))
+        .route("/key/block", post(keys::block))
+        .route("/key/unblock", post(keys::unblock))
         .route("/key/regenerate", post(keys::regenerate))
         .route("/key/{key}/regenerate", post(keys::regenerate_path))
         .route("/key/list", get(keys::list))

@@ -31,7 +31,7 @@ pub use keygen::{generate_key, hash_key, prefix_display};
 pub use litellm::{ImportReport, import_litellm, record_from_litellm};
 pub use model::{
     AuditRow, ConfigSyncReport, KeyChanges, KeyFilter, KeyPage, KeyRecord, KeySource, KeyUpdate,
-    LogFilter, SpendRow,
+    LogFilter, Revocation, RevokedConfigKey, SpendRow,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

@@ -45,6 +45,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "spend_and_audit_logs",
         sql: logs_v2,
     },
+    Migration {
+        version: 3,
+        name: "config_key_revocations",
+        sql: revocations_v3,
+    },
 ];
 
 pub(crate) fn latest_version() -> i64 {
@@ -125,6 +130,19 @@ fn logs_v2(d: Dialect) -> String {
         CREATE INDEX gatehouse_audit_by_key ON gatehouse_audit_logs (key_hash, created_at);
         CREATE INDEX gatehouse_audit_by_time ON gatehouse_audit_logs (created_at);"
     )
+}
+
+/// Config-declared keys blocked or deleted through the API. Unlike tombstones (which only
+/// tell other replicas' caches, and expire) these last: the start-up re-seed of
+/// `virtual_keys` reads them so a revoked key does not come back.
+fn revocations_v3(_: Dialect) -> String {
+    "CREATE TABLE gatehouse_key_revocations (
+        token_hash TEXT PRIMARY KEY,
+        key_alias TEXT,
+        kind TEXT NOT NULL,
+        revoked_at BIGINT NOT NULL
+    )"
+    .to_string()
 }
 
 #[cfg(test)]

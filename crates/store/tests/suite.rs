@@ -10,8 +10,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use gatehouse_config::schema::VirtualKeyConfig;
 use gatehouse_store::{
-    AuditRow, KeyCache, KeyFilter, KeyRecord, KeySource, KeyStore, KeyUpdate, LogFilter, SpendRow,
-    SpendWriter, SpendWriterConfig, StoreError, generate_key, hash_key,
+    AuditRow, KeyCache, KeyFilter, KeyRecord, KeySource, KeyStore, KeyUpdate, LogFilter,
+    Revocation, SpendRow, SpendWriter, SpendWriterConfig, StoreError, generate_key, hash_key,
 };
 use serde_json::json;
 
@@ -44,6 +44,7 @@ suite!(
     failed_migration_names_itself,
     newer_schema_is_refused,
     config_keys_upsert_and_survive_recreate,
+    revoked_config_keys_stay_revoked,
     update_delete_regenerate,
     expiry_and_blocked_are_stored,
     list_paginates_1000_keys,
@@ -129,7 +130,7 @@ mod cases {
 
     pub async fn migrations_are_idempotent(db: TestDb) {
         let store = db.open().await;
-        assert_eq!(store.schema_version().await.unwrap(), 2);
+        assert_eq!(store.schema_version().await.unwrap(), 3);
         let (_, rec) = api_key("kept", Utc::now());
         store.insert(&rec).await.unwrap();
         store.close().await;
@@ -137,13 +138,13 @@ mod cases {
         // Second and third open: nothing re-applied, data intact.
         for _ in 0..2 {
             let store = db.open().await;
-            assert_eq!(store.schema_version().await.unwrap(), 2);
+            assert_eq!(store.schema_version().await.unwrap(), 3);
             assert!(store.get_by_hash(&rec.token_hash).await.unwrap().is_some());
             store.close().await;
         }
         assert_eq!(
             db.scalar("SELECT COUNT(*) FROM gatehouse_migrations").await,
-            2
+            3
         );
     }
 
@@ -155,10 +156,10 @@ mod cases {
             gatehouse_store::open_with(&db.url, &opts),
         );
         let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
-        assert_eq!(a.schema_version().await.unwrap(), 2);
+        assert_eq!(a.schema_version().await.unwrap(), 3);
         assert_eq!(
             db.scalar("SELECT COUNT(*) FROM gatehouse_migrations").await,
-            2
+            3
         );
         // All pools see one schema.
         let (_, rec) = api_key("shared", Utc::now());
@@ -187,7 +188,7 @@ mod cases {
         // Nothing was recorded as applied: once the obstacle is gone, every migration runs.
         db.exec("DROP TABLE gatehouse_keys").await;
         let store = db.open().await;
-        assert_eq!(store.schema_version().await.unwrap(), 2);
+        assert_eq!(store.schema_version().await.unwrap(), 3);
         let (_, rec) = api_key("after-fix", Utc::now());
         store.insert(&rec).await.unwrap();
     }
@@ -206,7 +207,7 @@ mod cases {
                 err,
                 StoreError::SchemaTooNew {
                     found: 99,
-                    supported: 2
+                    supported: 3
                 }
             ),
             "{err:?}"
@@ -314,6 +315,92 @@ mod cases {
         assert_eq!(hit.spend, 0.0);
         assert!(cache.lookup_key("sk-config-beta-0002").is_some());
         assert!(cache.lookup_key("sk-not-configured").is_none());
+    }
+
+    /// Blocking, deleting or regenerating a key declared in `virtual_keys` survives the
+    /// next start-up's re-seed (a restart is a new pool on the same database).
+    pub async fn revoked_config_keys_stay_revoked(db: TestDb) {
+        let mut cfg = config_keys();
+        cfg.push(VirtualKeyConfig {
+            api_key: "sk-config-gamma-0003".into(),
+            key_alias: Some("gamma".into()),
+            ..Default::default()
+        });
+        let alpha = hash_key("sk-config-alpha-0001");
+        let beta = hash_key("sk-config-beta-0002");
+        let gamma = hash_key("sk-config-gamma-0003");
+        let store = db.open().await;
+        store.upsert_config_keys(&cfg).await.unwrap();
+        let block = KeyUpdate {
+            blocked: Some(true),
+            ..Default::default()
+        };
+        store.update(&alpha, &block).await.unwrap();
+        assert!(store.delete(&beta).await.unwrap());
+        let (new_gamma, _) = store.regenerate(&gamma).await.unwrap();
+        store.close().await;
+
+        let store = db.open().await;
+        let report = store.upsert_config_keys(&cfg).await.unwrap();
+        let mut revoked: Vec<(Option<String>, Revocation)> = report
+            .revoked
+            .iter()
+            .map(|r| (r.key_alias.clone(), r.revocation))
+            .collect();
+        revoked.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            revoked,
+            vec![
+                (Some("alpha".into()), Revocation::Blocked),
+                (Some("beta".into()), Revocation::Deleted),
+                (Some("gamma".into()), Revocation::Deleted),
+            ]
+        );
+        assert_eq!(
+            report.upserted, 1,
+            "only alpha is re-seeded (still blocked)"
+        );
+        let cache = KeyCache::load(store.clone()).await.unwrap();
+        assert!(
+            cache.lookup(&alpha).unwrap().blocked,
+            "config cannot unblock"
+        );
+        assert!(cache.lookup(&beta).is_none(), "deleted stays deleted");
+        assert!(
+            cache.lookup(&gamma).is_none(),
+            "regenerated secret stays dead"
+        );
+        assert!(cache.lookup_key(&new_gamma).is_some());
+
+        // Unblocking and re-creating the same key undo the revocations.
+        let unblock = KeyUpdate {
+            blocked: Some(false),
+            ..Default::default()
+        };
+        store.update(&alpha, &unblock).await.unwrap();
+        store
+            .insert(&KeyRecord::new(
+                "sk-config-beta-0002",
+                KeySource::Api,
+                Utc::now(),
+            ))
+            .await
+            .unwrap();
+        let report = store.upsert_config_keys(&cfg).await.unwrap();
+        assert_eq!(report.revoked.len(), 1, "{:?}", report.revoked);
+        assert_eq!(report.revoked[0].key_alias.as_deref(), Some("gamma"));
+        assert!(!store.get_by_hash(&alpha).await.unwrap().unwrap().blocked);
+        assert!(store.get_by_hash(&beta).await.unwrap().is_some());
+
+        // Keys from the API leave no revocation behind.
+        let (_, rec) = api_key("api", Utc::now());
+        store.insert(&rec).await.unwrap();
+        store.update(&rec.token_hash, &block).await.unwrap();
+        assert_eq!(
+            store.upsert_config_keys(&cfg).await.unwrap().revoked.len(),
+            1
+        );
+        store.close().await;
     }
 
     pub async fn update_delete_regenerate(db: TestDb) {
