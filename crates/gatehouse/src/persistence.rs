@@ -36,16 +36,6 @@ pub fn database_url(config: &Config, config_dir: Option<&Path>) -> String {
     format!("sqlite://{}", path.display())
 }
 
-/// Strips a password from a URL for log lines.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_string(),
-    }
-}
-
 /// Work that runs beside the server, stopped in order at shutdown.
 pub struct Background {
     refresher: RefreshHandle,
@@ -76,7 +66,7 @@ pub async fn open(
     };
     let store = gatehouse_store::open_with(&url, &options)
         .await
-        .map_err(|e| format!("key store at {}: {e}", redact(&url)))?;
+        .map_err(|e| format!("key store at {}: {e}", gatehouse_config::redact::url(&url)))?;
     let report = store
         .upsert_config_keys(&config.virtual_keys)
         .await
@@ -122,7 +112,7 @@ pub async fn open(
     });
     tracing::info!(
         backend = store.backend(),
-        url = %redact(&url),
+        url = %gatehouse_config::redact::url(&url),
         keys = keys.len(),
         config_keys = report.upserted,
         "key store ready"

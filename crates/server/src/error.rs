@@ -43,7 +43,8 @@ pub enum ApiError {
     BudgetExceeded(String),
     #[error("upstream did not answer within {0:.1}s")]
     UpstreamTimeout(f64),
-    #[error("could not reach the upstream: {0}")]
+    /// The text is usually an HTTP client error, which names the URL: printed redacted.
+    #[error("could not reach the upstream: {}", gatehouse_config::redact::text(.0))]
     UpstreamUnreachable(String),
     /// The upstream answered an error; its status and (OpenAI-shaped) body are kept.
     #[error("upstream error {status}")]
@@ -139,7 +140,7 @@ impl ApiError {
         };
         json!({
             "error": {
-                "message": self.to_string(),
+                "message": gatehouse_config::redact::text(&self.to_string()),
                 "type": self.openai_type(),
                 "param": param,
                 "code": self.openai_code(),
@@ -162,6 +163,7 @@ impl IntoResponse for ApiError {
                 // Not OpenAI-shaped (an HTML proxy page, a vendor body): wrap it so the
                 // client's SDK can still parse the error, and keep the upstream text.
                 let text = String::from_utf8_lossy(&body);
+                let text = gatehouse_config::redact::text(&text);
                 let message = format!(
                     "upstream returned {status}: {}",
                     text.chars().take(2000).collect::<String>()

@@ -77,7 +77,7 @@ impl AppState {
         hub: Arc<Hub>,
         persistence: Option<Persistence>,
         metrics: Option<PrometheusHandle>,
-    ) -> Result<Self, DeploymentError> {
+    ) -> Result<Self, StateError> {
         let groups = ModelGroups::from_config(config)?;
         let limiter = limiter(config)?;
         let master_key = config
@@ -91,14 +91,7 @@ impl AppState {
             Some(p) => p.keys.clone(),
             None => Arc::new(NoKeys),
         };
-        let http = reqwest::Client::builder()
-            .pool_idle_timeout(std::time::Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            .tcp_nodelay(true)
-            // A gateway reports an upstream's redirect; it does not follow it with our keys.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
+        let http = upstream_client()?;
         Ok(Self {
             groups,
             auth: Auth::new(master_key, resolver, any_keys),
@@ -115,6 +108,29 @@ impl AppState {
             limiter,
         })
     }
+}
+
+/// Why the state could not be built (start-up fails with it).
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(transparent)]
+    Deployments(#[from] DeploymentError),
+    /// No silent fallback to a default client: that one would follow redirects with our
+    /// upstream keys.
+    #[error("cannot build the upstream HTTP client: {0}")]
+    HttpClient(String),
+}
+
+/// The client every upstream LLM call uses, built with our policy or not at all.
+fn upstream_client() -> Result<reqwest::Client, StateError> {
+    reqwest::Client::builder()
+        .pool_idle_timeout(std::time::Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
+        // A gateway reports an upstream's redirect; it does not follow it with our keys.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| StateError::HttpClient(e.to_string()))
 }
 
 struct NoKeys;
