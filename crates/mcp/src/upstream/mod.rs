@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod http;
 pub mod legacy_sse;
 pub mod sse;
+pub mod stderr;
 pub mod stdio;
 
 use crate::jsonrpc::{Id, Message, Notification, Request, Response, RpcError};

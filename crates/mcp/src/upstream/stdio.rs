@@ -55,13 +55,7 @@ impl StdioTransport {
             .take()
             .ok_or_else(|| UpstreamError::Spawn("no stdout pipe".into()))?;
         if let Some(stderr) = child.stderr.take() {
-            let server = name.to_string();
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(stderr).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    tracing::info!(target: "gatehouse_mcp::stderr", server = %server, "{line}");
-                }
-            });
+            tokio::spawn(super::stderr::drain(name.to_string(), stderr));
         }
         let server = name.to_string();
         tokio::spawn(async move {
