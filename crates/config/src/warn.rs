@@ -30,12 +30,34 @@ const IMPLEMENTED: &[(&str, &[&str])] = &[
             "database_url",
             "mcp_aliases",
             "mcp_max_iterations",
+            // Router keys LiteLLM also reads here (crates/router/src/settings.rs).
+            "fallbacks",
+            "context_window_fallbacks",
+            "content_policy_fallbacks",
+            "default_fallbacks",
+            "allowed_fails",
+            "cooldown_time",
         ],
     ),
     (
         "router_settings",
         &[
+            "routing_strategy",
+            "routing_strategy_args",
             "num_retries",
+            "retry_policy",
+            "retry_after",
+            "allowed_fails",
+            "allowed_fails_policy",
+            "cooldown_time",
+            "fallbacks",
+            "context_window_fallbacks",
+            "content_policy_fallbacks",
+            "default_fallbacks",
+            "max_fallbacks",
+            "model_group_alias",
+            "enable_pre_call_checks",
+            "enable_tag_filtering",
             "timeout",
             "redis_host",
             "redis_port",
@@ -68,10 +90,6 @@ const LITELLM_UNSUPPORTED: &[&str] = &[
     "turn_off_message_logging",
     "redact_user_api_key_info",
     "default_team_settings",
-    "default_fallbacks",
-    "content_policy_fallbacks",
-    "model_group_alias",
-    "enable_pre_call_checks",
     "alerting",
     "alerting_threshold",
     "max_budget",
@@ -165,13 +183,7 @@ pub(crate) fn unsupported_keys(
         };
         for (key, value) in written {
             // `cache: false` asks for nothing we lack.
-            // The strategy we implement is LiteLLM's default; naming it asks for nothing new.
-            let default_strategy =
-                key == "routing_strategy" && value.as_str() == Some("simple-shuffle");
-            if implemented.contains(&key.as_str())
-                || *value == Value::Bool(false)
-                || default_strategy
-            {
+            if implemented.contains(&key.as_str()) || *value == Value::Bool(false) {
                 continue;
             }
             let message = match (known.contains(key), suggest(key, &known)) {

@@ -109,7 +109,7 @@ async fn serve(
         );
     }
     tracing::info!(
-        models = state.groups.names().len(),
+        models = state.router.names().len(),
         mcp_servers = config.mcp_servers.len(),
         config = %loaded.origin,
         startup_ms = started.elapsed().as_secs_f64() * 1e3,

@@ -1,23 +1,19 @@
-//! Model groups: every `model_list` entry resolved into a ready-to-call deployment, grouped
-//! by public `model_name`, and picked by weight (LiteLLM's `simple-shuffle`).
-//!
-//! This is the router's seam: the full router (strategies, cooldowns, fallbacks) replaces
-//! [`ModelGroups::pick_order`] without touching the handlers.
+//! Deployments: every `model_list` entry resolved into a ready-to-call [`Deployment`]
+//! (provider, upstream model, URL, key, timeouts, prices), handed to the router
+//! ([`build_router`]), which groups them by public `model_name` and keeps their live state.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use gatehouse_config::{Config, Dialect, Provider, provider};
-use rand::Rng;
+use gatehouse_router::{MemberSpec, Router, RouterSettings};
 use serde_json::{Map, Value};
 
 /// Default whole-request timeout when neither the deployment nor the settings give one
 /// (LiteLLM's default is 600 s).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Deployment {
     /// `model_info.id`, or `<model_name>#<index in model_list>`.
     pub id: String,
@@ -41,34 +37,17 @@ pub struct Deployment {
     pub mcp_servers: Vec<String>,
     /// Per-token prices: the price table's, with `model_info` costs taking precedence.
     pub price: Option<crate::cost::Price>,
-    pub stats: DeploymentStats,
-}
-
-/// Passive health: what the last calls to this deployment did.
-#[derive(Debug, Default)]
-pub struct DeploymentStats {
-    pub successes: AtomicU64,
-    pub failures: AtomicU64,
-    /// 0 when the last call succeeded, else the number of failures in a row.
-    pub consecutive_failures: AtomicU64,
-}
-
-impl DeploymentStats {
-    pub fn record(&self, ok: bool) {
-        if ok {
-            self.successes.fetch_add(1, Ordering::Relaxed);
-            self.consecutive_failures.store(0, Ordering::Relaxed);
-        } else {
-            self.failures.fetch_add(1, Ordering::Relaxed);
-            self.consecutive_failures.fetch_add(1, Ordering::Relaxed);
-        }
-    }
+    /// `litellm_params.model` is `*` (a `model_name: "*"` route): the provider comes from
+    /// each requested name.
+    pub any_provider: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeploymentError {
     #[error("router_settings redis: {0}")]
     Redis(String),
+    #[error("{0}")]
+    Router(#[from] gatehouse_router::SettingsError),
     #[error("model_list[{index}].litellm_params.model: {source}")]
     Provider {
         index: usize,
@@ -83,147 +62,157 @@ pub enum DeploymentError {
     },
 }
 
-/// Public model name → its deployments, in `model_list` order.
-#[derive(Debug, Default)]
-pub struct ModelGroups {
-    groups: HashMap<String, Vec<Arc<Deployment>>>,
-    /// Public names in `model_list` order, for listings.
-    names: Vec<String>,
-}
-
-impl ModelGroups {
-    pub fn from_config(config: &Config) -> Result<Self, DeploymentError> {
-        let default_timeout = config
-            .router_settings
-            .timeout
-            .or(config.litellm_settings.request_timeout)
-            .map(Duration::from_secs_f64)
-            .unwrap_or(DEFAULT_TIMEOUT);
-        let default_retries = config
-            .router_settings
-            .num_retries
-            .or(config.litellm_settings.num_retries)
-            .unwrap_or(0);
-        let mut groups: HashMap<String, Vec<Arc<Deployment>>> = HashMap::new();
-        let mut names = Vec::new();
-        for (index, entry) in config.model_list.iter().enumerate() {
-            let params = &entry.litellm_params;
-            let (provider, upstream_model) =
-                provider::resolve(&params.model, params.custom_llm_provider.as_deref())
-                    .map_err(|source| DeploymentError::Provider { index, source })?;
-            let api_key = params.api_key.clone().or_else(|| {
-                provider
-                    .key_env
-                    .and_then(|var| std::env::var(var).ok())
-                    .filter(|k| !k.is_empty())
-            });
-            let api_base = match params.api_base.as_deref().or(provider.default_api_base) {
-                Some(base) => normalize_api_base(base, provider.dialect),
-                None => {
-                    return Err(DeploymentError::MissingApiBase {
-                        index,
-                        provider: provider.name,
-                    });
-                }
-            };
-            let price = crate::cost::resolve(
-                provider.name,
-                &upstream_model,
-                &crate::cost::CostOverrides {
-                    input_cost_per_token: entry.model_info.input_cost_per_token,
-                    output_cost_per_token: entry.model_info.output_cost_per_token,
-                },
-            );
-            let deployment = Deployment {
-                id: entry
-                    .model_info
-                    .id
-                    .clone()
-                    .unwrap_or_else(|| format!("{}#{index}", entry.model_name)),
-                model_name: entry.model_name.clone(),
-                provider,
-                upstream_model,
-                api_base,
-                api_key,
-                api_version: params.api_version.clone(),
-                timeout: params
-                    .timeout
-                    .map(Duration::from_secs_f64)
-                    .unwrap_or(default_timeout),
-                stream_timeout: params.stream_timeout.map(Duration::from_secs_f64),
-                max_retries: params.max_retries.unwrap_or(default_retries),
-                weight: params.weight.unwrap_or(1.0).max(0.0),
-                default_params: with_aws_params(params, provider.dialect),
-                headers: params
-                    .headers
-                    .iter()
-                    .flatten()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                access_groups: entry.model_info.access_groups.clone(),
-                mcp_servers: entry.model_info.mcp_servers.clone(),
-                price,
-                stats: DeploymentStats::default(),
-            };
-            let group = groups.entry(entry.model_name.clone()).or_default();
-            if group.is_empty() {
-                names.push(entry.model_name.clone());
-            }
-            group.push(Arc::new(deployment));
-        }
-        Ok(Self { groups, names })
-    }
-
-    pub fn names(&self) -> &[String] {
-        &self.names
-    }
-
-    pub fn group(&self, name: &str) -> Option<&[Arc<Deployment>]> {
-        self.groups.get(name).map(Vec::as_slice)
-    }
-
-    pub fn all(&self) -> impl Iterator<Item = &Arc<Deployment>> {
-        self.names
-            .iter()
-            .filter_map(|n| self.groups.get(n))
-            .flatten()
-    }
-
-    /// The order in which to try a group's deployments: the first is drawn by weight, the
-    /// rest follow as fallbacks in their configured order.
-    pub fn pick_order(&self, name: &str) -> Option<Vec<Arc<Deployment>>> {
-        let group = self.groups.get(name)?;
-        let first = if group.len() == 1 {
-            0
-        } else {
-            weighted_index(group, &mut rand::rng())
+/// Resolves every `model_list` entry and builds the router over them.
+pub fn build_router(config: &Config) -> Result<Router<Deployment>, DeploymentError> {
+    let default_timeout = config
+        .router_settings
+        .timeout
+        .or(config.litellm_settings.request_timeout)
+        .map(Duration::from_secs_f64)
+        .unwrap_or(DEFAULT_TIMEOUT);
+    let mut members = Vec::with_capacity(config.model_list.len());
+    for (index, entry) in config.model_list.iter().enumerate() {
+        let deployment = resolve(entry, index, default_timeout)?;
+        let params = &entry.litellm_params;
+        let price = deployment.price;
+        let spec = MemberSpec {
+            id: deployment.id.clone(),
+            weight: params.weight,
+            rpm: params.rpm,
+            tpm: params.tpm,
+            order: params
+                .extra
+                .get("order")
+                .and_then(Value::as_u64)
+                .map(|o| o.min(u32::MAX as u64) as u32),
+            tags: params
+                .extra
+                .get("tags")
+                .and_then(Value::as_array)
+                .map(|t| {
+                    t.iter()
+                        .filter_map(|t| t.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            cost_per_token: price.map(|p| p.input_cost_per_token + p.output_cost_per_token),
+            max_input_tokens: entry
+                .model_info
+                .max_input_tokens
+                .or(price.and_then(|p| p.max_input_tokens)),
+            max_retries: params.max_retries.unwrap_or(0),
+            deployment: Arc::new(deployment),
         };
-        let mut order = Vec::with_capacity(group.len());
-        order.push(group[first].clone());
-        order.extend(
-            group
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i != first)
-                .map(|(_, d)| d.clone()),
-        );
-        Some(order)
+        members.push((entry.model_name.clone(), spec));
     }
+    Ok(Router::new(members, RouterSettings::from_config(config)?)?)
 }
 
-fn weighted_index(group: &[Arc<Deployment>], rng: &mut impl Rng) -> usize {
-    let total: f64 = group.iter().map(|d| d.weight).sum();
-    if total <= 0.0 {
-        return rng.random_range(0..group.len());
-    }
-    let mut point = rng.random_range(0.0..total);
-    for (i, d) in group.iter().enumerate() {
-        if point < d.weight {
-            return i;
+fn resolve(
+    entry: &gatehouse_config::ModelEntry,
+    index: usize,
+    default_timeout: Duration,
+) -> Result<Deployment, DeploymentError> {
+    let params = &entry.litellm_params;
+    let any_provider = params.model == "*";
+    // A `*` model takes its provider from each request; until then it is OpenAI-compatible.
+    let model = if any_provider {
+        "openai/*"
+    } else {
+        params.model.as_str()
+    };
+    let (provider, upstream_model) =
+        provider::resolve(model, params.custom_llm_provider.as_deref())
+            .map_err(|source| DeploymentError::Provider { index, source })?;
+    let api_key = params.api_key.clone().or_else(|| provider_key(provider));
+    let api_base = match params.api_base.as_deref().or(provider.default_api_base) {
+        Some(base) => normalize_api_base(base, provider.dialect),
+        None if any_provider => String::new(),
+        None => {
+            return Err(DeploymentError::MissingApiBase {
+                index,
+                provider: provider.name,
+            });
         }
-        point -= d.weight;
+    };
+    let overrides = crate::cost::CostOverrides {
+        input_cost_per_token: entry.model_info.input_cost_per_token,
+        output_cost_per_token: entry.model_info.output_cost_per_token,
+    };
+    let price = crate::cost::resolve(provider.name, &upstream_model, &overrides);
+    Ok(Deployment {
+        id: entry
+            .model_info
+            .id
+            .clone()
+            .unwrap_or_else(|| format!("{}#{index}", entry.model_name)),
+        model_name: entry.model_name.clone(),
+        provider,
+        upstream_model,
+        api_base,
+        api_key,
+        api_version: params.api_version.clone(),
+        timeout: params
+            .timeout
+            .map(Duration::from_secs_f64)
+            .unwrap_or(default_timeout),
+        stream_timeout: params.stream_timeout.map(Duration::from_secs_f64),
+        max_retries: params.max_retries.unwrap_or(0),
+        weight: params.weight.unwrap_or(1.0).max(0.0),
+        default_params: with_aws_params(params, provider.dialect),
+        headers: params
+            .headers
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        access_groups: entry.model_info.access_groups.clone(),
+        mcp_servers: entry.model_info.mcp_servers.clone(),
+        price,
+        any_provider,
+    })
+}
+
+fn provider_key(provider: &Provider) -> Option<String> {
+    provider
+        .key_env
+        .and_then(|var| std::env::var(var).ok())
+        .filter(|k| !k.is_empty())
+}
+
+impl Deployment {
+    /// This wildcard deployment serving one requested name: `capture` (what the route's
+    /// `*` matched) replaces the `*` of the upstream model; a `*` model also takes its
+    /// provider from the capture (`anthropic/claude-x` → Anthropic, `claude-x`).
+    pub fn for_wildcard(&self, capture: &str) -> Result<Deployment, String> {
+        let mut d = self.clone();
+        if self.any_provider {
+            let (provider, model) = provider::resolve(capture, None).map_err(|e| e.to_string())?;
+            if d.api_base.is_empty() || d.provider.name != provider.name {
+                d.api_base = match provider.default_api_base {
+                    Some(base) => normalize_api_base(base, provider.dialect),
+                    None => {
+                        return Err(format!(
+                            "provider \"{}\" needs an api_base; add a model_list entry for it",
+                            provider.name
+                        ));
+                    }
+                };
+                if d.api_key.is_none() || d.provider.name != provider.name {
+                    d.api_key = provider_key(provider);
+                }
+            }
+            d.price = crate::cost::resolve(provider.name, &model, &Default::default());
+            d.provider = provider;
+            d.upstream_model = model;
+        } else {
+            d.upstream_model = self.upstream_model.replacen('*', capture, 1);
+            d.price =
+                crate::cost::resolve(self.provider.name, &d.upstream_model, &Default::default())
+                    .or(self.price);
+        }
+        Ok(d)
     }
-    group.len() - 1
 }
 
 /// Bedrock's AWS settings are typed in the config; the Bedrock adapter reads them from
@@ -233,6 +222,10 @@ fn with_aws_params(
     dialect: Dialect,
 ) -> Map<String, Value> {
     let mut out = params.extra.clone();
+    // Routing facts, read by the router; not request parameters.
+    for key in ["order", "tags"] {
+        out.remove(key);
+    }
     if dialect == Dialect::Bedrock {
         for (key, value) in [
             ("aws_access_key_id", &params.aws_access_key_id),
@@ -330,7 +323,7 @@ pub(crate) mod tests_support {
             access_groups: vec![],
             mcp_servers: vec![],
             price: None,
-            stats: DeploymentStats::default(),
+            any_provider: false,
         }
     }
 }

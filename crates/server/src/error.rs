@@ -46,11 +46,22 @@ pub enum ApiError {
     /// The text is usually an HTTP client error, which names the URL: printed redacted.
     #[error("could not reach the upstream: {}", gatehouse_config::redact::text(.0))]
     UpstreamUnreachable(String),
-    /// The upstream answered an error; its status and (OpenAI-shaped) body are kept.
-    #[error("upstream error {status}")]
+    /// The upstream answered an error; its status and (OpenAI-shaped) body are kept, with
+    /// what it means (`kind`, classified once by the provider adapter where the vendor's
+    /// body arrived) and how long the vendor asked us to wait (`Retry-After`, clamped).
+    #[error("upstream error {status} ({})", kind.label())]
     Upstream {
         status: StatusCode,
+        kind: gatehouse_llm::ErrorKind,
         body: bytes::Bytes,
+        retry_after: Option<std::time::Duration>,
+    },
+    /// No deployment of the group could be tried (all cooling down or over their own
+    /// rpm/tpm); `retry_after` is when the first comes back.
+    #[error("{message}")]
+    Unavailable {
+        message: String,
+        retry_after: Option<std::time::Duration>,
     },
     #[error("{0}")]
     NotImplemented(String),
@@ -61,6 +72,28 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// What the router needs to know of a failed attempt; `None` for the gateway's own
+    /// errors (a request it could not map, ...), which no other deployment would fix.
+    pub fn failure(&self) -> Option<gatehouse_router::Failure> {
+        use gatehouse_router::Failure;
+        match self {
+            Self::UpstreamTimeout(_) => Some(Failure::Timeout),
+            Self::UpstreamUnreachable(_) => Some(Failure::Unreachable),
+            Self::Upstream { kind, .. } => Some(Failure::Vendor(*kind)),
+            _ => None,
+        }
+    }
+
+    /// An upstream error classified from an OpenAI-compatible body.
+    pub fn upstream(status: StatusCode, body: bytes::Bytes) -> Self {
+        Self::Upstream {
+            status,
+            kind: gatehouse_llm::openai::classify_error(status.as_u16(), &body),
+            body,
+            retry_after: None,
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) | Self::InvalidParam { .. } => StatusCode::BAD_REQUEST,
@@ -74,6 +107,7 @@ impl ApiError {
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
             Self::Upstream { status, .. } => *status,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -93,7 +127,9 @@ impl ApiError {
             Self::RateLimited(_) | Self::OverKeyLimit { .. } => "rate_limit_error",
             Self::BudgetExceeded(_) => "budget_exceeded",
             Self::UpstreamTimeout(_) => "timeout",
-            Self::UpstreamUnreachable(_) | Self::Upstream { .. } => "api_error",
+            Self::UpstreamUnreachable(_) | Self::Upstream { .. } | Self::Unavailable { .. } => {
+                "api_error"
+            }
             Self::NotImplemented(_) | Self::MethodNotAllowed(_) => "invalid_request_error",
             Self::Internal(_) => "internal_error",
         }
@@ -126,6 +162,7 @@ impl ApiError {
             Self::UpstreamTimeout(_) => "upstream_timeout",
             Self::UpstreamUnreachable(_) => "upstream_unreachable",
             Self::Upstream { .. } => "upstream_error",
+            Self::Unavailable { .. } => "no_deployment",
             Self::NotImplemented(_) => "not_implemented",
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::Internal(_) => "internal",
@@ -155,11 +192,22 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let extra_headers = match &self {
             Self::OverKeyLimit { headers, .. } => Some(headers.as_ref().clone()),
+            Self::Unavailable {
+                retry_after: Some(after),
+                ..
+            } => {
+                let mut h = axum::http::HeaderMap::new();
+                let secs = after.as_secs_f64().ceil().max(1.0) as u64;
+                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                    h.insert(header::RETRY_AFTER, v);
+                }
+                Some(h)
+            }
             _ => None,
         };
         let body = match self {
             Self::Upstream { body, .. } if looks_like_openai_error(&body) => body,
-            Self::Upstream { status, body } => {
+            Self::Upstream { status, body, .. } => {
                 // Not OpenAI-shaped (an HTML proxy page, a vendor body): wrap it so the
                 // client's SDK can still parse the error, and keep the upstream text.
                 let text = String::from_utf8_lossy(&body);

@@ -1,8 +1,8 @@
 //! Gatehouse HTTP server: routes, auth, proxying, streaming, health and metrics.
 //!
-//! A chat request flows: `request::observe` → `auth::require_key` → `routes::chat` →
-//! `proxy::route` (model group, key scope) → `proxy::forward` (deployment order, retries,
-//! fall-over) → `upstream::send` → relayed back (`upstream::stream` for SSE).
+//! Every model request goes through one pipeline, described in [`pipeline`]: auth →
+//! route → limits and accounting → attach MCP tools → router attempts → provider adapter
+//! → tool loop → response in the client's dialect → spend row.
 
 pub mod app;
 pub mod auth;
@@ -12,6 +12,7 @@ pub mod dialects;
 pub mod error;
 pub mod guard;
 pub mod limits;
+pub mod pipeline;
 pub mod providers;
 pub mod proxy;
 pub mod request;

@@ -23,6 +23,8 @@ tokio::task_local! {
 #[derive(Default)]
 struct Tally {
     deployment: Option<Arc<Deployment>>,
+    /// The router's hold on the deployment that answered (in-flight slot, tpm window).
+    served: Option<gatehouse_router::Served<Deployment>>,
     usage: cost::Usage,
     status: Option<String>,
     mcp_calls: Option<Value>,
@@ -72,6 +74,16 @@ impl RequestRecord {
 
     pub fn set_deployment(&self, deployment: &Arc<Deployment>) {
         self.tally().deployment = Some(deployment.clone());
+    }
+
+    /// The router's hold on the deployment that answered: kept until the answer is over,
+    /// then told the tokens used. A tool loop's later rounds replace earlier ones.
+    pub fn set_served(&self, served: gatehouse_router::Served<Deployment>) {
+        let mut t = self.tally();
+        let tokens = t.usage.prompt + t.usage.completion;
+        if let Some(previous) = t.served.replace(served) {
+            previous.record_tokens(tokens);
+        }
     }
 
     /// Adds one model call's usage (a tool loop makes several).
@@ -133,6 +145,12 @@ impl RequestRecord {
 
 impl Drop for RequestRecord {
     fn drop(&mut self) {
+        {
+            let mut t = self.tally();
+            if let Some(served) = t.served.take() {
+                served.record_tokens(t.usage.prompt + t.usage.completion);
+            }
+        }
         if !self.limits.is_unlimited() {
             let t = self.tally();
             let tokens = t.usage.prompt + t.usage.completion;

@@ -10,7 +10,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use gatehouse_store::{KeyCache, KeyStore, SpendWriter};
 
 use crate::auth::{Auth, KeyResolver};
-use crate::deployments::{DeploymentError, ModelGroups};
+use crate::deployments::{Deployment, DeploymentError};
 
 /// Request-handling settings read from the config.
 #[derive(Debug, Clone)]
@@ -50,7 +50,10 @@ pub struct Persistence {
 }
 
 pub struct AppState {
-    pub groups: ModelGroups,
+    /// Model groups, strategies, retries, fallbacks, cooldowns (`router_settings`).
+    pub router: gatehouse_router::Router<Deployment>,
+    /// Wildcard deployments materialised for a requested name (bounded).
+    wildcard_cache: std::sync::Mutex<std::collections::HashMap<(String, String), Arc<Deployment>>>,
     pub auth: Auth,
     pub http: reqwest::Client,
     pub settings: Settings,
@@ -78,7 +81,7 @@ impl AppState {
         persistence: Option<Persistence>,
         metrics: Option<PrometheusHandle>,
     ) -> Result<Self, StateError> {
-        let groups = ModelGroups::from_config(config)?;
+        let router = crate::deployments::build_router(config)?;
         let limiter = limiter(config)?;
         let master_key = config
             .general_settings
@@ -93,7 +96,8 @@ impl AppState {
         };
         let http = upstream_client()?;
         Ok(Self {
-            groups,
+            router,
+            wildcard_cache: Default::default(),
             auth: Auth::new(master_key, resolver, any_keys),
             http,
             settings: Settings::from_config(config),
@@ -131,6 +135,44 @@ fn upstream_client() -> Result<reqwest::Client, StateError> {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| StateError::HttpClient(e.to_string()))
+}
+
+/// Wildcard deployments kept materialised at most (one per requested name).
+const WILDCARD_CACHE: usize = 1024;
+
+impl AppState {
+    /// The deployment an attempt calls: the configured one, or for a wildcard route the
+    /// configured one serving the requested name (cached; a name that cannot be served
+    /// falls back to the template, whose upstream then answers for it).
+    pub fn deployment_for(
+        &self,
+        deployment: &Arc<Deployment>,
+        wildcard: Option<&str>,
+    ) -> Arc<Deployment> {
+        let Some(capture) = wildcard else {
+            return deployment.clone();
+        };
+        let key = (deployment.id.clone(), capture.to_owned());
+        let mut cache = self
+            .wildcard_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(hit) = cache.get(&key) {
+            return hit.clone();
+        }
+        let made = match deployment.for_wildcard(capture) {
+            Ok(d) => Arc::new(d),
+            Err(reason) => {
+                tracing::warn!(deployment = %deployment.id, model = %capture, %reason, "wildcard route cannot serve this name");
+                return deployment.clone();
+            }
+        };
+        if cache.len() >= WILDCARD_CACHE {
+            cache.clear();
+        }
+        cache.insert(key, made.clone());
+        made
+    }
 }
 
 struct NoKeys;

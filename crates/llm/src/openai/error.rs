@@ -35,3 +35,111 @@ impl ErrorBody {
         }
     }
 }
+
+/// Classifies an error from an OpenAI-compatible upstream (OpenAI, Azure, vLLM, Ollama,
+/// llama.cpp, ...) by its status and body, once, where the body arrives. OpenAI names
+/// the two kinds the router treats specially in `error.code`
+/// (`context_length_exceeded`, `content_policy_violation` / Azure's `content_filter`);
+/// vLLM and llama.cpp only say it in the message ("maximum context length",
+/// "exceeds the context size"), which is their only signal, so that narrow text is read.
+pub fn classify(status: u16, body: &[u8]) -> ErrorKind {
+    #[derive(Deserialize)]
+    struct Shape {
+        error: Option<Detail>,
+    }
+    #[derive(Deserialize)]
+    struct Detail {
+        #[serde(default)]
+        code: Option<serde_json::Value>,
+        #[serde(default, rename = "type")]
+        error_type: Option<String>,
+        #[serde(default)]
+        message: Option<String>,
+    }
+    let detail = serde_json::from_slice::<Shape>(body)
+        .ok()
+        .and_then(|s| s.error);
+    let code = detail
+        .as_ref()
+        .and_then(|d| d.code.as_ref())
+        .and_then(|c| c.as_str())
+        .unwrap_or("");
+    let error_type = detail
+        .as_ref()
+        .and_then(|d| d.error_type.as_deref())
+        .unwrap_or("");
+    let message = detail
+        .as_ref()
+        .and_then(|d| d.message.as_deref())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    match code {
+        "context_length_exceeded" | "string_above_max_length" => return ErrorKind::ContextLength,
+        "content_policy_violation" | "content_filter" => return ErrorKind::ContentPolicy,
+        "rate_limit_exceeded" | "insufficient_quota" => return ErrorKind::RateLimit,
+        "invalid_api_key" => return ErrorKind::Auth,
+        "model_not_found" => return ErrorKind::NotFound,
+        _ => {}
+    }
+    if matches!(status, 400 | 413 | 422)
+        && (message.contains("maximum context length")
+            || message.contains("context length")
+            || message.contains("exceeds the context size")
+            || message.contains("context window"))
+    {
+        return ErrorKind::ContextLength;
+    }
+    match (status, error_type) {
+        (_, "overloaded_error") | (529, _) => ErrorKind::Overloaded,
+        (400 | 422, _) => ErrorKind::InvalidRequest,
+        (401, _) => ErrorKind::Auth,
+        (403, _) => ErrorKind::PermissionDenied,
+        (404, _) => ErrorKind::NotFound,
+        (413, _) => ErrorKind::RequestTooLarge,
+        (429, _) => ErrorKind::RateLimit,
+        (503, _) => ErrorKind::Overloaded,
+        (408 | 409, _) | (500..=599, _) => ErrorKind::Upstream,
+        // A 2xx or 3xx reported as an error: the upstream broke its protocol.
+        _ => ErrorKind::Upstream,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_openai_compatible_errors() {
+        let body = |code: &str, msg: &str| {
+            format!(
+                r#"{{"error":{{"message":"{msg}","type":"invalid_request_error","param":null,"code":{code}}}}}"#
+            )
+        };
+        assert_eq!(
+            classify(400, body("\"context_length_exceeded\"", "x").as_bytes()),
+            ErrorKind::ContextLength
+        );
+        assert_eq!(
+            classify(
+                400,
+                body("null", "This model's maximum context length is 4096 tokens").as_bytes()
+            ),
+            ErrorKind::ContextLength
+        );
+        assert_eq!(
+            classify(400, body("\"content_filter\"", "x").as_bytes()),
+            ErrorKind::ContentPolicy
+        );
+        assert_eq!(
+            classify(400, body("null", "bad").as_bytes()),
+            ErrorKind::InvalidRequest
+        );
+        assert_eq!(
+            classify(429, b"<html>slow down</html>"),
+            ErrorKind::RateLimit
+        );
+        assert_eq!(classify(503, b""), ErrorKind::Overloaded);
+        assert_eq!(classify(500, b"[1,2,3]"), ErrorKind::Upstream);
+        assert_eq!(classify(401, b"{}"), ErrorKind::Auth);
+    }
+}

@@ -7,7 +7,7 @@ mod request;
 mod response;
 
 pub use accumulate::ChunkAccumulator;
-pub use error::{ErrorBody, ErrorDetail};
+pub use error::{ErrorBody, ErrorDetail, classify as classify_error};
 pub use request::{
     ChatMessage, ChatRequest, ContentPart, FunctionCall, FunctionDef, ImageUrl, MessageContent,
     NamedFunction, NamedToolChoice, Role, Stop, StreamOptions, Tool, ToolCall, ToolChoice,

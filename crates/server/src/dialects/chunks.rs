@@ -27,7 +27,6 @@ use crate::deployments::Deployment;
 use crate::error::ApiError;
 use crate::providers;
 use crate::state::AppState;
-use crate::upstream::send::is_retryable;
 
 type Upstream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
 
@@ -121,10 +120,10 @@ impl ChunkStream {
                 })?;
                 if value.get("error").is_some() {
                     // An in-band error: keep the vendor's body, classified as a 5xx.
-                    return Err(ApiError::Upstream {
-                        status: StatusCode::INTERNAL_SERVER_ERROR,
-                        body: Bytes::from(data.to_owned()),
-                    });
+                    return Err(ApiError::upstream(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        Bytes::from(data.to_owned()),
+                    ));
                 }
                 let chunk: ChatCompletionChunk = serde_json::from_value(value).map_err(|e| {
                     ApiError::UpstreamUnreachable(format!(
@@ -138,37 +137,20 @@ impl ChunkStream {
     }
 }
 
-/// Asks the deployments in order for a streamed chat round of `body` (an OpenAI chat
-/// body; `stream` and `include_usage` are set here) and returns the stream of the first
-/// one that produced a chunk. Retryable failures before that point fall over.
+/// Opens a streamed chat round of `body` (an OpenAI chat body; `stream` and
+/// `include_usage` are set here) on one deployment and returns its chunk stream once the
+/// first chunk arrived (peek before commit: a failure before it is an ordinary error the
+/// router can retry or fall back from).
 pub async fn open(
     state: &AppState,
     request_id: &str,
-    deployments: &[Arc<Deployment>],
+    deployment: &Arc<Deployment>,
     body: &Map<String, Value>,
 ) -> Result<ChunkStream, ApiError> {
     let mut body = body.clone();
     body.insert("stream".into(), Value::Bool(true));
     body.insert("stream_options".into(), json!({"include_usage": true}));
-    let mut last_err = None;
-    for deployment in deployments {
-        match open_one(state, request_id, deployment, &body).await {
-            Ok(stream) => {
-                deployment.stats.record(true);
-                crate::spend::with(|r| r.set_deployment(deployment));
-                return Ok(stream);
-            }
-            Err(err) => {
-                deployment.stats.record(!is_retryable(&err));
-                if !is_retryable(&err) {
-                    return Err(err);
-                }
-                tracing::warn!(deployment = %deployment.id, error = %err, "deployment failed, trying the next one");
-                last_err = Some(err);
-            }
-        }
-    }
-    Err(last_err.unwrap_or_else(|| ApiError::Internal("model group has no deployments".into())))
+    open_one(state, request_id, deployment, &body).await
 }
 
 async fn open_one(
@@ -221,8 +203,7 @@ async fn whole(
     let mut body = body.clone();
     body.remove("stream");
     body.remove("stream_options");
-    let value =
-        crate::proxy::complete(state, request_id, std::slice::from_ref(deployment), &body).await?;
+    let value = crate::proxy::complete_one(state, request_id, deployment, &body).await?;
     let completion: ChatCompletion = serde_json::from_value(value).map_err(|e| {
         ApiError::UpstreamUnreachable(format!("unexpected chat answer from the upstream: {e}"))
     })?;

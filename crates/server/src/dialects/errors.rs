@@ -27,45 +27,16 @@ pub fn kind_of(err: &ApiError) -> ErrorKind {
         ApiError::UpstreamTimeout(_) | ApiError::UpstreamUnreachable(_) | ApiError::Internal(_) => {
             ErrorKind::Upstream
         }
-        ApiError::Upstream { status, body } => kind_of_upstream(status.as_u16(), body),
+        ApiError::Upstream { kind, .. } => *kind,
+        ApiError::Unavailable { .. } => ErrorKind::Overloaded,
         // Errors added later (budgets, limits, ...) are classified by their status.
-        other => kind_of_upstream(other.status().as_u16(), b""),
-    }
-}
-
-fn kind_of_upstream(status: u16, body: &[u8]) -> ErrorKind {
-    // A vendor body naming its type says more than the status (529 vs 503, context length).
-    let error_type = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| {
-            v.pointer("/error/type")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
-        .unwrap_or_default();
-    match error_type.as_str() {
-        "overloaded_error" => return ErrorKind::Overloaded,
-        "rate_limit_error" | "rate_limit_exceeded" => return ErrorKind::RateLimit,
-        "authentication_error" => return ErrorKind::Auth,
-        "permission_error" => return ErrorKind::PermissionDenied,
-        "not_found_error" => return ErrorKind::NotFound,
-        _ => {}
-    }
-    match status {
-        400 | 422 => ErrorKind::InvalidRequest,
-        401 => ErrorKind::Auth,
-        403 => ErrorKind::PermissionDenied,
-        404 => ErrorKind::NotFound,
-        413 => ErrorKind::RequestTooLarge,
-        429 => ErrorKind::RateLimit,
-        503 | 529 => ErrorKind::Overloaded,
-        _ => ErrorKind::Upstream,
+        other => gatehouse_llm::openai::classify_error(other.status().as_u16(), b""),
     }
 }
 
 /// The human-readable message: the vendor's own for upstream errors.
 pub fn message_of(err: &ApiError) -> String {
-    if let ApiError::Upstream { status, body } = err {
+    if let ApiError::Upstream { status, body, .. } = err {
         let parsed = serde_json::from_slice::<Value>(body).ok();
         if let Some(message) = parsed
             .as_ref()
@@ -93,7 +64,7 @@ fn is_anthropic_error(body: &[u8]) -> bool {
 /// Status and Anthropic-shaped body for `err`. An Anthropic upstream's own error body is
 /// passed on unchanged with its status.
 pub fn anthropic_parts(err: &ApiError) -> (StatusCode, bytes::Bytes) {
-    if let ApiError::Upstream { status, body } = err
+    if let ApiError::Upstream { status, body, .. } = err
         && is_anthropic_error(body)
     {
         return (*status, body.clone());
@@ -151,25 +122,25 @@ mod tests {
     #[test]
     fn upstream_bodies_are_kept_or_translated() {
         let native = br#"{"type":"error","error":{"type":"overloaded_error","message":"busy"}}"#;
-        let err = ApiError::Upstream {
-            status: StatusCode::from_u16(529).unwrap(),
-            body: bytes::Bytes::from_static(native),
-        };
+        let err = ApiError::upstream(
+            StatusCode::from_u16(529).unwrap(),
+            bytes::Bytes::from_static(native),
+        );
         assert_eq!(anthropic_parts(&err).1.as_ref(), native);
         let openai = br#"{"error":{"message":"slow down","type":"rate_limit_error"}}"#;
-        let err = ApiError::Upstream {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            body: bytes::Bytes::from_static(openai),
-        };
+        let err = ApiError::upstream(
+            StatusCode::TOO_MANY_REQUESTS,
+            bytes::Bytes::from_static(openai),
+        );
         let (status, body) = anthropic_parts(&err);
         assert_eq!(status, 429);
         let body: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(body["error"]["type"], "rate_limit_error");
         assert_eq!(body["error"]["message"], "slow down");
-        let err = ApiError::Upstream {
-            status: StatusCode::from_u16(529).unwrap(),
-            body: bytes::Bytes::from_static(b"{}"),
-        };
+        let err = ApiError::upstream(
+            StatusCode::from_u16(529).unwrap(),
+            bytes::Bytes::from_static(b"{}"),
+        );
         assert_eq!(kind_of(&err), ErrorKind::Overloaded);
         assert_eq!(anthropic_parts(&err).0, 529);
     }

@@ -136,17 +136,10 @@ pub async fn complete(
 
 /// Anthropic's error status and body, as the OpenAI client expects them (529 → 503).
 pub fn vendor_error(err: ApiError) -> ApiError {
-    match err {
-        ApiError::Upstream { status, body } => {
-            let mapped = anthropic::map_error(status.as_u16(), &body);
-            let status = StatusCode::from_u16(mapped.status).unwrap_or(StatusCode::BAD_GATEWAY);
-            let body = serde_json::to_vec(&mapped.body)
-                .map(Bytes::from)
-                .unwrap_or(body);
-            ApiError::Upstream { status, body }
-        }
-        other => other,
-    }
+    super::remap_error(err, |status, body| {
+        let m = anthropic::map_error(status, body);
+        (m.kind, m.status, m.body)
+    })
 }
 
 pub fn map_error(err: MapError) -> ApiError {
@@ -156,7 +149,12 @@ pub fn map_error(err: MapError) -> ApiError {
             let body = serde_json::to_vec(&e.to_openai())
                 .map(Bytes::from)
                 .unwrap_or_default();
-            ApiError::Upstream { status, body }
+            ApiError::Upstream {
+                status,
+                kind: e.kind,
+                body,
+                retry_after: None,
+            }
         }
         MapError::InvalidUpstream(m) => {
             ApiError::UpstreamUnreachable(format!("unexpected answer from the upstream: {m}"))

@@ -55,14 +55,18 @@ fn is_content_filter(error: &Value) -> bool {
 
 /// Rewrites Azure content-filter refusals (see the module docs); other errors pass.
 pub fn vendor_error(err: ApiError) -> ApiError {
-    let ApiError::Upstream { status, body } = err else {
+    let ApiError::Upstream {
+        body, retry_after, ..
+    } = &err
+    else {
         return err;
     };
-    let Ok(mut parsed) = serde_json::from_slice::<Value>(&body) else {
-        return ApiError::Upstream { status, body };
+    let retry_after = *retry_after;
+    let Ok(parsed) = serde_json::from_slice::<Value>(body) else {
+        return err;
     };
-    let Some(error) = parsed.get_mut("error").filter(|e| is_content_filter(e)) else {
-        return ApiError::Upstream { status, body };
+    let Some(error) = parsed.get("error").filter(|e| is_content_filter(e)) else {
+        return err;
     };
     let message = error
         .get("message")
@@ -77,11 +81,15 @@ pub fn vendor_error(err: ApiError) -> ApiError {
     if let Some(inner) = error.get("innererror") {
         mapped.error.rest.insert("innererror".into(), inner.clone());
     }
-    let body = serde_json::to_vec(&mapped).map(Bytes::from).unwrap_or(body);
+    let body = serde_json::to_vec(&mapped)
+        .map(Bytes::from)
+        .unwrap_or_default();
     ApiError::Upstream {
         status: StatusCode::from_u16(ErrorKind::ContentPolicy.status())
             .unwrap_or(StatusCode::BAD_REQUEST),
+        kind: ErrorKind::ContentPolicy,
         body,
+        retry_after,
     }
 }
 
@@ -96,14 +104,18 @@ mod tests {
             "param": "prompt", "code": "content_filter", "status": 400,
             "innererror": {"code": "ResponsibleAIPolicyViolation",
                 "content_filter_result": {"violence": {"filtered": true, "severity": "medium"}}}}});
-        let err = vendor_error(ApiError::Upstream {
-            status: StatusCode::BAD_REQUEST,
-            body: Bytes::from(azure.to_string()),
-        });
-        let ApiError::Upstream { status, body } = err else {
+        let err = vendor_error(ApiError::upstream(
+            StatusCode::BAD_REQUEST,
+            Bytes::from(azure.to_string()),
+        ));
+        let ApiError::Upstream {
+            status, body, kind, ..
+        } = err
+        else {
             panic!("not an upstream error");
         };
         assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(kind, ErrorKind::ContentPolicy);
         let body: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(body["error"]["code"], "content_policy_violation");
         assert_eq!(body["error"]["type"], "invalid_request_error");
@@ -114,10 +126,10 @@ mod tests {
         );
         // Anything else is left alone.
         let other = Bytes::from(r#"{"error":{"code":"429","message":"slow down"}}"#);
-        let err = vendor_error(ApiError::Upstream {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            body: other.clone(),
-        });
+        let err = vendor_error(ApiError::upstream(
+            StatusCode::TOO_MANY_REQUESTS,
+            other.clone(),
+        ));
         assert!(matches!(err, ApiError::Upstream { body, .. } if body == other));
     }
 }

@@ -330,17 +330,10 @@ pub async fn embeddings(
 /// Bedrock's error (type from `__type`, added by `upstream::send` from
 /// `x-amzn-errortype`) as the OpenAI client expects it.
 pub fn vendor_error(err: ApiError) -> ApiError {
-    match err {
-        ApiError::Upstream { status, body } => {
-            let mapped = bedrock::map_error(status.as_u16(), &body);
-            let status = StatusCode::from_u16(mapped.status).unwrap_or(StatusCode::BAD_GATEWAY);
-            let body = serde_json::to_vec(&mapped.body)
-                .map(Bytes::from)
-                .unwrap_or(body);
-            ApiError::Upstream { status, body }
-        }
-        other => other,
-    }
+    super::remap_error(err, |status, body| {
+        let m = bedrock::map_error(status, body);
+        (m.kind, m.status, m.body)
+    })
 }
 
 /// Name of the synthetic event for a corrupt or cut event stream; it ends in

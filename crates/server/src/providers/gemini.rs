@@ -194,17 +194,10 @@ pub async fn embeddings(
 
 /// Google's error status and body, as the OpenAI client expects them.
 pub fn vendor_error(err: ApiError) -> ApiError {
-    match err {
-        ApiError::Upstream { status, body } => {
-            let mapped = gemini::map_error(status.as_u16(), &body);
-            let status = StatusCode::from_u16(mapped.status).unwrap_or(StatusCode::BAD_GATEWAY);
-            let body = serde_json::to_vec(&mapped.body)
-                .map(Bytes::from)
-                .unwrap_or(body);
-            ApiError::Upstream { status, body }
-        }
-        other => other,
-    }
+    super::remap_error(err, |status, body| {
+        let m = gemini::map_error(status, body);
+        (m.kind, m.status, m.body)
+    })
 }
 
 /// Gemini SSE (`alt=sse`) -> OpenAI `chat.completion.chunk` SSE.

@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use crate::deployments::Deployment;
+use crate::error::ApiError;
 
 /// Parameters only the gateway reads (LiteLLM's request-level knobs); never sent to a
 /// vendor that validates its fields strictly.
@@ -26,6 +27,7 @@ pub const GATEWAY_ONLY_PARAMS: &[&str] = &[
     "num_retries",
     "fallbacks",
     "context_window_fallbacks",
+    "content_policy_fallbacks",
     "caching",
     "cache",
     "no-log",
@@ -115,5 +117,37 @@ pub fn token_usage(u: &gatehouse_llm::openai::Usage) -> crate::cost::Usage {
         prompt: u.prompt_tokens,
         completion: u.completion_tokens,
         ..Default::default()
+    }
+}
+
+/// An upstream error status + body as a vendor's mapper reads it: its kind, the status to
+/// answer with, and an OpenAI-shaped body. Keeps the `Retry-After` the vendor sent.
+pub fn remap_error(
+    err: ApiError,
+    map: impl FnOnce(
+        u16,
+        &[u8],
+    ) -> (
+        gatehouse_llm::ErrorKind,
+        u16,
+        gatehouse_llm::openai::ErrorBody,
+    ),
+) -> ApiError {
+    match err {
+        ApiError::Upstream {
+            status,
+            body,
+            retry_after,
+            ..
+        } => {
+            let (kind, mapped_status, mapped) = map(status.as_u16(), &body);
+            ApiError::Upstream {
+                status: StatusCode::from_u16(mapped_status).unwrap_or(StatusCode::BAD_GATEWAY),
+                kind,
+                body: serde_json::to_vec(&mapped).map(Bytes::from).unwrap_or(body),
+                retry_after,
+            }
+        }
+        other => other,
     }
 }

@@ -30,7 +30,15 @@ pub async fn call(
         Dialect::Azure => azure_path(deployment, endpoint),
         _ => endpoint.openai_path().to_string(),
     };
-    let body = passthrough_bytes(client_body, deployment, &state.settings)?;
+    // A streamed chat answer is billed by its usage, which OpenAI-compatible upstreams only
+    // send when asked: ask, and keep the extra chunk from a client that did not.
+    let ask_usage = stream && endpoint == Endpoint::ChatCompletions;
+    let client_wants_usage = client_body
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let body = passthrough_bytes(client_body, deployment, &state.settings, ask_usage)?;
     let call = UpstreamCall {
         deployment,
         path: &path,
@@ -43,7 +51,12 @@ pub async fn call(
         .await
         .map_err(|e| vendor_error(deployment, e))?;
     if stream {
-        let body = Body::from_stream(relay(response.bytes_stream(), deployment.timeout));
+        let strip_usage = ask_usage && !client_wants_usage;
+        let body = Body::from_stream(relay(
+            response.bytes_stream(),
+            deployment.timeout,
+            strip_usage,
+        ));
         return Ok(sse_response(body, deployment));
     }
     let bytes = response.bytes().await.map_err(|e| {
@@ -64,7 +77,7 @@ pub async fn complete(
         Dialect::Azure => azure_path(deployment, Endpoint::ChatCompletions),
         _ => Endpoint::ChatCompletions.openai_path().to_string(),
     };
-    let body = passthrough_bytes(body, deployment, &state.settings)?;
+    let body = passthrough_bytes(body, deployment, &state.settings, false)?;
     let call = UpstreamCall {
         deployment,
         path: &path,
@@ -132,7 +145,7 @@ pub async fn open_chat_stream(
         Dialect::Azure => azure_path(deployment, Endpoint::ChatCompletions),
         _ => Endpoint::ChatCompletions.openai_path().to_string(),
     };
-    let body = passthrough_bytes(body, deployment, &state.settings)?;
+    let body = passthrough_bytes(body, deployment, &state.settings, false)?;
     let call = UpstreamCall {
         deployment,
         path: &path,

@@ -10,7 +10,8 @@ use serde_json::Value;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::proxy::{Endpoint, forward, route};
+use crate::pipeline::{self, attempts};
+use crate::proxy::{Endpoint, forward_one};
 use crate::request::{RequestId, parse_object, read_body};
 use crate::state::AppState;
 use crate::{spend, tools};
@@ -54,41 +55,36 @@ pub async fn chat_completions(
         }
     }
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let deployments = route(&state, &caller, &model)?;
+    let route = pipeline::route(&state, &caller, &model, &body, bytes.len())?;
     tracing::debug!(model = %model, stream, key = %caller.key_id, "chat completion");
-    let model_servers: Vec<String> = deployments
-        .iter()
-        .flat_map(|d| d.mcp_servers.iter().cloned())
-        .collect();
-    let attached = tools::attachments(
-        &state.hub,
-        &caller.mcp(),
-        &headers,
-        &mut body,
-        &model_servers,
-    )?;
     let record_id = request_id.clone();
     spend::account(&state, &caller, &record_id, &model, async {
+        let attached = tools::attachments(
+            &state.hub,
+            &caller.mcp(),
+            &headers,
+            &mut body,
+            &route.mcp_servers,
+        )?;
         if !attached.is_empty() {
-            return tools::run(
-                state.clone(),
-                &caller,
-                request_id,
-                deployments,
-                body,
-                attached,
-            )
-            .await;
+            return tools::run(state.clone(), &caller, request_id, route, body, attached).await;
         }
-        forward(
-            &state,
-            &request_id,
-            &deployments,
-            &body,
-            stream,
-            Endpoint::ChatCompletions,
-        )
-        .await
+        let routed = attempts(&state, &route, |d| {
+            let (state, request_id, body) = (&state, &request_id, &body);
+            async move {
+                forward_one(
+                    state,
+                    request_id,
+                    &d,
+                    body,
+                    stream,
+                    Endpoint::ChatCompletions,
+                )
+                .await
+            }
+        })
+        .await?;
+        Ok(routed.into_response())
     })
     .await
 }

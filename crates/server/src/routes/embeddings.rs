@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::proxy::{Endpoint, forward, route};
+use crate::pipeline::{self, attempts};
+use crate::proxy::{Endpoint, forward_one};
 use crate::request::{RequestId, parse_object, read_body};
 use crate::state::AppState;
 
@@ -41,17 +42,17 @@ pub async fn embeddings(
             param: "input",
         });
     }
-    let deployments = route(&state, &caller, &model)?;
+    let route = pipeline::route(&state, &caller, &model, &body, bytes.len())?;
     crate::spend::account(&state, &caller, &request_id, &model, async {
-        forward(
-            &state,
-            &request_id,
-            &deployments,
-            &body,
-            false,
-            Endpoint::Embeddings,
-        )
-        .await
+        let routed =
+            attempts(&state, &route, |d| {
+                let (state, request_id, body) = (&state, &request_id, &body);
+                async move {
+                    forward_one(state, request_id, &d, body, false, Endpoint::Embeddings).await
+                }
+            })
+            .await?;
+        Ok(routed.into_response())
     })
     .await
 }

@@ -1,7 +1,6 @@
 //! Liveness (no key), readiness, per-deployment health, and Prometheus metrics.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -27,19 +26,20 @@ pub async fn readiness(State(state): State<Arc<AppState>>) -> Json<Value> {
     }))
 }
 
-/// Per-deployment status from passive tracking of real traffic (a deployment whose last
-/// call failed is unhealthy), plus the MCP servers' states — for the master key (and
-/// local mode). Details name upstream hosts and MCP commands, so a virtual key gets only
-/// the overall status. URLs are printed without their credentials.
+/// Per-deployment status from the router's passive tracking of real traffic (a deployment
+/// cooling down, or whose last call failed, is unhealthy), plus the MCP servers' states —
+/// for the master key (and local mode). Details name upstream hosts and MCP commands, so a
+/// virtual key gets only the overall status. URLs are printed without their credentials.
 pub async fn health(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
 ) -> Json<Value> {
+    let now = gatehouse_router::now_ms();
     if !caller.is_admin {
-        let degraded = state
-            .groups
-            .all()
-            .any(|d| d.stats.consecutive_failures.load(Ordering::Relaxed) > 0);
+        let degraded = state.router.members().any(|m| {
+            let stats = m.stats();
+            stats.is_cooling(now) || stats.consecutive_failures() > 0
+        });
         return Json(json!({
             "status": if degraded { "degraded" } else { "healthy" },
             "detail": "per-deployment and MCP server details need the master key",
@@ -47,18 +47,23 @@ pub async fn health(
     }
     let mut healthy = Vec::new();
     let mut unhealthy = Vec::new();
-    for d in state.groups.all() {
-        let failures = d.stats.consecutive_failures.load(Ordering::Relaxed);
+    for member in state.router.members() {
+        let (d, stats) = (member.deployment(), member.stats());
+        let cooling = stats.is_cooling(now);
         let entry = json!({
             "model": d.model_name,
             "model_id": d.id,
             "provider": d.provider.name,
             "api_base": gatehouse_config::redact::url(&d.api_base),
-            "successes": d.stats.successes.load(Ordering::Relaxed),
-            "failures": d.stats.failures.load(Ordering::Relaxed),
-            "consecutive_failures": failures,
+            "successes": stats.successes(),
+            "failures": stats.failures(),
+            "consecutive_failures": stats.consecutive_failures(),
+            "in_flight": stats.in_flight(),
+            "latency_ms": stats.latency().map(|l| l.as_secs_f64() * 1e3),
+            "cooldown_remaining_s": cooling
+                .then(|| (stats.cooldown_until_ms() - now) as f64 / 1e3),
         });
-        if failures == 0 {
+        if !cooling && stats.consecutive_failures() == 0 {
             healthy.push(entry);
         } else {
             unhealthy.push(entry);

@@ -28,10 +28,11 @@ use crate::deployments::Deployment;
 use crate::dialects::usage::{self, Shape};
 use crate::dialects::{chunks, errors, sse};
 use crate::error::ApiError;
-use crate::proxy::{self, route};
+use crate::pipeline::{self, Route};
+use crate::proxy;
 use crate::request::{RequestId, parse_object, read_body};
 use crate::state::AppState;
-use crate::upstream::send::{UpstreamCall, is_retryable, send};
+use crate::upstream::send::{UpstreamCall, send};
 use crate::{spend, tools};
 
 const COUNT_TOKENS_PATH: &str = "/v1/messages/count_tokens";
@@ -45,11 +46,15 @@ pub async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let (body, model) = match read(&state, body).await {
+    let (body, model, len) = match read(&state, body).await {
         Ok(read) => read,
         Err(err) => return errors::anthropic_response(&err),
     };
-    let handler = create_inner(&state, &caller, &request_id, &headers, body, &model);
+    let route = match pipeline::route(&state, &caller, &model, &body, len) {
+        Ok(route) => route,
+        Err(err) => return errors::anthropic_response(&err),
+    };
+    let handler = create_inner(&state, &caller, &request_id, &headers, body, route);
     match spend::account(&state, &caller, &request_id, &model, handler).await {
         Ok(response) => response,
         Err(err) => errors::anthropic_response(&err),
@@ -69,7 +74,10 @@ pub async fn count_tokens(
     }
 }
 
-async fn read(state: &AppState, body: Body) -> Result<(Map<String, Value>, String), ApiError> {
+async fn read(
+    state: &AppState,
+    body: Body,
+) -> Result<(Map<String, Value>, String, usize), ApiError> {
     let bytes = read_body(
         body,
         state.settings.max_request_bytes,
@@ -84,7 +92,7 @@ async fn read(state: &AppState, body: Body) -> Result<(Map<String, Value>, Strin
     if !matches!(body.get("messages"), Some(Value::Array(_))) {
         return Err(ApiError::BadRequest("messages: Field required".into()));
     }
-    Ok((body, model))
+    Ok((body, model, bytes.len()))
 }
 
 fn forwarded_headers(headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
@@ -103,63 +111,37 @@ async fn create_inner(
     request_id: &str,
     headers: &HeaderMap,
     body: Map<String, Value>,
-    model: &str,
+    route: Route,
 ) -> Result<Response, ApiError> {
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let deployments = route(state, caller, model)?;
+    let model = route.model.clone();
     tracing::debug!(model = %model, stream, key = %caller.key_id, "messages");
-    let model_servers: Vec<String> = deployments
-        .iter()
-        .flat_map(|d| d.mcp_servers.iter().cloned())
-        .collect();
-    if !model_servers.is_empty() || headers.contains_key("x-mcp-servers") {
+    if !route.mcp_servers.is_empty() || headers.contains_key("x-mcp-servers") {
         let mut no_tools = Map::new();
         let attached = tools::attachments(
             &state.hub,
             &caller.mcp(),
             headers,
             &mut no_tools,
-            &model_servers,
+            &route.mcp_servers,
         )?;
         if !attached.is_empty() {
-            return with_mcp(
-                state,
-                caller,
-                request_id,
-                deployments,
-                &body,
-                model,
-                stream,
-                attached,
-            )
-            .await;
+            return with_mcp(state, caller, request_id, route, &body, stream, attached).await;
         }
     }
     let forward = forwarded_headers(headers);
-    let mut last_err = None;
-    for deployment in &deployments {
-        let result = if deployment.provider.dialect == Dialect::Anthropic {
-            passthrough(state, request_id, deployment, &body, stream, &forward).await
-        } else {
-            translated(state, request_id, deployment, &body, model, stream).await
-        };
-        match result {
-            Ok(response) => {
-                deployment.stats.record(true);
-                return Ok(response);
-            }
-            Err(err) if is_retryable(&err) => {
-                deployment.stats.record(false);
-                tracing::warn!(deployment = %deployment.id, error = %err, "deployment failed, trying the next one");
-                last_err = Some(err);
-            }
-            Err(err) => {
-                deployment.stats.record(true);
-                return Err(err);
+    let routed = pipeline::attempts(state, &route, |d| {
+        let (body, forward, model) = (&body, &forward, &model);
+        async move {
+            if d.provider.dialect == Dialect::Anthropic {
+                passthrough(state, request_id, &d, body, stream, forward).await
+            } else {
+                translated(state, request_id, &d, body, model, stream).await
             }
         }
-    }
-    Err(last_err.unwrap_or_else(|| ApiError::Internal("model group has no deployments".into())))
+    })
+    .await?;
+    Ok(routed.into_response())
 }
 
 /// The client's body with the model name mapped, for an Anthropic deployment.
@@ -194,22 +176,37 @@ async fn passthrough(
         request_id,
         forward_headers: forward.to_vec(),
     };
-    let response = send(&state.http, &call).await?;
-    spend::with(|r| r.set_deployment(deployment));
+    let response = send(&state.http, &call).await.map_err(anthropic_kind)?;
     if stream {
         let idle = deployment.stream_timeout.unwrap_or(deployment.timeout);
         let relayed = sse::relay_anthropic(response.bytes_stream(), idle);
         let body = Body::from_stream(usage::tap(Shape::Anthropic, relayed));
-        return Ok(with_model_id(sse::response(body), deployment));
+        return Ok(sse::response(body));
     }
     let bytes = response.bytes().await.map_err(|e| {
         ApiError::UpstreamUnreachable(format!("reading the upstream body failed: {e}"))
     })?;
     usage::record_body(Shape::Anthropic, &bytes);
-    Ok(with_model_id(
-        json_response(StatusCode::OK, bytes),
-        deployment,
-    ))
+    Ok(json_response(StatusCode::OK, bytes))
+}
+
+/// An Anthropic upstream's error, classified by Anthropic's rules; its body goes to the
+/// (Anthropic) client unchanged.
+fn anthropic_kind(err: ApiError) -> ApiError {
+    match err {
+        ApiError::Upstream {
+            status,
+            body,
+            retry_after,
+            ..
+        } => ApiError::Upstream {
+            kind: gatehouse_llm::anthropic::map_error(status.as_u16(), &body).kind,
+            status,
+            body,
+            retry_after,
+        },
+        other => other,
+    }
 }
 
 async fn translated(
@@ -221,13 +218,12 @@ async fn translated(
     stream: bool,
 ) -> Result<Response, ApiError> {
     let (chat_body, ctx) = chat_body(body)?;
-    let one = std::slice::from_ref(deployment);
     let mut response = if stream {
-        let chunks = chunks::open(state, request_id, one, &chat_body).await?;
+        let chunks = chunks::open(state, request_id, deployment, &chat_body).await?;
         let events = chunks::encode(chunks, Writer(MessagesStreamWriter::new(model)));
         sse::response(Body::from_stream(events))
     } else {
-        let value = proxy::complete(state, request_id, one, &chat_body).await?;
+        let value = proxy::complete_one(state, request_id, deployment, &chat_body).await?;
         let completion: ChatCompletion = serde_json::from_value(value).map_err(|e| {
             ApiError::UpstreamUnreachable(format!("unexpected chat answer from the upstream: {e}"))
         })?;
@@ -241,7 +237,7 @@ async fn translated(
             .headers_mut()
             .insert("x-gatehouse-dropped-tools", value);
     }
-    Ok(with_model_id(response, deployment))
+    Ok(response)
 }
 
 /// The Messages body as a chat body for the same public model.
@@ -263,42 +259,30 @@ fn chat_body(body: &Map<String, Value>) -> Result<(Map<String, Value>, MessagesC
 /// `model_info.mcp_servers`: the gateway's tool loop (the one chat completions use) runs
 /// the tools, whatever the provider, and the client gets the final answer. A streamed
 /// request gets that answer told as a Messages stream once the tools have run.
-#[allow(clippy::too_many_arguments)]
 async fn with_mcp(
     state: &Arc<AppState>,
     caller: &Caller,
     request_id: &str,
-    deployments: Vec<Arc<Deployment>>,
+    route: Route,
     body: &Map<String, Value>,
-    model: &str,
     stream: bool,
     attached: Vec<tools::AttachedServer>,
 ) -> Result<Response, ApiError> {
+    let model = route.model.clone();
     let (mut chat, _) = chat_body(body)?;
     chat.remove("stream");
     chat.remove("stream_options");
-    let answer = tools::run(
+    let completion = tools::complete(
         state.clone(),
         caller,
         request_id.to_owned(),
-        deployments,
+        route,
         chat,
         attached,
     )
-    .await?;
-    let status = answer.status();
-    let bytes = axum::body::to_bytes(answer.into_body(), usize::MAX)
-        .await
-        .map_err(|e| ApiError::Internal(format!("reading the tool loop's answer: {e}")))?;
-    if !status.is_success() {
-        return Err(ApiError::Upstream {
-            status,
-            body: bytes,
-        });
-    }
-    let completion: ChatCompletion = serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::UpstreamUnreachable(format!("unexpected chat answer from the upstream: {e}"))
-    })?;
+    .await?
+    .completion;
+    let model = model.as_str();
     if !stream {
         let message = messages_in::from_chat(&completion, model);
         return Ok(json_response(
@@ -356,12 +340,20 @@ async fn count_inner(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (body, model) = read(state, body).await?;
-    let deployments = route(state, caller, &model)?;
-    let Some(deployment) = deployments.first() else {
-        return Err(ApiError::Internal("model group has no deployments".into()));
-    };
-    if deployment.provider.dialect == Dialect::Anthropic {
+    let (body, model, len) = read(state, body).await?;
+    // Counting is free and not billed, so it is not routed: an Anthropic deployment of the
+    // group counts, else the estimate answers.
+    pipeline::route(state, caller, &model, &body, len)?;
+    let anthropic = state.router.resolve(&model).and_then(|r| {
+        r.group
+            .members
+            .iter()
+            .map(|m| m.deployment())
+            .find(|d| d.provider.dialect == Dialect::Anthropic)
+            .cloned()
+    });
+    if let Some(deployment) = anthropic {
+        let deployment = deployment.as_ref();
         let call = UpstreamCall {
             deployment,
             path: COUNT_TOKENS_PATH,
@@ -446,13 +438,6 @@ fn json_response(status: StatusCode, body: Bytes) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    response
-}
-
-fn with_model_id(mut response: Response, deployment: &Deployment) -> Response {
-    if let Ok(id) = HeaderValue::from_str(&deployment.id) {
-        response.headers_mut().insert("x-litellm-model-id", id);
-    }
     response
 }
 

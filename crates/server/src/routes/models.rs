@@ -12,30 +12,50 @@ use crate::state::AppState;
 
 fn model_object(state: &AppState, name: &str) -> Value {
     let owned_by = state
-        .groups
-        .group(name)
-        .and_then(|g| g.first())
-        .map(|d| d.provider.name)
+        .router
+        .resolve(name)
+        .and_then(|r| {
+            r.group
+                .members
+                .first()
+                .map(|m| m.deployment().provider.name)
+        })
         .unwrap_or("gatehouse");
     json!({"id": name, "object": "model", "created": 1_677_610_602, "owned_by": owned_by})
 }
 
+/// Whether the key may use `name` (an exact group, an alias, a wildcard route or a name
+/// one serves).
 fn visible(state: &AppState, caller: &Caller, name: &str) -> bool {
-    state
-        .groups
-        .group(name)
-        .into_iter()
-        .flatten()
-        .any(|d| caller.may_use_model(name, &d.access_groups))
+    state.router.resolve(name).is_some_and(|r| {
+        r.group.members.iter().any(|m| {
+            let access = &m.deployment().access_groups;
+            caller.may_use_model(name, access) || caller.may_use_model(&r.group.name, access)
+        })
+    })
+}
+
+/// Listed: exact groups in config order, aliases not marked hidden, and wildcard routes
+/// as their pattern (`openai/*`: a client sees that any `openai/<model>` is served).
+fn listed(state: &AppState) -> Vec<String> {
+    let settings = state.router.settings();
+    let mut names: Vec<String> = state.router.names().to_vec();
+    let mut aliases: Vec<&String> = settings
+        .model_group_alias
+        .keys()
+        .filter(|a| !settings.hidden_aliases.contains(a))
+        .collect();
+    aliases.sort();
+    names.extend(aliases.into_iter().cloned());
+    names.extend(state.router.wildcard_names().map(str::to_owned));
+    names
 }
 
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
 ) -> Json<Value> {
-    let data: Vec<Value> = state
-        .groups
-        .names()
+    let data: Vec<Value> = listed(&state)
         .iter()
         .filter(|name| visible(&state, &caller, name))
         .map(|name| model_object(&state, name))

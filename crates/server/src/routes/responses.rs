@@ -30,14 +30,15 @@ use crate::deployments::Deployment;
 use crate::dialects::usage::{self, Shape};
 use crate::dialects::{approvals, chunks, errors, replay, sse};
 use crate::error::ApiError;
+use crate::pipeline::{self, Route};
 use crate::providers::unix_now;
-use crate::proxy::{self, route};
+use crate::proxy;
 use crate::request::{RequestId, parse_object, read_body};
 use crate::spend;
 use crate::state::AppState;
 use crate::tools::{self, AttachedServer};
 use crate::upstream::body::passthrough_bytes;
-use crate::upstream::send::{UpstreamCall, is_retryable, send};
+use crate::upstream::send::{UpstreamCall, send};
 
 const RESPONSES_PATH: &str = "/responses";
 
@@ -72,25 +73,30 @@ pub async fn create(
         }
     };
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let deployments = route(&state, &caller, &model)?;
+    let route = pipeline::route(&state, &caller, &model, &body, bytes.len())?;
     tracing::debug!(model = %model, stream, key = %caller.key_id, "responses");
-
-    let needs_translation = deployments.iter().any(|d| !serves_responses(d))
-        || uses_gateway_mcp(&state, &headers, &body, &deployments);
-    let translation = if needs_translation {
-        Some(Translation::prepare(&state, &caller, &headers, &body, &deployments).await?)
-    } else {
-        None
-    };
+    let all_native = state.router.resolve(&model).is_some_and(|r| {
+        r.group
+            .members
+            .iter()
+            .all(|m| serves_responses(m.deployment()))
+    });
+    let needs_translation = !all_native || uses_gateway_mcp(&state, &headers, &body, &route);
     let record_id = request_id.clone();
     spend::account(&state, &caller, &record_id, &model, async {
+        // Inside the accounting scope: approved MCP calls run after the key's limits.
+        let translation = if needs_translation {
+            Some(Translation::prepare(&state, &caller, &headers, &body, &route).await?)
+        } else {
+            None
+        };
         answer(
             &state,
             &caller,
             request_id,
             &body,
             stream,
-            deployments,
+            route,
             translation,
         )
         .await
@@ -104,42 +110,28 @@ async fn answer(
     request_id: String,
     body: &Map<String, Value>,
     stream: bool,
-    deployments: Vec<Arc<Deployment>>,
+    route: Route,
     translation: Option<Translation>,
 ) -> Result<Response, ApiError> {
     if let Some(t) = &translation
         && !t.attached.is_empty()
     {
-        let response = run_mcp_loop(state, caller, request_id, deployments.clone(), t).await?;
+        let response = run_mcp_loop(state, caller, request_id, route, t).await?;
         return Ok(t.decorate(response));
     }
-    let mut last_err = None;
-    for deployment in &deployments {
-        let result = match &translation {
-            Some(t) if !serves_responses(deployment) => {
-                translated(state, caller, &request_id, deployment, t)
+    let routed = pipeline::attempts(state, &route, |d| {
+        let (translation, request_id) = (&translation, &request_id);
+        async move {
+            match translation {
+                Some(t) if !serves_responses(&d) => translated(state, caller, request_id, &d, t)
                     .await
-                    .map(|r| t.decorate(r))
-            }
-            _ => passthrough(state, &request_id, deployment, body, stream).await,
-        };
-        match result {
-            Ok(response) => {
-                deployment.stats.record(true);
-                return Ok(response);
-            }
-            Err(err) if is_retryable(&err) => {
-                deployment.stats.record(false);
-                tracing::warn!(deployment = %deployment.id, error = %err, "deployment failed, trying the next one");
-                last_err = Some(err);
-            }
-            Err(err) => {
-                deployment.stats.record(true);
-                return Err(err);
+                    .map(|r| t.decorate(r)),
+                _ => passthrough(state, request_id, &d, body, stream).await,
             }
         }
-    }
-    Err(last_err.unwrap_or_else(|| ApiError::Internal("model group has no deployments".into())))
+    })
+    .await?;
+    Ok(routed.into_response())
 }
 
 /// Whether the request attaches MCP servers this gateway runs (an `mcp` tool naming one
@@ -149,7 +141,7 @@ fn uses_gateway_mcp(
     state: &AppState,
     headers: &HeaderMap,
     body: &Map<String, Value>,
-    deployments: &[Arc<Deployment>],
+    route: &Route,
 ) -> bool {
     let named = body
         .get("tools")
@@ -159,9 +151,7 @@ fn uses_gateway_mcp(
         .filter(|t| t.get("type").and_then(Value::as_str) == Some("mcp"))
         .filter_map(|t| t.get("server_label").and_then(Value::as_str))
         .any(|label| state.hub.resolve(label).is_some());
-    named
-        || headers.contains_key("x-mcp-servers")
-        || deployments.iter().any(|d| !d.mcp_servers.is_empty())
+    named || headers.contains_key("x-mcp-servers") || !route.mcp_servers.is_empty()
 }
 
 /// `GET /v1/responses/{id}`: a response this key stored.
@@ -212,7 +202,7 @@ impl Translation {
         caller: &Caller,
         headers: &HeaderMap,
         body: &Map<String, Value>,
-        deployments: &[Arc<Deployment>],
+        route: &Route,
     ) -> Result<Self, ApiError> {
         let mut body = body.clone();
         let mut input = input_items(body.get("input"));
@@ -228,10 +218,7 @@ impl Translation {
             all.extend(input);
             input = all;
         }
-        let model_servers: Vec<String> = deployments
-            .iter()
-            .flat_map(|d| d.mcp_servers.iter().cloned())
-            .collect();
+        let model_servers = &route.mcp_servers;
         let mut approved = Vec::new();
         if approvals::has_responses(&input) {
             // Only the request's `mcp` tool entries and headers say which servers apply.
@@ -244,7 +231,7 @@ impl Translation {
                 &caller.mcp(),
                 headers,
                 &mut tools_only,
-                &model_servers,
+                model_servers,
             )?;
             approved = approvals::resolve(&state.hub, &caller.key_id, &attached, &mut input).await;
         }
@@ -269,13 +256,8 @@ impl Translation {
                 tools.extend(ctx.mcp_tools.iter().cloned());
             }
         }
-        let attached = tools::attachments(
-            &state.hub,
-            &caller.mcp(),
-            headers,
-            &mut chat,
-            &model_servers,
-        )?;
+        let attached =
+            tools::attachments(&state.hub, &caller.mcp(), headers, &mut chat, model_servers)?;
         let store = ctx.store != Some(false);
         Ok(Self {
             chat,
@@ -332,24 +314,23 @@ async fn passthrough(
     let call = UpstreamCall {
         deployment,
         path: RESPONSES_PATH,
-        body: passthrough_bytes(body, deployment, &state.settings)?,
+        body: passthrough_bytes(body, deployment, &state.settings, false)?,
         stream,
         request_id,
         forward_headers: Vec::new(),
     };
     let response = send(&state.http, &call).await?;
-    spend::with(|r| r.set_deployment(deployment));
     if stream {
         let idle = deployment.stream_timeout.unwrap_or(deployment.timeout);
         let relayed = sse::relay_responses(response.bytes_stream(), idle);
         let body = Body::from_stream(usage::tap(Shape::Responses, relayed));
-        return Ok(with_model_id(sse::response(body), deployment));
+        return Ok(sse::response(body));
     }
     let bytes = response.bytes().await.map_err(|e| {
         ApiError::UpstreamUnreachable(format!("reading the upstream body failed: {e}"))
     })?;
     usage::record_body(Shape::Responses, &bytes);
-    Ok(with_model_id(json_response(bytes), deployment))
+    Ok(json_response(bytes))
 }
 
 async fn translated(
@@ -359,11 +340,10 @@ async fn translated(
     deployment: &Arc<Deployment>,
     t: &Translation,
 ) -> Result<Response, ApiError> {
-    let one = std::slice::from_ref(deployment);
     let id = new_response_id();
     let created = unix_now();
     if t.ctx.stream {
-        let chunks = chunks::open(state, request_id, one, &t.chat).await?;
+        let chunks = chunks::open(state, request_id, deployment, &t.chat).await?;
         let writer = Writer {
             inner: ResponsesStreamWriter::new(t.ctx.clone(), id, created),
             keep: t.store.then(|| Keep {
@@ -373,21 +353,18 @@ async fn translated(
             }),
         };
         let body = Body::from_stream(chunks::encode(chunks, writer));
-        return Ok(with_model_id(sse::response(body), deployment));
+        return Ok(sse::response(body));
     }
     let mut chat = t.chat.clone();
     chat.remove("stream");
     chat.remove("stream_options");
-    let value = proxy::complete(state, request_id, one, &chat).await?;
+    let value = proxy::complete_one(state, request_id, deployment, &chat).await?;
     let completion: ChatCompletion = serde_json::from_value(value).map_err(|e| {
         ApiError::UpstreamUnreachable(format!("unexpected chat answer from the upstream: {e}"))
     })?;
     let response = responses::from_chat(&completion, &t.ctx, &id, created);
     t.keep(state, caller, &response);
-    Ok(with_model_id(
-        json_response(Bytes::from(response.to_string())),
-        deployment,
-    ))
+    Ok(json_response(Bytes::from(response.to_string())))
 }
 
 /// Runs the MCP tool loop (non-streaming) and renders its answer with `mcp_list_tools`
@@ -396,44 +373,24 @@ async fn run_mcp_loop(
     state: &Arc<AppState>,
     caller: &Caller,
     request_id: String,
-    deployments: Vec<Arc<Deployment>>,
+    route: Route,
     t: &Translation,
 ) -> Result<Response, ApiError> {
     let mut chat = t.chat.clone();
     chat.remove("stream");
     chat.remove("stream_options");
-    let answer = tools::run(
+    let tools::LoopAnswer {
+        completion,
+        mcp_calls: records,
+    } = tools::complete(
         state.clone(),
         caller,
         request_id,
-        deployments,
+        route,
         chat,
         t.attached.clone(),
     )
     .await?;
-    let status = answer.status();
-    let bytes = axum::body::to_bytes(answer.into_body(), usize::MAX)
-        .await
-        .map_err(|e| ApiError::Internal(format!("reading the tool loop's answer: {e}")))?;
-    if !status.is_success() {
-        return Err(ApiError::Upstream {
-            status,
-            body: bytes,
-        });
-    }
-    let mut value: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::Internal(format!("the tool loop's answer: {e}")))?;
-    let records = value
-        .as_object_mut()
-        .and_then(|o| o.remove("mcp_calls"))
-        .and_then(|v| match v {
-            Value::Array(a) => Some(a),
-            _ => None,
-        })
-        .unwrap_or_default();
-    let completion: ChatCompletion = serde_json::from_value(value).map_err(|e| {
-        ApiError::UpstreamUnreachable(format!("unexpected chat answer from the upstream: {e}"))
-    })?;
     let id = new_response_id();
     let mut response = responses::from_chat(&completion, &t.ctx, &id, unix_now());
     let core = id.trim_start_matches("resp_").to_string();
@@ -538,12 +495,5 @@ fn json_response(body: Bytes) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    response
-}
-
-fn with_model_id(mut response: Response, deployment: &Deployment) -> Response {
-    if let Ok(id) = HeaderValue::from_str(&deployment.id) {
-        response.headers_mut().insert("x-litellm-model-id", id);
-    }
     response
 }

@@ -16,4 +16,4 @@ pub mod run;
 pub mod sse;
 
 pub use attach::{AttachedServer, attachments};
-pub use run::run;
+pub use run::{LoopAnswer, complete, run};

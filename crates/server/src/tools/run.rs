@@ -23,10 +23,11 @@ use super::execute::{
 use super::pending::PendingTurn;
 use super::sse;
 use crate::auth::Caller;
-use crate::deployments::Deployment;
 use crate::error::ApiError;
+use crate::pipeline::{self, Route};
 use crate::proxy;
 use crate::state::AppState;
+use gatehouse_llm::openai::ChatCompletion;
 
 /// Comment lines sent while tools run, so proxies do not cut an idle stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
@@ -36,19 +37,21 @@ struct Job {
     state: Arc<AppState>,
     key_id: String,
     request_id: String,
-    deployments: Vec<Arc<Deployment>>,
+    route: Route,
     body: Map<String, Value>,
     tools: ToolSet,
     /// Each attached server's client headers (`x-mcp-<server>-*`), for its calls only.
     headers: ServerHeaders,
 }
 
+/// The loop for a chat completions client: one JSON completion, or (`stream: true`) one
+/// SSE answer with progress chunks while tools run.
 pub async fn run(
     state: Arc<AppState>,
     caller: &Caller,
     request_id: String,
-    deployments: Vec<Arc<Deployment>>,
-    mut body: Map<String, Value>,
+    route: Route,
+    body: Map<String, Value>,
     attached: Vec<AttachedServer>,
 ) -> Result<Response, ApiError> {
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
@@ -57,45 +60,7 @@ pub async fn run(
         .and_then(|o| o.get("include_usage"))
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let client_names: HashSet<String> = body
-        .get("tools")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|t| t.get("function")?.get("name")?.as_str().map(str::to_owned))
-        .collect();
-    let tools = ToolSet::build(&state.hub, &attached, &client_names).await;
-    if let Some(Value::Array(messages)) = body.get_mut("messages") {
-        state.pending.restore(&caller.key_id, messages);
-    }
-    let mut all_tools: Vec<Value> = match body.remove("tools") {
-        Some(Value::Array(t)) => t,
-        _ => Vec::new(),
-    };
-    all_tools.extend(tools.functions.iter().cloned());
-    if !all_tools.is_empty() {
-        body.insert("tools".into(), Value::Array(all_tools));
-    }
-    body.remove("stream");
-    body.remove("stream_options");
-    let model = body
-        .get("model")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let job = Job {
-        state,
-        key_id: caller.key_id.clone(),
-        request_id,
-        deployments,
-        body,
-        tools,
-        headers: attached
-            .into_iter()
-            .filter(|a| !a.headers.is_empty())
-            .map(|a| (a.server, a.headers))
-            .collect(),
-    };
+    let (job, model) = Job::new(state, caller, request_id, route, body, attached).await;
     if !stream {
         let completion = job.drive(None, &CancellationToken::new()).await?;
         let body =
@@ -110,7 +75,88 @@ pub async fn run(
     Ok(stream_loop(job, model, include_usage))
 }
 
+/// The loop's final answer, typed, for the inbound dialects that render it themselves
+/// (Responses, Messages).
+pub struct LoopAnswer {
+    pub completion: ChatCompletion,
+    /// What ran, as the `mcp_calls` extension of chat completions reports it.
+    pub mcp_calls: Vec<Value>,
+}
+
+pub async fn complete(
+    state: Arc<AppState>,
+    caller: &Caller,
+    request_id: String,
+    route: Route,
+    body: Map<String, Value>,
+    attached: Vec<AttachedServer>,
+) -> Result<LoopAnswer, ApiError> {
+    let (job, _) = Job::new(state, caller, request_id, route, body, attached).await;
+    let mut value = job.drive(None, &CancellationToken::new()).await?;
+    let mcp_calls = match value.as_object_mut().and_then(|o| o.remove("mcp_calls")) {
+        Some(Value::Array(calls)) => calls,
+        _ => Vec::new(),
+    };
+    let completion = serde_json::from_value(value).map_err(|e| {
+        ApiError::UpstreamUnreachable(format!("unexpected chat answer from the upstream: {e}"))
+    })?;
+    Ok(LoopAnswer {
+        completion,
+        mcp_calls,
+    })
+}
+
 impl Job {
+    async fn new(
+        state: Arc<AppState>,
+        caller: &Caller,
+        request_id: String,
+        route: Route,
+        mut body: Map<String, Value>,
+        attached: Vec<AttachedServer>,
+    ) -> (Self, String) {
+        let client_names: HashSet<String> = body
+            .get("tools")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.get("function")?.get("name")?.as_str().map(str::to_owned))
+            .collect();
+        let tools = ToolSet::build(&state.hub, &attached, &client_names).await;
+        if let Some(Value::Array(messages)) = body.get_mut("messages") {
+            state.pending.restore(&caller.key_id, messages);
+        }
+        let mut all_tools: Vec<Value> = match body.remove("tools") {
+            Some(Value::Array(t)) => t,
+            _ => Vec::new(),
+        };
+        all_tools.extend(tools.functions.iter().cloned());
+        if !all_tools.is_empty() {
+            body.insert("tools".into(), Value::Array(all_tools));
+        }
+        body.remove("stream");
+        body.remove("stream_options");
+        let model = body
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let job = Job {
+            state,
+            key_id: caller.key_id.clone(),
+            request_id,
+            route,
+            body,
+            tools,
+            headers: attached
+                .into_iter()
+                .filter(|a| !a.headers.is_empty())
+                .map(|a| (a.server, a.headers))
+                .collect(),
+        };
+        (job, model)
+    }
+
     async fn drive(
         mut self,
         events: Option<mpsc::UnboundedSender<CallEvent>>,
@@ -122,8 +168,12 @@ impl Job {
         let mut round = 0;
         loop {
             round += 1;
+            let call = pipeline::attempts(&self.state, &self.route, |d| {
+                let (state, request_id, body) = (&self.state, &self.request_id, &self.body);
+                async move { proxy::complete_one(state, request_id, &d, body).await }
+            });
             let completion = tokio::select! {
-                c = proxy::complete(&self.state, &self.request_id, &self.deployments, &self.body) => c?,
+                c = call => c?.value,
                 () = cancel.cancelled() => return Err(ApiError::BadRequest("cancelled".into())),
             };
             usage.add(completion.get("usage"));
@@ -196,11 +246,17 @@ impl Job {
                     },
                 );
                 let mut completion = completion;
-                if let Some(m) = completion.pointer_mut("/choices/0/message") {
-                    m["tool_calls"] = Value::Array(client);
+                if let Some(m) = completion
+                    .pointer_mut("/choices/0/message")
+                    .and_then(Value::as_object_mut)
+                {
+                    m.insert("tool_calls".into(), Value::Array(client));
                 }
-                if let Some(c) = completion.pointer_mut("/choices/0") {
-                    c["finish_reason"] = json!("tool_calls");
+                if let Some(c) = completion
+                    .pointer_mut("/choices/0")
+                    .and_then(Value::as_object_mut)
+                {
+                    c.insert("finish_reason".into(), json!("tool_calls"));
                 }
                 return Ok(finish(completion, usage, records, None));
             }
@@ -220,14 +276,20 @@ fn finish(
     records: Vec<McpCallRecord>,
     capped: Option<(u32, Vec<Value>)>,
 ) -> Value {
+    let Some(object) = completion.as_object_mut() else {
+        return completion;
+    };
     if usage.any {
-        completion["usage"] = usage.to_json();
+        object.insert("usage".into(), usage.to_json());
     }
     if !records.is_empty() {
         let sized: Vec<Value> = records.iter().map(McpCallRecord::sized).collect();
         crate::spend::with(|r| r.set_mcp_calls(Value::Array(sized)));
     }
-    completion["mcp_calls"] = serde_json::to_value(&records).unwrap_or(Value::Null);
+    object.insert(
+        "mcp_calls".into(),
+        serde_json::to_value(&records).unwrap_or(Value::Null),
+    );
     if let Some((rounds, unexecuted)) = capped {
         let remaining: Vec<Value> = completion
             .pointer("/choices/0/message/tool_calls")
@@ -240,34 +302,42 @@ fn finish(
         let note = format!(
             "[gatehouse] stopped after {rounds} model calls (litellm_settings.mcp_max_iterations); the last MCP tool calls were not run."
         );
-        if let Some(message) = completion.pointer_mut("/choices/0/message") {
+        if let Some(message) = completion
+            .pointer_mut("/choices/0/message")
+            .and_then(Value::as_object_mut)
+        {
             let text = message
                 .get("content")
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string();
-            message["content"] = json!(if text.is_empty() {
+            let content = if text.is_empty() {
                 note
             } else {
                 format!("{text}\n\n{note}")
-            });
+            };
+            message.insert("content".into(), json!(content));
             if remaining.is_empty() {
-                if let Some(m) = message.as_object_mut() {
-                    m.remove("tool_calls");
-                }
+                message.remove("tool_calls");
             } else {
-                message["tool_calls"] = Value::Array(remaining.clone());
+                message.insert("tool_calls".into(), Value::Array(remaining.clone()));
             }
         }
-        if let Some(choice) = completion.pointer_mut("/choices/0") {
-            choice["finish_reason"] = json!(if remaining.is_empty() {
+        if let Some(choice) = completion
+            .pointer_mut("/choices/0")
+            .and_then(Value::as_object_mut)
+        {
+            let reason = if remaining.is_empty() {
                 "stop"
             } else {
                 "tool_calls"
-            });
+            };
+            choice.insert("finish_reason".into(), json!(reason));
         }
-        completion["mcp_max_iterations_reached"] = json!(true);
-        completion["mcp_unexecuted_calls"] = Value::Array(unexecuted);
+        if let Some(object) = completion.as_object_mut() {
+            object.insert("mcp_max_iterations_reached".into(), json!(true));
+            object.insert("mcp_unexecuted_calls".into(), Value::Array(unexecuted));
+        }
     }
     completion
 }

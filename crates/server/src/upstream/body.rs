@@ -14,15 +14,21 @@ use crate::state::Settings;
 /// filled in where the client did not set them, and the dropped parameters removed —
 /// serialised straight to bytes without copying the client's map (every
 /// OpenAI-compatible request takes this path).
+///
+/// `ask_usage` (a streamed chat request) sets `stream_options.include_usage`, so that the
+/// upstream reports the tokens the request is billed for even when the client did not ask
+/// for them (the relay then drops that extra chunk).
 pub fn passthrough_bytes(
     client: &Map<String, Value>,
     deployment: &Deployment,
     settings: &Settings,
+    ask_usage: bool,
 ) -> Result<Bytes, ApiError> {
     let view = Passthrough {
         client,
         deployment,
         drop: &settings.additional_drop_params,
+        ask_usage,
     };
     serde_json::to_vec(&view)
         .map(Bytes::from)
@@ -33,11 +39,21 @@ struct Passthrough<'a> {
     client: &'a Map<String, Value>,
     deployment: &'a Deployment,
     drop: &'a [String],
+    ask_usage: bool,
 }
+
+/// Request fields only the router reads (LiteLLM's); no vendor knows them.
+const ROUTER_PARAMS: &[&str] = &[
+    "fallbacks",
+    "context_window_fallbacks",
+    "content_policy_fallbacks",
+    "num_retries",
+    "tags",
+];
 
 impl Passthrough<'_> {
     fn dropped(&self, key: &str) -> bool {
-        self.drop.iter().any(|d| d == key)
+        ROUTER_PARAMS.contains(&key) || self.drop.iter().any(|d| d == key)
     }
 }
 
@@ -52,6 +68,10 @@ impl Serialize for Passthrough<'_> {
             if key == "model" {
                 map.serialize_entry("model", &self.deployment.upstream_model)?;
                 wrote_model = true;
+            } else if key == "stream_options" && self.ask_usage {
+                let mut options = value.as_object().cloned().unwrap_or_default();
+                options.insert("include_usage".into(), Value::Bool(true));
+                map.serialize_entry(key, &options)?;
             } else {
                 map.serialize_entry(key, value)?;
             }
@@ -59,8 +79,18 @@ impl Serialize for Passthrough<'_> {
         if !wrote_model {
             map.serialize_entry("model", &self.deployment.upstream_model)?;
         }
+        if self.ask_usage && !self.client.contains_key("stream_options") {
+            map.serialize_entry(
+                "stream_options",
+                &serde_json::json!({"include_usage": true}),
+            )?;
+        }
         for (key, value) in &self.deployment.default_params {
-            if !self.client.contains_key(key) && !self.dropped(key) && key != "model" {
+            if !self.client.contains_key(key)
+                && !self.dropped(key)
+                && key != "model"
+                && (!self.ask_usage || key != "stream_options")
+            {
                 map.serialize_entry(key, value)?;
             }
         }
@@ -72,26 +102,6 @@ impl Serialize for Passthrough<'_> {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    /// The same body built as a map, the straightforward way, to compare with.
-    fn passthrough(
-        client: &Map<String, Value>,
-        deployment: &Deployment,
-        settings: &Settings,
-    ) -> Map<String, Value> {
-        let mut body = client.clone();
-        body.insert(
-            "model".into(),
-            Value::String(deployment.upstream_model.clone()),
-        );
-        for (key, value) in &deployment.default_params {
-            body.entry(key.clone()).or_insert_with(|| value.clone());
-        }
-        for key in &settings.additional_drop_params {
-            body.remove(key);
-        }
-        body
-    }
 
     #[test]
     fn keeps_unknown_fields_and_rewrites_model() {
@@ -110,7 +120,9 @@ mod tests {
             mcp_max_iterations: 1,
             spend_logs: true,
         };
-        let out = passthrough(client.as_object().unwrap(), &deployment, &settings);
+        let bytes =
+            passthrough_bytes(client.as_object().unwrap(), &deployment, &settings, false).unwrap();
+        let out: Map<String, Value> = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(out["model"], "up-model");
         assert_eq!(out["vendor_x"], json!({"a": 1}));
         assert_eq!(out["temperature"], json!(0.2), "client's value wins");
@@ -118,5 +130,22 @@ mod tests {
             !out.contains_key("top_k"),
             "additional_drop_params removes it"
         );
+        assert!(!out.contains_key("stream_options"));
+        // A stream is asked for its usage, keeping the client's other stream options.
+        let mut client = client.as_object().unwrap().clone();
+        client.insert(
+            "stream_options".into(),
+            json!({"continuous_usage_stats": false}),
+        );
+        let bytes = passthrough_bytes(&client, &deployment, &settings, true).unwrap();
+        let out: Map<String, Value> = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            out["stream_options"],
+            json!({"continuous_usage_stats": false, "include_usage": true})
+        );
+        client.remove("stream_options");
+        let bytes = passthrough_bytes(&client, &deployment, &settings, true).unwrap();
+        let out: Map<String, Value> = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(out["stream_options"], json!({"include_usage": true}));
     }
 }

@@ -5,14 +5,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gatehouse_config::Dialect;
-use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::deployments::Deployment;
 use crate::error::ApiError;
 
-/// `Retry-After` values above this are not waited for: the error goes to the client.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+/// `Retry-After` values are clamped to a day (the router decides whether to wait).
+const MAX_RETRY_AFTER_SECS: f64 = 86_400.0;
 const ANTHROPIC_VERSION: &str = "2023-06-01";
 
 pub struct UpstreamCall<'a> {
@@ -26,73 +25,40 @@ pub struct UpstreamCall<'a> {
     pub forward_headers: Vec<(HeaderName, HeaderValue)>,
 }
 
-/// Whether trying again (here or on another deployment) may succeed.
-pub fn is_retryable(err: &ApiError) -> bool {
-    match err {
-        ApiError::UpstreamTimeout(_) | ApiError::UpstreamUnreachable(_) => true,
-        ApiError::Upstream { status, .. } => is_retryable_status(*status),
-        _ => false,
-    }
-}
-
-fn is_retryable_status(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504 | 529)
-}
-
-/// Sends `call`, retrying transient failures up to the deployment's `max_retries`.
-/// Returns the upstream response once its status is a success; an error status becomes
-/// [`ApiError::Upstream`] with the upstream body.
+/// Sends `call` once. Returns the upstream response once its status is a success; an
+/// error status becomes [`ApiError::Upstream`] with the upstream body, its kind (as an
+/// OpenAI-compatible upstream means it; vendor adapters refine it) and its `Retry-After`.
+/// Retries and fall-over are the router's (`pipeline::attempts`), not this function's.
 pub async fn send(
     http: &reqwest::Client,
     call: &UpstreamCall<'_>,
 ) -> Result<reqwest::Response, ApiError> {
-    let deployment = call.deployment;
-    let mut attempt = 0;
-    loop {
-        let started = Instant::now();
-        let result = send_once(http, call).await;
-        let elapsed = started.elapsed().as_secs_f64();
-        let outcome = match &result {
-            Ok(_) => "ok",
-            Err((e, _)) => e.kind(),
-        };
-        metrics::histogram!("gatehouse_upstream_seconds", "provider" => deployment.provider.name, "outcome" => outcome)
-            .record(elapsed);
-        let err = match result {
-            Ok(response) => return Ok(response),
-            Err((err, retry_after)) => {
-                if attempt >= deployment.max_retries || !is_retryable(&err) {
-                    return Err(err);
-                }
-                match retry_after {
-                    Some(wait) if wait > MAX_RETRY_AFTER => return Err(err),
-                    Some(wait) => tokio::time::sleep(wait).await,
-                    None => tokio::time::sleep(backoff(attempt)).await,
-                }
-                err
-            }
-        };
-        attempt += 1;
-        tracing::warn!(
-            deployment = %deployment.id,
-            attempt,
-            error = %err,
-            "retrying upstream call"
-        );
-        metrics::counter!("gatehouse_upstream_retries_total", "provider" => deployment.provider.name).increment(1);
-    }
+    let started = Instant::now();
+    let result = send_once(http, call).await;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(e) => e.kind(),
+    };
+    metrics::histogram!("gatehouse_upstream_seconds", "provider" => call.deployment.provider.name, "outcome" => outcome)
+        .record(started.elapsed().as_secs_f64());
+    result
 }
 
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(100u64.saturating_mul(1 << attempt.min(5))).min(Duration::from_secs(2))
+/// `Retry-After` in seconds (the HTTP-date form is rare from LLM vendors and ignored),
+/// clamped: a hostile `1e300` must not overflow a `Duration`.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(|s| Duration::from_secs_f64(s.min(MAX_RETRY_AFTER_SECS)))
 }
-
-type Failure = (ApiError, Option<Duration>);
 
 async fn send_once(
     http: &reqwest::Client,
     call: &UpstreamCall<'_>,
-) -> Result<reqwest::Response, Failure> {
+) -> Result<reqwest::Response, ApiError> {
     let deployment = call.deployment;
     // An absolute `path` is the whole URL: Bedrock derives its endpoint per request
     // (region from the deployment's AWS settings) and signs exactly that URL.
@@ -113,32 +79,47 @@ async fn send_once(
         deployment.timeout
     };
     let response = match tokio::time::timeout(wait, builder.send()).await {
-        Err(_) => return Err((ApiError::UpstreamTimeout(wait.as_secs_f64()), None)),
+        Err(_) => return Err(ApiError::UpstreamTimeout(wait.as_secs_f64())),
         Ok(Err(e)) if e.is_timeout() => {
-            return Err((ApiError::UpstreamTimeout(wait.as_secs_f64()), None));
+            return Err(ApiError::UpstreamTimeout(wait.as_secs_f64()));
         }
-        Ok(Err(e)) => return Err((ApiError::UpstreamUnreachable(describe(&e)), None)),
+        Ok(Err(e)) => return Err(ApiError::UpstreamUnreachable(describe(&e))),
         Ok(Ok(r)) => r,
     };
     let status = response.status();
     if status.is_success() {
         return Ok(response);
     }
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64);
+    let retry_after = retry_after(response.headers());
     let error_type = aws_error_type(deployment, response.headers());
-    let mut body = response.bytes().await.unwrap_or_default();
+    let mut body = read_error_body(response).await;
     if let Some(error_type) = error_type {
         body = with_aws_error_type(body, &error_type);
     }
     let status = axum::http::StatusCode::from_u16(status.as_u16())
         .unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
-    Err((ApiError::Upstream { status, body }, retry_after))
+    let mut err = ApiError::upstream(status, body);
+    if let ApiError::Upstream { retry_after: r, .. } = &mut err {
+        *r = retry_after;
+    }
+    Err(err)
+}
+
+/// An error body is kept for the client and the classifier, up to 64 KiB: an upstream
+/// answering an endless error page must not hold the gateway's memory.
+async fn read_error_body(response: reqwest::Response) -> Bytes {
+    use futures_util::StreamExt;
+    const LIMIT: usize = 64 * 1024;
+    let mut out = bytes::BytesMut::new();
+    let mut chunks = response.bytes_stream();
+    while let Some(Ok(chunk)) = chunks.next().await {
+        let room = LIMIT - out.len();
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if out.len() >= LIMIT {
+            break;
+        }
+    }
+    out.freeze()
 }
 
 /// Bedrock names its error in the `x-amzn-errortype` header, which does not survive

@@ -35,6 +35,11 @@ struct Relay<S> {
     ended: bool,
     scanner: crate::spend::UsageScanner,
     record: Option<std::sync::Arc<crate::spend::RequestRecord>>,
+    /// Drops the usage-only chunk the gateway asked for on the client's behalf; holds an
+    /// unfinished event between reads.
+    strip: Option<Vec<u8>>,
+    /// `data: [DONE]` went by: an end without it is a cut stream.
+    done: bool,
 }
 
 /// Relays `upstream` unchanged, cutting it with an in-band error when no chunk arrives
@@ -44,6 +49,7 @@ struct Relay<S> {
 pub fn relay<S>(
     upstream: S,
     idle_timeout: Duration,
+    strip_usage: bool,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static
 where
     S: Stream<Item = Result<Bytes, reqwest::Error>> + Send + 'static,
@@ -55,12 +61,14 @@ where
         scanner: crate::spend::UsageScanner::default(),
         // The request's spend record lives as long as the stream and learns its usage here.
         record: crate::spend::current(),
+        strip: strip_usage.then(Vec::new),
+        done: false,
     };
     futures_util::stream::unfold(Some(state), move |state| async move {
         let mut st = state?;
         let first = match st.pending.take() {
             Some(item) => Some(item),
-            None if st.ended => return None,
+            None if st.ended => return cut_off(st),
             None => match tokio::time::timeout(idle_timeout, st.upstream.next()).await {
                 Ok(item) => item,
                 Err(_) => {
@@ -71,7 +79,10 @@ where
                 }
             },
         };
-        match first? {
+        let Some(first) = first else {
+            return cut_off(st);
+        };
+        match first {
             Err(e) => {
                 tracing::warn!(error = %e, "upstream stream failed mid-way");
                 metrics::counter!("gatehouse_stream_errors_total", "kind" => "upstream")
@@ -81,15 +92,76 @@ where
             }
             Ok(chunk) => {
                 let chunk = coalesce(chunk, &mut st).await;
+                if contains(&chunk, b"data: [DONE]") {
+                    st.done = true;
+                }
                 if let Some(record) = &st.record
                     && let Some(usage) = st.scanner.scan(&chunk)
                 {
                     record.add_usage(usage);
                 }
+                let chunk = match st.strip.as_mut() {
+                    Some(held) => without_usage_chunks(held, &chunk, st.ended),
+                    None => chunk,
+                };
                 Some((Ok(chunk), Some(st)))
             }
         }
     })
+}
+
+/// The upstream ended. Without `[DONE]` it was cut: the client gets an in-band error, not
+/// an answer that merely stops.
+type Step<S> = Option<(Result<Bytes, Infallible>, Option<Relay<S>>)>;
+
+fn cut_off<S>(st: Relay<S>) -> Step<S> {
+    if st.done {
+        return None;
+    }
+    metrics::counter!("gatehouse_stream_errors_total", "kind" => "cut").increment(1);
+    let err = ApiError::UpstreamUnreachable(
+        "the upstream ended the stream before it finished (no [DONE])".into(),
+    );
+    let mut out = st.strip.unwrap_or_default();
+    out.extend_from_slice(&sse_error_event(&err));
+    Some((Ok(Bytes::from(out)), None))
+}
+
+/// The complete events of `held` + `chunk` except usage-only chunks (`"choices":[]`);
+/// an unfinished last event stays in `held` (bounded: a line longer than 1 MiB passes).
+fn without_usage_chunks(held: &mut Vec<u8>, chunk: &[u8], ended: bool) -> Bytes {
+    held.extend_from_slice(chunk);
+    let cut = if ended {
+        held.len()
+    } else {
+        match held.windows(2).rposition(|w| w == b"\n\n") {
+            Some(end) => end + 2,
+            None if held.len() > 1 << 20 => held.len(),
+            None => return Bytes::new(),
+        }
+    };
+    let complete: Vec<u8> = held.drain(..cut).collect();
+    let mut out = Vec::with_capacity(complete.len());
+    for event in complete.split_inclusive(|b| *b == b'\n') {
+        let usage_only = event.starts_with(b"data:")
+            && (contains(event, b"\"choices\":[]") || contains(event, b"\"choices\": []"))
+            && contains(event, b"\"usage\"");
+        if !usage_only {
+            out.extend_from_slice(event);
+        }
+    }
+    // A dropped `data:` line leaves its blank separator; collapse the doubled blank lines.
+    while let Some(pos) = out.windows(3).position(|w| w == b"\n\n\n") {
+        out.remove(pos);
+    }
+    if out.starts_with(b"\n") {
+        out.remove(0);
+    }
+    Bytes::from(out)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Appends whatever the upstream connection has already decoded, without waiting.

@@ -1,0 +1,1525 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+//! The router through the real binary: several faithful vendor mocks in one model group,
+//! scripted to fail, stall or drop, and the client's view of what happens (status, body,
+//! `x-litellm-*` headers) plus which mock was asked (their recorded requests).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Gateway, client};
+use gatehouse_testkit::{MockOptions, MockServer, Reply};
+use serde_json::{Value, json};
+
+const MASTER: &str = "sk-master-router";
+const CHAT: &str = "/v1/chat/completions";
+
+// ---------------------------------------------------------------------------------------
+// Mocks, config, requests
+// ---------------------------------------------------------------------------------------
+
+async fn healthy() -> MockServer {
+    MockServer::start(MockOptions::default()).await.unwrap()
+}
+
+/// A mock answering every chat request with `status` (vendor-shaped body).
+async fn failing(status: u16) -> MockServer {
+    MockServer::start(MockOptions {
+        fail_every_n: Some(1),
+        fail_status: status,
+        ..MockOptions::default()
+    })
+    .await
+    .unwrap()
+}
+
+async fn slow(latency: Duration) -> MockServer {
+    MockServer::start(MockOptions {
+        latency,
+        ..MockOptions::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// Chat requests this mock received.
+fn asked(mock: &MockServer) -> usize {
+    mock.requests_to(CHAT).len()
+}
+
+/// One `model_list` entry: `group` served by `mock` as `openai/gpt-4o-mini`, with
+/// `model_info.id: id` and extra `litellm_params` lines (`"order: 1"`).
+fn member(group: &str, id: &str, mock: &MockServer, params: &[&str]) -> String {
+    member_as(group, id, "openai/gpt-4o-mini", mock, params)
+}
+
+/// [`member`] with another upstream `model` (`anthropic/claude-...`).
+fn member_as(group: &str, id: &str, model: &str, mock: &MockServer, params: &[&str]) -> String {
+    let mut out = format!(
+        "  - model_name: {group}\n    litellm_params:\n      model: {model}\n      api_base: {}\n      api_key: sk-upstream\n",
+        mock.url()
+    );
+    for p in params {
+        out.push_str(&format!("      {p}\n"));
+    }
+    out.push_str(&format!("    model_info:\n      id: {id}\n"));
+    out
+}
+
+/// A config over `members`, with `router_settings` given as indented YAML lines.
+fn config(members: &[String], router_settings: &str) -> String {
+    let mut out = String::from("model_list:\n");
+    for m in members {
+        out.push_str(m);
+    }
+    if !router_settings.trim().is_empty() {
+        out.push_str("router_settings:\n");
+        for line in router_settings.trim_matches('\n').lines() {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
+    out.push_str(&format!("general_settings:\n  master_key: {MASTER}\n"));
+    out
+}
+
+async fn post(gw: &Gateway, body: Value) -> reqwest::Response {
+    client()
+        .post(format!("{}{CHAT}", gw.url))
+        .bearer_auth(MASTER)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn ask(model: &str, text: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": text}]})
+}
+
+fn ask_stream(model: &str, text: &str) -> Value {
+    json!({"model": model, "stream": true, "messages": [{"role": "user", "content": text}]})
+}
+
+fn header(resp: &reqwest::Response, name: &str) -> String {
+    resp.headers()
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name} header in {:?}", resp.headers()))
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Which deployment answered (`x-litellm-model-id`).
+fn served_by(resp: &reqwest::Response) -> String {
+    header(resp, "x-litellm-model-id")
+}
+
+/// A non-streamed answer: 200 and the mock's echo of `text`; returns the serving id.
+async fn expect_answer(resp: reqwest::Response, text: &str) -> String {
+    let status = resp.status();
+    let id = resp
+        .headers()
+        .get("x-litellm-model-id")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        format!("Echo: {text}"),
+        "{body}"
+    );
+    id.expect("x-litellm-model-id")
+}
+
+/// A streamed answer's `data:` payloads, in order.
+fn sse_data(text: &str) -> Vec<String> {
+    text.split("\n\n")
+        .filter_map(|e| e.trim().strip_prefix("data: ").map(str::to_owned))
+        .collect()
+}
+
+/// A streamed answer: 200, SSE, the echo of `text` and `[DONE]` last; returns the
+/// serving id and the chunks (without `[DONE]`).
+async fn expect_stream(resp: reqwest::Response, text: &str) -> (String, Vec<Value>) {
+    let status = resp.status();
+    let id = resp
+        .headers()
+        .get("x-litellm-model-id")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let ctype = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = resp.text().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ctype.as_deref(), Some("text/event-stream"), "{body}");
+    let events = sse_data(&body);
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("[DONE]"),
+        "stream must end with [DONE]: {body}"
+    );
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap_or_else(|_| panic!("not JSON: {e}")))
+        .collect();
+    for c in &chunks {
+        assert!(c.get("error").is_none(), "error chunk in {body}");
+    }
+    let content: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(content, format!("Echo: {text}"), "{body}");
+    (id.expect("x-litellm-model-id"), chunks)
+}
+
+/// Failures are counted per calendar minute: start a cooldown scenario well inside one
+/// so that its failures land in the same minute.
+async fn away_from_minute_boundary() {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        % 60.0;
+    if secs > 50.0 {
+        tokio::time::sleep(Duration::from_secs_f64(61.0 - secs)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. A failing member is invisible to the client
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_member_answering_500_or_503_is_invisible_to_the_client() {
+    for status in [500, 503] {
+        let bad = failing(status).await;
+        let good = healthy().await;
+        // `order` makes the failing member the first one asked, every time; a high
+        // `allowed_fails` keeps it in rotation.
+        let gw = Gateway::start(&config(
+            &[
+                member("gpt-test", "bad", &bad, &["order: 1"]),
+                member("gpt-test", "good", &good, &["order: 2"]),
+            ],
+            "allowed_fails: 1000",
+        ));
+        for i in 0..3 {
+            let text = format!("plain {status} {i}");
+            let id = expect_answer(post(&gw, ask("gpt-test", &text)).await, &text).await;
+            assert_eq!(id, "good");
+        }
+        for i in 0..3 {
+            let text = format!("streamed {status} {i}");
+            let (id, _) =
+                expect_stream(post(&gw, ask_stream("gpt-test", &text)).await, &text).await;
+            assert_eq!(id, "good");
+        }
+        assert_eq!(
+            asked(&bad),
+            6,
+            "the failing member was asked first each time"
+        );
+        assert_eq!(asked(&good), 6);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. Cooldown entry and exit
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_failing_member_cools_down_and_comes_back() {
+    let flaky = healthy().await;
+    flaky.push_reply(Reply::Status {
+        status: 500,
+        retry_after_secs: None,
+    });
+    flaky.push_reply(Reply::Status {
+        status: 500,
+        retry_after_secs: None,
+    });
+    let good = healthy().await;
+    let gw = Gateway::start(&config(
+        &[
+            member("gpt-test", "flaky", &flaky, &["order: 1"]),
+            member("gpt-test", "good", &good, &["order: 2"]),
+        ],
+        "allowed_fails: 1\ncooldown_time: 1",
+    ));
+    away_from_minute_boundary().await;
+    // Two failures: more than `allowed_fails: 1`, the member cools down.
+    for (i, asked_so_far) in [(0, 1), (1, 2)] {
+        let text = format!("warm {i}");
+        let id = expect_answer(post(&gw, ask("gpt-test", &text)).await, &text).await;
+        assert_eq!(id, "good");
+        assert_eq!(asked(&flaky), asked_so_far);
+    }
+    let cooling_since = Instant::now();
+    for i in 0..5 {
+        let text = format!("cooling {i}");
+        let id = expect_answer(post(&gw, ask("gpt-test", &text)).await, &text).await;
+        assert_eq!(id, "good");
+    }
+    assert!(
+        cooling_since.elapsed() < Duration::from_millis(900),
+        "the requests during the cooldown took too long to prove anything"
+    );
+    assert_eq!(asked(&flaky), 2, "a cooling member is not asked");
+
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let id = expect_answer(post(&gw, ask("gpt-test", "back")).await, "back").await;
+    assert_eq!(
+        id, "flaky",
+        "after cooldown_time the first-tier member serves again"
+    );
+    assert_eq!(asked(&flaky), 3);
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. Every member cooling down
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn every_member_cooling_down_answers_503_with_retry_after() {
+    let a = failing(500).await;
+    let b = failing(500).await;
+    let gw = Gateway::start(&config(
+        &[
+            member("gpt-test", "a", &a, &[]),
+            member("gpt-test", "b", &b, &[]),
+        ],
+        "allowed_fails: 0\ncooldown_time: 5",
+    ));
+    away_from_minute_boundary().await;
+    let first = post(&gw, ask("gpt-test", "x")).await;
+    assert_eq!(
+        first.status(),
+        500,
+        "the last upstream error reaches the client"
+    );
+    let err: Value = first.json().await.unwrap();
+    assert!(err["error"]["message"].is_string(), "{err}");
+    assert_eq!((asked(&a), asked(&b)), (1, 1), "both were tried");
+
+    let second = post(&gw, ask("gpt-test", "x")).await;
+    assert_eq!(second.status(), 503);
+    let retry_after: u64 = header(&second, "retry-after").parse().unwrap();
+    assert!(
+        (1..=5).contains(&retry_after),
+        "Retry-After {retry_after} must be within cooldown_time"
+    );
+    let err: Value = second.json().await.unwrap();
+    let message = err["error"]["message"].as_str().unwrap();
+    assert!(message.contains("gpt-test"), "{message}");
+    assert_eq!((asked(&a), asked(&b)), (1, 1), "no cooling member is asked");
+}
+
+#[tokio::test]
+async fn a_groups_only_member_never_cools_down() {
+    let only = failing(500).await;
+    let gw = Gateway::start(&config(
+        &[member("gpt-test", "only", &only, &[])],
+        "allowed_fails: 0\ncooldown_time: 30",
+    ));
+    for _ in 0..3 {
+        let resp = post(&gw, ask("gpt-test", "x")).await;
+        assert_eq!(resp.status(), 500, "the vendor's error, never a 503");
+    }
+    assert_eq!(asked(&only), 3, "the only member is asked every time");
+}
+
+// ---------------------------------------------------------------------------------------
+// Retries
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn max_retries_retries_the_same_member_after_retry_after() {
+    let limited = healthy().await;
+    limited.push_reply(Reply::rate_limited(1));
+    let other = healthy().await;
+    let gw = Gateway::start(&config(
+        &[
+            member(
+                "gpt-test",
+                "limited",
+                &limited,
+                &["order: 1", "max_retries: 1"],
+            ),
+            member("gpt-test", "other", &other, &["order: 2"]),
+        ],
+        "",
+    ));
+    let started = Instant::now();
+    let id = expect_answer(post(&gw, ask("gpt-test", "again")).await, "again").await;
+    assert_eq!(id, "limited", "the retry on the same member answered");
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "the vendor's Retry-After: 1 was honoured ({:?})",
+        started.elapsed()
+    );
+    assert_eq!((asked(&limited), asked(&other)), (2, 0));
+}
+
+#[tokio::test]
+async fn num_retries_passes_over_the_group_and_retry_policy_overrides_it() {
+    let flaky = healthy().await;
+    for _ in 0..2 {
+        flaky.push_reply(Reply::Status {
+            status: 500,
+            retry_after_secs: None,
+        });
+    }
+    let gw = Gateway::start(&config(
+        &[member("gpt-test", "flaky", &flaky, &[])],
+        "num_retries: 2",
+    ));
+    let id = expect_answer(post(&gw, ask("gpt-test", "third time")).await, "third time").await;
+    assert_eq!(id, "flaky");
+    assert_eq!(asked(&flaky), 3, "two failures, then the answer");
+    drop(gw);
+
+    // `retry_policy` per class wins over `num_retries`: no retries on a 500.
+    let flaky = healthy().await;
+    flaky.push_reply(Reply::Status {
+        status: 500,
+        retry_after_secs: None,
+    });
+    let gw = Gateway::start(&config(
+        &[member("gpt-test", "flaky", &flaky, &[])],
+        "num_retries: 2\nretry_policy:\n  InternalServerErrorRetries: 0",
+    ));
+    let resp = post(&gw, ask("gpt-test", "once")).await;
+    assert_eq!(resp.status(), 500);
+    assert_eq!(asked(&flaky), 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. Fallbacks
+// ---------------------------------------------------------------------------------------
+
+/// OpenAI's own body for a prompt over the context window (400).
+fn openai_context_length_error() -> Value {
+    json!({"error": {
+        "message": "This model's maximum context length is 128000 tokens. However, your messages resulted in 131072 tokens. Please reduce the length of the messages.",
+        "type": "invalid_request_error",
+        "param": "messages",
+        "code": "context_length_exceeded"
+    }})
+}
+
+/// OpenAI's body for a refused prompt (400).
+fn openai_content_policy_error() -> Value {
+    json!({"error": {
+        "message": "Your request was rejected as a result of our safety system. Your prompt may contain text that is not allowed by our safety system.",
+        "type": "invalid_request_error",
+        "param": null,
+        "code": "content_policy_violation"
+    }})
+}
+
+/// A plain client mistake (400).
+fn openai_bad_request() -> Value {
+    json!({"error": {
+        "message": "Invalid value for 'temperature': must be between 0 and 2.",
+        "type": "invalid_request_error",
+        "param": "temperature",
+        "code": "invalid_value"
+    }})
+}
+
+/// `primary` (one member), and three groups it can fall back to.
+struct Fallbacks {
+    primary: MockServer,
+    backup: MockServer,
+    big: MockServer,
+    safe: MockServer,
+}
+
+impl Fallbacks {
+    async fn start(primary: MockServer) -> Self {
+        Self {
+            primary,
+            backup: healthy().await,
+            big: healthy().await,
+            safe: healthy().await,
+        }
+    }
+
+    fn members(&self) -> Vec<String> {
+        vec![
+            member("primary", "primary-1", &self.primary, &[]),
+            member("backup", "backup-1", &self.backup, &[]),
+            member("big", "big-1", &self.big, &[]),
+            member("safe", "safe-1", &self.safe, &[]),
+        ]
+    }
+
+    /// Every kind of fallback configured.
+    fn all_configured(&self) -> String {
+        config(
+            &self.members(),
+            "fallbacks: [{primary: [backup]}]\ncontext_window_fallbacks: [{primary: [big]}]\ncontent_policy_fallbacks: [{primary: [safe]}]",
+        )
+    }
+
+    fn asked(&self) -> [usize; 4] {
+        [
+            asked(&self.primary),
+            asked(&self.backup),
+            asked(&self.big),
+            asked(&self.safe),
+        ]
+    }
+}
+
+#[track_caller]
+fn assert_fell_back_to(resp: &reqwest::Response, id: &str, group: &str) {
+    let got = (
+        header(resp, "x-litellm-attempted-fallbacks"),
+        served_by(resp),
+        header(resp, "x-litellm-model-group"),
+    );
+    assert_eq!(
+        got,
+        ("1".to_owned(), id.to_owned(), group.to_owned()),
+        "(attempted fallbacks, model id, model group) of a {} answer",
+        resp.status()
+    );
+}
+
+#[tokio::test]
+async fn config_fallbacks_answer_when_the_group_fails() {
+    let f = Fallbacks::start(failing(500).await).await;
+    let gw = Gateway::start(&f.all_configured());
+    let resp = post(&gw, ask("primary", "rescue me")).await;
+    assert_fell_back_to(&resp, "backup-1", "backup");
+    expect_answer(resp, "rescue me").await;
+    assert_eq!(f.asked(), [1, 1, 0, 0]);
+
+    // A request that needs no fallback says so.
+    let g = Fallbacks::start(healthy().await).await;
+    let gw = Gateway::start(&g.all_configured());
+    let resp = post(&gw, ask("primary", "fine")).await;
+    assert_eq!(header(&resp, "x-litellm-attempted-fallbacks"), "0");
+    assert_eq!(served_by(&resp), "primary-1");
+    assert_eq!(header(&resp, "x-litellm-model-group"), "primary");
+}
+
+#[tokio::test]
+async fn the_request_bodys_fallbacks_are_followed_and_not_forwarded() {
+    let f = Fallbacks::start(failing(500).await).await;
+    let gw = Gateway::start(&config(&f.members(), ""));
+    // Without fallbacks the vendor's error reaches the client...
+    let resp = post(&gw, ask("primary", "x")).await;
+    assert_eq!(resp.status(), 500);
+    // ...with the body's own list, the fallback answers.
+    let mut body = ask("primary", "body fallbacks");
+    body["fallbacks"] = json!(["backup"]);
+    let resp = post(&gw, body).await;
+    assert_fell_back_to(&resp, "backup-1", "backup");
+    expect_answer(resp, "body fallbacks").await;
+    let sent = f.backup.last_request().unwrap();
+    assert!(
+        sent.body.get("fallbacks").is_none(),
+        "a router parameter must not reach the vendor: {}",
+        sent.body
+    );
+    // LiteLLM's `[{"model": name}]` form too.
+    let mut body = ask("primary", "object form");
+    body["fallbacks"] = json!([{"model": "safe"}]);
+    let resp = post(&gw, body).await;
+    assert_fell_back_to(&resp, "safe-1", "safe");
+    expect_answer(resp, "object form").await;
+}
+
+#[tokio::test]
+async fn context_window_errors_go_to_context_window_fallbacks() {
+    let primary = healthy().await;
+    primary.push_reply(Reply::Error {
+        status: 400,
+        body_json: openai_context_length_error(),
+    });
+    let f = Fallbacks::start(primary).await;
+    let gw = Gateway::start(&f.all_configured());
+    let resp = post(&gw, ask("primary", "a very long prompt")).await;
+    assert_fell_back_to(&resp, "big-1", "big");
+    expect_answer(resp, "a very long prompt").await;
+    assert_eq!(
+        f.asked(),
+        [1, 0, 1, 0],
+        "neither retried nor the generic list"
+    );
+}
+
+#[tokio::test]
+async fn content_policy_errors_go_to_content_policy_fallbacks() {
+    let primary = healthy().await;
+    primary.push_reply(Reply::Error {
+        status: 400,
+        body_json: openai_content_policy_error(),
+    });
+    let f = Fallbacks::start(primary).await;
+    let gw = Gateway::start(&f.all_configured());
+    let resp = post(&gw, ask("primary", "something edgy")).await;
+    assert_fell_back_to(&resp, "safe-1", "safe");
+    expect_answer(resp, "something edgy").await;
+    assert_eq!(f.asked(), [1, 0, 0, 1]);
+}
+
+#[tokio::test]
+async fn a_plain_bad_request_is_not_fallen_back_from() {
+    let primary = healthy().await;
+    primary.push_reply(Reply::Error {
+        status: 400,
+        body_json: openai_bad_request(),
+    });
+    let f = Fallbacks::start(primary).await;
+    let gw = Gateway::start(&f.all_configured());
+    let resp = post(&gw, ask("primary", "x")).await;
+    assert_eq!(resp.status(), 400);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(
+        err["error"]["message"],
+        openai_bad_request()["error"]["message"]
+    );
+    assert_eq!(err["error"]["type"], "invalid_request_error");
+    assert_eq!(
+        f.asked(),
+        [1, 0, 0, 0],
+        "the client's mistake is not retried anywhere"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. Streams fall back before their first byte
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_stream_whose_first_member_fails_before_the_first_byte_falls_back() {
+    // An error status.
+    let f = Fallbacks::start(failing(503).await).await;
+    let gw = Gateway::start(&f.all_configured());
+    let resp = post(&gw, ask_stream("primary", "stream rescue")).await;
+    assert_fell_back_to(&resp, "backup-1", "backup");
+    expect_stream(resp, "stream rescue").await;
+    assert_eq!(f.asked(), [1, 1, 0, 0]);
+
+    // A 200 whose connection closes before any event.
+    let primary = healthy().await;
+    primary.push_reply(Reply::DropMidStream {
+        text: "never seen".into(),
+        after_chunks: 0,
+    });
+    let f = Fallbacks::start(primary).await;
+    let gw = Gateway::start(&f.all_configured());
+    let resp = post(&gw, ask_stream("primary", "after a cut")).await;
+    let routed = (
+        resp.status().as_u16(),
+        header(&resp, "x-litellm-attempted-fallbacks"),
+        served_by(&resp),
+    );
+    let body = resp.text().await.unwrap();
+    assert_eq!(
+        routed,
+        (200, "1".to_owned(), "backup-1".to_owned()),
+        "(status, attempted fallbacks, model id) when the first member's stream closed before its first event; the client got: {body:?}"
+    );
+    assert!(
+        body.contains("Echo: after a cut") && body.ends_with("data: [DONE]\n\n"),
+        "{body:?}"
+    );
+    assert_eq!(f.asked(), [1, 1, 0, 0]);
+}
+
+#[tokio::test]
+async fn a_stalled_stream_times_out_and_falls_back() {
+    let f = Fallbacks::start(slow(Duration::from_secs(5)).await).await;
+    let mut members = f.members();
+    members[0] = member(
+        "primary",
+        "primary-1",
+        &f.primary,
+        &["stream_timeout: 0.5", "timeout: 0.5"],
+    );
+    let gw = Gateway::start(&config(&members, "fallbacks: [{primary: [backup]}]"));
+    let started = Instant::now();
+    let resp = post(&gw, ask_stream("primary", "not waiting")).await;
+    assert_fell_back_to(&resp, "backup-1", "backup");
+    expect_stream(resp, "not waiting").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the stall was cut at the stream timeout ({:?})",
+        started.elapsed()
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 6. Wildcard routes, 7. aliases
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_wildcard_route_serves_any_model_under_its_prefix() {
+    let mock = healthy().await;
+    let cfg = format!(
+        "model_list:\n  - model_name: \"openai/*\"\n    litellm_params:\n      model: \"openai/*\"\n      api_base: {}\n      api_key: sk-upstream\ngeneral_settings:\n  master_key: {MASTER}\n",
+        mock.url()
+    );
+    let gw = Gateway::start(&cfg);
+    expect_answer(post(&gw, ask("openai/gpt-4o-mini", "wild")).await, "wild").await;
+    assert_eq!(mock.last_request().unwrap().body["model"], "gpt-4o-mini");
+    let text = "wild stream";
+    expect_stream(
+        post(&gw, ask_stream("openai/gpt-4.1-nano", text)).await,
+        text,
+    )
+    .await;
+    assert_eq!(mock.last_request().unwrap().body["model"], "gpt-4.1-nano");
+
+    let resp = post(&gw, ask("anthropic/claude-x", "no route")).await;
+    assert_eq!(resp.status(), 404, "outside the prefix nothing matches");
+
+    let models: Value = client()
+        .get(format!("{}/v1/models", gw.url))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"openai/*"), "{ids:?}");
+}
+
+#[tokio::test]
+async fn model_group_alias_serves_the_aliased_group() {
+    let mock = healthy().await;
+    let gw = Gateway::start(&config(
+        &[member("gpt-test", "real", &mock, &[])],
+        "model_group_alias:\n  gpt-4: gpt-test\n  secret-name: {model: gpt-test, hidden: true}",
+    ));
+    for alias in ["gpt-4", "secret-name"] {
+        let resp = post(&gw, ask(alias, "aliased")).await;
+        assert_eq!(header(&resp, "x-litellm-model-group"), "gpt-test");
+        let id = expect_answer(resp, "aliased").await;
+        assert_eq!(id, "real");
+        assert_eq!(mock.last_request().unwrap().body["model"], "gpt-4o-mini");
+    }
+    let models: Value = client()
+        .get(format!("{}/v1/models", gw.url))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"gpt-test") && ids.contains(&"gpt-4"),
+        "{ids:?}"
+    );
+    assert!(
+        !ids.contains(&"secret-name"),
+        "a hidden alias is not listed"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 8. Strategies, order tiers, tags
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn least_busy_avoids_the_member_with_requests_in_flight() {
+    // `slow` holds every request 2 s; `fast` answers at once. Once `slow` has one in
+    // flight, least-busy sends everything else to `fast`.
+    let slow_mock = slow(Duration::from_secs(2)).await;
+    let fast = healthy().await;
+    let gw = Gateway::start(&config(
+        &[
+            member("gpt-test", "slow", &slow_mock, &[]),
+            member("gpt-test", "fast", &fast, &[]),
+        ],
+        "routing_strategy: least-busy",
+    ));
+    let url = format!("{}{CHAT}", gw.url);
+    let mut tasks = Vec::new();
+    for i in 0..20u64 {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(i * 50)).await;
+            let resp = client()
+                .post(url)
+                .bearer_auth(MASTER)
+                .json(&ask("gpt-test", "busy?"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            served_by(&resp)
+        }));
+    }
+    let mut to_slow = 0;
+    for t in tasks {
+        if t.await.unwrap() == "slow" {
+            to_slow += 1;
+        }
+    }
+    // Simple shuffle would send about 10 of 20 there.
+    assert!(to_slow <= 3, "{to_slow} of 20 went to the busy member");
+    assert_eq!(asked(&slow_mock) + asked(&fast), 20);
+}
+
+#[tokio::test]
+async fn latency_based_routing_prefers_the_fast_member_after_warm_up() {
+    let slow_mock = slow(Duration::from_millis(300)).await;
+    let fast = healthy().await;
+    let gw = Gateway::start(&config(
+        &[
+            member("gpt-test", "slow", &slow_mock, &[]),
+            member("gpt-test", "fast", &fast, &[]),
+        ],
+        "routing_strategy: latency-based-routing",
+    ));
+    // Warm-up: each member gets measured.
+    for _ in 0..4 {
+        expect_answer(post(&gw, ask("gpt-test", "warm")).await, "warm").await;
+    }
+    assert!(asked(&slow_mock) >= 1, "an unmeasured member is tried");
+    let before = asked(&slow_mock);
+    let mut to_fast = 0;
+    for _ in 0..20 {
+        if expect_answer(post(&gw, ask("gpt-test", "go")).await, "go").await == "fast" {
+            to_fast += 1;
+        }
+    }
+    assert!(
+        to_fast >= 18,
+        "only {to_fast} of 20 went to the fast member"
+    );
+    assert!(asked(&slow_mock) - before <= 2);
+}
+
+#[tokio::test]
+async fn order_tiers_send_everything_to_the_first_tier_while_it_is_healthy() {
+    let first = healthy().await;
+    let second = healthy().await;
+    let gw = Gateway::start(&config(
+        &[
+            member("gpt-test", "second", &second, &["order: 2"]),
+            member("gpt-test", "first", &first, &["order: 1"]),
+        ],
+        "",
+    ));
+    for i in 0..10 {
+        let text = format!("tier {i}");
+        let id = expect_answer(post(&gw, ask("gpt-test", &text)).await, &text).await;
+        assert_eq!(id, "first");
+    }
+    assert_eq!((asked(&first), asked(&second)), (10, 0));
+}
+
+#[tokio::test]
+async fn tag_filtering_routes_by_the_requests_metadata_tags() {
+    let free = healthy().await;
+    let paid = healthy().await;
+    let fallback = healthy().await;
+    let gw = Gateway::start(&config(
+        &[
+            member("gpt-test", "free", &free, &["tags: [free]"]),
+            member("gpt-test", "paid", &paid, &["tags: [paid, premium]"]),
+            member("gpt-test", "dflt", &fallback, &["tags: [default]"]),
+        ],
+        "enable_tag_filtering: true",
+    ));
+    let tagged = |tags: Value| {
+        let mut body = ask("gpt-test", "tagged");
+        body["metadata"] = json!({"tags": tags});
+        body
+    };
+    for _ in 0..5 {
+        let id = expect_answer(post(&gw, tagged(json!(["paid"]))).await, "tagged").await;
+        assert_eq!(id, "paid");
+        let id = expect_answer(post(&gw, tagged(json!(["premium"]))).await, "tagged").await;
+        assert_eq!(id, "paid");
+        let id = expect_answer(post(&gw, tagged(json!(["free"]))).await, "tagged").await;
+        assert_eq!(id, "free");
+        let id = expect_answer(post(&gw, tagged(json!(["unknown"]))).await, "tagged").await;
+        assert_eq!(id, "dflt", "no member has the tag: the default member");
+        let id = expect_answer(post(&gw, ask("gpt-test", "tagged")).await, "tagged").await;
+        assert_eq!(id, "dflt", "an untagged request goes to the default member");
+    }
+    assert_eq!((asked(&free), asked(&paid), asked(&fallback)), (5, 10, 10));
+    // The tags are the gateway's; OpenAI's own `metadata` takes only string values, so
+    // a tag list forwarded as is would be refused by the real vendor.
+    let sent = paid.last_request().unwrap();
+    if let Some(meta) = sent.body.get("metadata") {
+        let all_strings = meta
+            .as_object()
+            .is_some_and(|m| m.values().all(Value::is_string));
+        assert!(
+            all_strings,
+            "the upstream got metadata OpenAI refuses: {}",
+            sent.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn tag_filtering_without_a_matching_or_default_member_is_a_clear_400() {
+    let a = healthy().await;
+    let b = healthy().await;
+    let gw = Gateway::start(&config(
+        &[
+            member("gpt-test", "a", &a, &["tags: [team-a]"]),
+            member("gpt-test", "b", &b, &["tags: [team-b]"]),
+        ],
+        "enable_tag_filtering: true",
+    ));
+    let mut body = ask("gpt-test", "x");
+    body["tags"] = json!(["team-c"]);
+    let resp = post(&gw, body).await;
+    assert_eq!(resp.status(), 400);
+    let err: Value = resp.json().await.unwrap();
+    assert!(
+        err["error"]["message"].as_str().unwrap().contains("team-c"),
+        "{err}"
+    );
+    assert_eq!(asked(&a) + asked(&b), 0);
+    // The top-level `tags` form routes too.
+    let mut body = ask("gpt-test", "top level");
+    body["tags"] = json!(["team-b"]);
+    let id = expect_answer(post(&gw, body).await, "top level").await;
+    assert_eq!(id, "b");
+    assert!(
+        b.last_request().unwrap().body.get("tags").is_none(),
+        "`tags` is the router's, not the vendor's"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 9. Concurrency while a member cools down
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn concurrent_requests_all_succeed_while_a_member_cools_down() {
+    let bad = failing(500).await;
+    let good = healthy().await;
+    let gw = Gateway::start(&config(
+        &[
+            member("gpt-test", "bad", &bad, &[]),
+            member("gpt-test", "good", &good, &[]),
+        ],
+        "allowed_fails: 1\ncooldown_time: 1",
+    ));
+    away_from_minute_boundary().await;
+    let url = format!("{}{CHAT}", gw.url);
+    // Three waves: into the cooldown, during it, and after it ends.
+    for wave in 0..3 {
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let url = url.clone();
+            let stream = i % 2 == 1;
+            tasks.push(tokio::spawn(async move {
+                let text = format!("wave {wave} request {i}");
+                let body = if stream {
+                    ask_stream("gpt-test", &text)
+                } else {
+                    ask("gpt-test", &text)
+                };
+                let resp = client()
+                    .post(url)
+                    .bearer_auth(MASTER)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                let id = if stream {
+                    expect_stream(resp, &text).await.0
+                } else {
+                    expect_answer(resp, &text).await
+                };
+                assert_eq!(id, "good");
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        if wave == 1 {
+            tokio::time::sleep(Duration::from_millis(1200)).await;
+        }
+    }
+    assert_eq!(asked(&good), 60);
+    assert!(
+        asked(&bad) < 60,
+        "the failing member cooled down at some point ({} asks)",
+        asked(&bad)
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 10. Streams are billed even when the client did not ask for usage
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_stream_without_stream_options_shows_no_usage_but_is_billed() {
+    let mock = healthy().await;
+    let gw = Gateway::start(&config(&[member("gpt-test", "only", &mock, &[])], ""));
+    let text = "count my tokens please";
+    let (_, chunks) = expect_stream(post(&gw, ask_stream("gpt-test", text)).await, text).await;
+    for c in &chunks {
+        assert!(
+            c["choices"].as_array().is_some_and(|a| !a.is_empty()),
+            "a usage chunk the client did not ask for: {c}"
+        );
+        assert!(c.get("usage").is_none_or(Value::is_null), "{c}");
+    }
+    // The upstream was asked for usage so the gateway can bill it.
+    assert_eq!(
+        mock.last_request().unwrap().body["stream_options"]["include_usage"],
+        true
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let row = loop {
+        let resp = client()
+            .get(format!("{}/spend/logs", gw.url))
+            .bearer_auth(MASTER)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let rows: Value = resp.json().await.unwrap();
+        if let Some(row) = rows.as_array().and_then(|r| r.first()) {
+            break row.clone();
+        }
+        assert!(Instant::now() < deadline, "no spend row");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(row["prompt_tokens"].as_u64().unwrap() > 0, "{row}");
+    assert!(row["completion_tokens"].as_u64().unwrap() > 0, "{row}");
+    assert!(
+        row["spend"].as_f64().unwrap() > 0.0,
+        "gpt-4o-mini is priced: {row}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Every inbound API routes the same way
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn messages_responses_and_translated_chat_fail_over_like_chat() {
+    let claude_bad = failing(529).await;
+    let claude_good = healthy().await;
+    let gpt_bad = failing(500).await;
+    let gpt_good = healthy().await;
+    let claude = "anthropic/claude-3-5-haiku-20241022";
+    let gw = Gateway::start(&config(
+        &[
+            member_as("claude", "claude-bad", claude, &claude_bad, &["order: 1"]),
+            member_as("claude", "claude-good", claude, &claude_good, &["order: 2"]),
+            member("gpt-test", "gpt-bad", &gpt_bad, &["order: 1"]),
+            member("gpt-test", "gpt-good", &gpt_good, &["order: 2"]),
+        ],
+        "allowed_fails: 1000",
+    ));
+    let send = |path: &'static str, body: Value| {
+        let url = format!("{}{path}", gw.url);
+        async move {
+            client()
+                .post(url)
+                .bearer_auth(MASTER)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+
+    // Anthropic Messages, plain and streamed.
+    let resp = send(
+        "/v1/messages",
+        json!({"model": "claude", "max_tokens": 64, "messages": [{"role": "user", "content": "to claude"}]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(served_by(&resp), "claude-good");
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["content"][0]["text"], "Echo: to claude", "{v}");
+    let resp = send(
+        "/v1/messages",
+        json!({"model": "claude", "max_tokens": 64, "stream": true, "messages": [{"role": "user", "content": "streamed claude"}]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(served_by(&resp), "claude-good");
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.contains("message_stop") && !text.contains("event: error"),
+        "{text}"
+    );
+
+    // Chat completions translated to an Anthropic group.
+    let id = expect_answer(
+        post(&gw, ask("claude", "chat to claude")).await,
+        "chat to claude",
+    )
+    .await;
+    assert_eq!(id, "claude-good");
+    let (id, _) = expect_stream(
+        post(&gw, ask_stream("claude", "stream to claude")).await,
+        "stream to claude",
+    )
+    .await;
+    assert_eq!(id, "claude-good");
+
+    // The Responses API.
+    let resp = send(
+        "/v1/responses",
+        json!({"model": "gpt-test", "input": "to responses"}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(served_by(&resp), "gpt-good");
+    let v: Value = resp.json().await.unwrap();
+    assert!(v.to_string().contains("Echo: to responses"), "{v}");
+
+    assert_eq!(claude_good.requests_to("/v1/messages").len(), 4);
+    assert!(
+        claude_bad.requests_to("/v1/messages").len() >= 4,
+        "the failing member was asked first each time"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Cooldowns shared across replicas (Redis)
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_cooldown_started_on_one_replica_is_honoured_by_another() {
+    let bad = failing(500).await;
+    let good = healthy().await;
+    // Unique ids: the cooldown is shared under the deployment's id.
+    let tag = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    );
+    let (bad_id, good_id) = (format!("bad-{tag}"), format!("good-{tag}"));
+    let cfg = config(
+        &[
+            member("gpt-test", &bad_id, &bad, &["order: 1"]),
+            member("gpt-test", &good_id, &good, &["order: 2"]),
+        ],
+        "allowed_fails: 0\ncooldown_time: 20\nredis_host: 127.0.0.1\nredis_port: 6379",
+    );
+    let one = Gateway::start(&cfg);
+    let two = Gateway::start(&cfg);
+    away_from_minute_boundary().await;
+    let id = expect_answer(post(&one, ask("gpt-test", "one")).await, "one").await;
+    assert_eq!(id, good_id);
+    assert_eq!(asked(&bad), 1, "replica one cooled the failing member");
+    let id = expect_answer(post(&one, ask("gpt-test", "one again")).await, "one again").await;
+    assert_eq!(id, good_id);
+    assert_eq!(asked(&bad), 1);
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for i in 0..3 {
+        let text = format!("two {i}");
+        let id = expect_answer(post(&two, ask("gpt-test", &text)).await, &text).await;
+        assert_eq!(id, good_id);
+    }
+    assert_eq!(
+        asked(&bad),
+        1,
+        "replica two still asked the member replica one cooled down"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// What counts against a member, and what is waited for
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_clients_bad_request_does_not_cool_the_member_down() {
+    let first = healthy().await;
+    first.push_reply(Reply::Error {
+        status: 400,
+        body_json: openai_bad_request(),
+    });
+    let second = healthy().await;
+    let gw = Gateway::start(&config(
+        &[
+            member("gpt-test", "first", &first, &["order: 1"]),
+            member("gpt-test", "second", &second, &["order: 2"]),
+        ],
+        "allowed_fails: 0\ncooldown_time: 30",
+    ));
+    let resp = post(&gw, ask("gpt-test", "bad")).await;
+    assert_eq!(resp.status(), 400);
+    assert_eq!(asked(&second), 0, "a bad request is not tried elsewhere");
+    let id = expect_answer(post(&gw, ask("gpt-test", "good")).await, "good").await;
+    assert_eq!(
+        id, "first",
+        "the member that refused a bad request is still in rotation"
+    );
+}
+
+#[tokio::test]
+async fn allowed_fails_policy_cools_a_member_per_error_class() {
+    let flaky = failing(500).await;
+    let good = healthy().await;
+    let gw = Gateway::start(&config(
+        &[
+            member("gpt-test", "flaky", &flaky, &["order: 1"]),
+            member("gpt-test", "good", &good, &["order: 2"]),
+        ],
+        "allowed_fails: 100\ncooldown_time: 30\nallowed_fails_policy:\n  InternalServerErrorAllowedFails: 0",
+    ));
+    away_from_minute_boundary().await;
+    for i in 0..4 {
+        let text = format!("policy {i}");
+        let id = expect_answer(post(&gw, ask("gpt-test", &text)).await, &text).await;
+        assert_eq!(id, "good");
+    }
+    assert_eq!(
+        asked(&flaky),
+        1,
+        "one 500 is over InternalServerErrorAllowedFails: 0"
+    );
+}
+
+#[tokio::test]
+async fn a_retry_after_longer_than_the_router_waits_moves_to_the_next_member_at_once() {
+    let limited = healthy().await;
+    limited.push_reply(Reply::rate_limited(120));
+    let other = healthy().await;
+    let gw = Gateway::start(&config(
+        &[
+            member(
+                "gpt-test",
+                "limited",
+                &limited,
+                &["order: 1", "max_retries: 3"],
+            ),
+            member("gpt-test", "other", &other, &["order: 2"]),
+        ],
+        "",
+    ));
+    let started = Instant::now();
+    let id = expect_answer(post(&gw, ask("gpt-test", "no wait")).await, "no wait").await;
+    assert_eq!(id, "other");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a 120 s Retry-After is not waited for ({:?})",
+        started.elapsed()
+    );
+    assert_eq!(asked(&limited), 1);
+}
+
+#[tokio::test]
+async fn a_non_streamed_request_that_times_out_goes_to_the_next_member() {
+    let stalled = slow(Duration::from_secs(10)).await;
+    let good = healthy().await;
+    let gw = Gateway::start(&config(
+        &[
+            member(
+                "gpt-test",
+                "stalled",
+                &stalled,
+                &["order: 1", "timeout: 0.5"],
+            ),
+            member("gpt-test", "good", &good, &["order: 2"]),
+        ],
+        "",
+    ));
+    let started = Instant::now();
+    let id = expect_answer(post(&gw, ask("gpt-test", "hurry")).await, "hurry").await;
+    assert_eq!(id, "good");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(asked(&stalled), 1);
+}
+
+#[tokio::test]
+async fn the_bodys_num_retries_retries_the_group() {
+    let flaky = healthy().await;
+    flaky.push_reply(Reply::Status {
+        status: 503,
+        retry_after_secs: None,
+    });
+    let gw = Gateway::start(&config(&[member("gpt-test", "flaky", &flaky, &[])], ""));
+    let mut body = ask("gpt-test", "retry me");
+    body["num_retries"] = json!(1);
+    let id = expect_answer(post(&gw, body).await, "retry me").await;
+    assert_eq!(id, "flaky");
+    assert_eq!(asked(&flaky), 2);
+    assert!(
+        flaky
+            .last_request()
+            .unwrap()
+            .body
+            .get("num_retries")
+            .is_none(),
+        "a router parameter must not reach the vendor"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Capacity: rpm, weights, pre-call checks
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_members_own_rpm_spills_over_to_the_next_tier() {
+    let capped = healthy().await;
+    let spare = healthy().await;
+    let gw = Gateway::start(&config(
+        &[
+            member("gpt-test", "capped", &capped, &["order: 1", "rpm: 2"]),
+            member("gpt-test", "spare", &spare, &["order: 2"]),
+        ],
+        "",
+    ));
+    away_from_minute_boundary().await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let text = format!("rpm {i}");
+        ids.push(expect_answer(post(&gw, ask("gpt-test", &text)).await, &text).await);
+    }
+    assert_eq!(ids, ["capped", "capped", "spare", "spare", "spare"]);
+    assert_eq!(asked(&capped), 2, "rpm: 2 is respected");
+}
+
+#[tokio::test]
+async fn a_group_over_its_rpm_is_refused_without_asking_the_vendor() {
+    let capped = healthy().await;
+    let gw = Gateway::start(&config(
+        &[member("gpt-test", "capped", &capped, &["rpm: 1"])],
+        "",
+    ));
+    away_from_minute_boundary().await;
+    expect_answer(post(&gw, ask("gpt-test", "one")).await, "one").await;
+    let resp = post(&gw, ask("gpt-test", "two")).await;
+    let status = resp.status().as_u16();
+    let err: Value = resp.json().await.unwrap();
+    assert!(matches!(status, 429 | 503), "{status} {err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("gpt-test"),
+        "{err}"
+    );
+    assert_eq!(asked(&capped), 1);
+}
+
+#[tokio::test]
+async fn simple_shuffle_follows_weights() {
+    let heavy = healthy().await;
+    let light = healthy().await;
+    let gw = Gateway::start(&config(
+        &[
+            member("gpt-test", "heavy", &heavy, &["weight: 9"]),
+            member("gpt-test", "light", &light, &["weight: 1"]),
+        ],
+        "routing_strategy: simple-shuffle",
+    ));
+    let mut to_heavy = 0;
+    for _ in 0..60 {
+        if expect_answer(post(&gw, ask("gpt-test", "w")).await, "w").await == "heavy" {
+            to_heavy += 1;
+        }
+    }
+    // Expected 54 of 60; an unweighted shuffle would give about 30.
+    assert!(
+        (44..60).contains(&to_heavy),
+        "{to_heavy} of 60 went to weight 9"
+    );
+}
+
+#[tokio::test]
+async fn pre_call_checks_skip_members_whose_context_window_is_too_small() {
+    let small = healthy().await;
+    let big = healthy().await;
+    let tiny = healthy().await;
+    let lone = healthy().await;
+    let with_window = |m: String, tokens: u64| format!("{m}      max_input_tokens: {tokens}\n");
+    let gw = Gateway::start(&config(
+        &[
+            with_window(member("gpt-test", "small", &small, &["order: 1"]), 60),
+            with_window(member("gpt-test", "big", &big, &["order: 2"]), 100_000),
+            with_window(member("tiny", "tiny-1", &tiny, &[]), 60),
+            with_window(member("lone", "lone-1", &lone, &[]), 60),
+        ],
+        "enable_pre_call_checks: true\ncontext_window_fallbacks: [{tiny: [gpt-test]}]",
+    ));
+    let long = "word ".repeat(400);
+    let long = long.trim();
+    let id = expect_answer(post(&gw, ask("gpt-test", "hi")).await, "hi").await;
+    assert_eq!(id, "small", "a short prompt fits the first tier");
+    let id = expect_answer(post(&gw, ask("gpt-test", long)).await, long).await;
+    assert_eq!(id, "big", "a long prompt skips the small window");
+    assert_eq!(asked(&small), 1);
+
+    let resp = post(&gw, ask("tiny", long)).await;
+    assert_eq!(header(&resp, "x-litellm-attempted-fallbacks"), "1");
+    assert_eq!(header(&resp, "x-litellm-model-group"), "gpt-test");
+    expect_answer(resp, long).await;
+    assert_eq!(
+        asked(&tiny),
+        0,
+        "the prompt was never sent where it cannot fit"
+    );
+
+    let resp = post(&gw, ask("lone", long)).await;
+    assert_eq!(resp.status(), 400);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "context_length_exceeded", "{err}");
+    assert_eq!(asked(&lone), 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Fallback chains
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn fallbacks_are_tried_in_order_but_not_followed_further() {
+    let primary = failing(500).await;
+    let second = failing(500).await;
+    let third = healthy().await;
+    let beyond = healthy().await;
+    let gw = Gateway::start(&config(
+        &[
+            member("primary", "primary-1", &primary, &[]),
+            member("second", "second-1", &second, &[]),
+            member("third", "third-1", &third, &[]),
+            member("beyond", "beyond-1", &beyond, &[]),
+        ],
+        "fallbacks: [{primary: [second, third]}, {second: [beyond]}]",
+    ));
+    let resp = post(&gw, ask("primary", "chain")).await;
+    assert_eq!(header(&resp, "x-litellm-attempted-fallbacks"), "2");
+    assert_eq!(served_by(&resp), "third-1");
+    expect_answer(resp, "chain").await;
+    assert_eq!(
+        (
+            asked(&primary),
+            asked(&second),
+            asked(&third),
+            asked(&beyond)
+        ),
+        (1, 1, 1, 0),
+        "second's own fallbacks are not followed from primary's request"
+    );
+}
+
+#[tokio::test]
+async fn default_fallbacks_catch_a_group_without_its_own() {
+    let primary = failing(503).await;
+    let catch_all = healthy().await;
+    let gw = Gateway::start(&config(
+        &[
+            member("primary", "primary-1", &primary, &[]),
+            member("catch-all", "catch-1", &catch_all, &[]),
+        ],
+        "default_fallbacks: [catch-all]",
+    ));
+    let resp = post(&gw, ask("primary", "caught")).await;
+    assert_eq!(header(&resp, "x-litellm-attempted-fallbacks"), "1");
+    assert_eq!(served_by(&resp), "catch-1");
+    expect_answer(resp, "caught").await;
+}
+
+#[tokio::test]
+async fn streams_of_every_api_fall_back_when_cut_before_their_first_event() {
+    let claude = "anthropic/claude-3-5-haiku-20241022";
+    let claude_primary = healthy().await;
+    let claude_backup = healthy().await;
+    let gpt_primary = healthy().await;
+    let gpt_backup = healthy().await;
+    let gw = Gateway::start(&config(
+        &[
+            member_as("claude", "claude-primary", claude, &claude_primary, &[]),
+            member_as(
+                "claude-backup",
+                "claude-backup-1",
+                claude,
+                &claude_backup,
+                &[],
+            ),
+            member("gpt", "gpt-primary", &gpt_primary, &[]),
+            member("gpt-backup", "gpt-backup-1", &gpt_backup, &[]),
+        ],
+        "fallbacks: [{claude: [claude-backup]}, {gpt: [gpt-backup]}]",
+    ));
+    let cut = || Reply::DropMidStream {
+        text: "never seen".into(),
+        after_chunks: 0,
+    };
+    let cases = [
+        (
+            "/v1/chat/completions",
+            ask_stream("claude", "translated chat"),
+            &claude_primary,
+            "claude-backup-1",
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "claude", "max_tokens": 64, "stream": true,
+                   "messages": [{"role": "user", "content": "messages"}]}),
+            &claude_primary,
+            "claude-backup-1",
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "gpt", "stream": true, "input": "responses"}),
+            &gpt_primary,
+            "gpt-backup-1",
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (path, body, primary, backup) in cases {
+        primary.push_reply(cut());
+        let resp = client()
+            .post(format!("{}{path}", gw.url))
+            .bearer_auth(MASTER)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let got = (
+            resp.status().as_u16(),
+            resp.headers()
+                .get("x-litellm-model-id")
+                .map(|v| v.to_str().unwrap().to_owned()),
+        );
+        let text = resp.text().await.unwrap_or_default();
+        let ok = got == (200, Some(backup.to_owned()))
+            && text.contains("Echo:")
+            && !text.contains("\"error\"");
+        if !ok {
+            wrong.push(format!("{path}: got {got:?}, body {text:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "no fallback:\n{}", wrong.join("\n"));
+}

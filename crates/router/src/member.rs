@@ -1,0 +1,235 @@
+//! One deployment as the router sees it: what the config says about it ([`MemberSpec`])
+//! and what it has been doing ([`MemberStats`]).
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::failure::{Failure, FailureClass};
+
+/// The routing facts of one deployment, from `model_list`.
+#[derive(Debug, Clone)]
+pub struct MemberSpec<D> {
+    /// `model_info.id`, or `<model_name>#<index>`: unique across the config.
+    pub id: String,
+    /// What the caller sends requests to (the server's resolved deployment).
+    pub deployment: Arc<D>,
+    /// `litellm_params.weight` (simple-shuffle).
+    pub weight: Option<f64>,
+    /// `litellm_params.rpm` / `tpm`: the deployment's own limits per minute.
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
+    /// `litellm_params.order`: lower is tried first; unset comes after every set value.
+    pub order: Option<u32>,
+    /// `litellm_params.tags` (tag routing).
+    pub tags: Vec<String>,
+    /// USD per input + output token (cost-based routing); unknown costs sort last.
+    pub cost_per_token: Option<f64>,
+    /// `model_info.max_input_tokens` (pre-call context-window checks).
+    pub max_input_tokens: Option<u64>,
+    /// `litellm_params.max_retries`: retries on this same deployment before moving on.
+    pub max_retries: u32,
+}
+
+pub struct Member<D> {
+    spec: MemberSpec<D>,
+    stats: MemberStats,
+}
+
+impl<D> Member<D> {
+    pub(crate) fn new(spec: MemberSpec<D>) -> Self {
+        Self {
+            spec,
+            stats: MemberStats::default(),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.spec.id
+    }
+
+    pub fn spec(&self) -> &MemberSpec<D> {
+        &self.spec
+    }
+
+    pub fn deployment(&self) -> &Arc<D> {
+        &self.spec.deployment
+    }
+
+    pub fn stats(&self) -> &MemberStats {
+        &self.stats
+    }
+
+    /// Whether the deployment's own rpm/tpm leave room for one more request of
+    /// `tokens` (estimated) in the current minute.
+    pub(crate) fn has_capacity(&self, minute: u64, tokens: u64) -> bool {
+        let w = self.stats.window(minute);
+        let rpm_ok = self.spec.rpm.is_none_or(|rpm| w.requests < rpm);
+        let tpm_ok = self.spec.tpm.is_none_or(|tpm| w.tokens + tokens <= tpm);
+        rpm_ok && tpm_ok
+    }
+}
+
+/// Live state of one deployment. Cheap to read on the hot path: atomics, and one small
+/// uncontended lock for the per-minute window.
+#[derive(Default)]
+pub struct MemberStats {
+    in_flight: AtomicU64,
+    /// Moving average of the latency (time to first token for streams), microseconds;
+    /// 0 until the first success.
+    latency_us: AtomicU64,
+    /// Wall-clock millisecond until which the deployment is out of rotation.
+    cooldown_until_ms: AtomicU64,
+    successes: AtomicU64,
+    failures: AtomicU64,
+    /// Failures since the last success (passive health).
+    consecutive_failures: AtomicU64,
+    window: Mutex<Window>,
+}
+
+/// Counters of the current minute.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Window {
+    pub minute: u64,
+    pub requests: u64,
+    pub tokens: u64,
+    pub failures: u32,
+    /// Failures by [`FailureClass`], for `allowed_fails_policy`.
+    pub by_class: [u32; 6],
+}
+
+/// Weight of the newest sample in the latency average.
+const LATENCY_ALPHA: f64 = 0.3;
+
+impl MemberStats {
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// The latency average, `None` before the first success.
+    pub fn latency(&self) -> Option<Duration> {
+        match self.latency_us.load(Ordering::Relaxed) {
+            0 => None,
+            us => Some(Duration::from_micros(us)),
+        }
+    }
+
+    pub fn successes(&self) -> u64 {
+        self.successes.load(Ordering::Relaxed)
+    }
+
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    pub fn consecutive_failures(&self) -> u64 {
+        self.consecutive_failures.load(Ordering::Relaxed)
+    }
+
+    pub fn cooldown_until_ms(&self) -> u64 {
+        self.cooldown_until_ms.load(Ordering::Relaxed)
+    }
+
+    pub fn is_cooling(&self, now_ms: u64) -> bool {
+        self.cooldown_until_ms() > now_ms
+    }
+
+    /// The current minute's counters (zero when the minute has turned).
+    pub fn window(&self, minute: u64) -> Window {
+        let w = *self.lock();
+        if w.minute == minute {
+            w
+        } else {
+            Window {
+                minute,
+                ..Window::default()
+            }
+        }
+    }
+
+    pub(crate) fn cool_until(&self, until_ms: u64) {
+        self.cooldown_until_ms
+            .fetch_max(until_ms, Ordering::Relaxed);
+    }
+
+    pub(crate) fn started(&self, minute: u64) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.with_window(minute, |w| w.requests += 1);
+    }
+
+    pub(crate) fn record_success(&self, latency: Duration) {
+        self.successes.fetch_add(1, Ordering::Relaxed);
+        self.consecutive_failures.store(0, Ordering::Relaxed);
+        let sample = latency.as_micros().clamp(1, u64::MAX as u128) as f64;
+        // A lost update under a race only skips one sample of an average.
+        let old = self.latency_us.load(Ordering::Relaxed);
+        let new = if old == 0 {
+            sample
+        } else {
+            old as f64 * (1.0 - LATENCY_ALPHA) + sample * LATENCY_ALPHA
+        };
+        self.latency_us
+            .store(new.max(1.0) as u64, Ordering::Relaxed);
+    }
+
+    /// Counts a failure; returns this minute's failures (all, and of its class).
+    pub(crate) fn record_failure(&self, minute: u64, failure: Failure) -> (u32, u32) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        self.consecutive_failures.fetch_add(1, Ordering::Relaxed);
+        let class = class_index(failure.class());
+        self.with_window(minute, |w| {
+            w.failures += 1;
+            w.by_class[class] += 1;
+            (w.failures, w.by_class[class])
+        })
+    }
+
+    pub(crate) fn record_tokens(&self, minute: u64, tokens: u64) {
+        self.with_window(minute, |w| w.tokens += tokens);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Window> {
+        self.window.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn with_window<T>(&self, minute: u64, f: impl FnOnce(&mut Window) -> T) -> T {
+        let mut w = self.lock();
+        if w.minute != minute {
+            *w = Window {
+                minute,
+                ..Window::default()
+            };
+        }
+        f(&mut w)
+    }
+}
+
+fn class_index(class: FailureClass) -> usize {
+    match class {
+        FailureClass::Timeout => 0,
+        FailureClass::RateLimit => 1,
+        FailureClass::ContentPolicy => 2,
+        FailureClass::Auth => 3,
+        FailureClass::BadRequest => 4,
+        FailureClass::InternalServer => 5,
+    }
+}
+
+/// Holds one in-flight slot of a deployment (least-busy routing) until dropped: keep it
+/// with the response, or the stream, that the attempt produced.
+pub struct InFlight<D> {
+    member: Arc<Member<D>>,
+}
+
+impl<D> InFlight<D> {
+    pub(crate) fn new(member: Arc<Member<D>>) -> Self {
+        Self { member }
+    }
+}
+
+impl<D> Drop for InFlight<D> {
+    fn drop(&mut self) {
+        self.member.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
