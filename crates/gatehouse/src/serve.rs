@@ -84,6 +84,7 @@ async fn serve(
         AppState::new(config, hub.clone(), Some(persistence), Some(metrics))
             .map_err(|e| e.to_string())?,
     );
+    let cooldowns = state.share_cooldowns();
     let local = state.auth.is_local();
     let host: IpAddr = match args.host.as_deref() {
         Some(h) => h
@@ -120,6 +121,9 @@ async fn serve(
     hub.shutdown().await;
     background.stop(state.persistence.as_ref()).await;
     upkeep.abort();
+    if let Some(task) = cooldowns {
+        task.abort();
+    }
     tracing::info!("stopped");
     result.map_err(|e| format!("server error: {e}"))
 }

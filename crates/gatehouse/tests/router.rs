@@ -48,6 +48,11 @@ fn asked(mock: &MockServer) -> usize {
     mock.requests_to(CHAT).len()
 }
 
+/// Anthropic Messages requests this mock received.
+fn asked_messages(mock: &MockServer) -> usize {
+    mock.requests_to("/v1/messages").len()
+}
+
 /// One `model_list` entry: `group` served by `mock` as `openai/gpt-4o-mini`, with
 /// `model_info.id: id` and extra `litellm_params` lines (`"order: 1"`).
 fn member(group: &str, id: &str, mock: &MockServer, params: &[&str]) -> String {
@@ -84,13 +89,52 @@ fn config(members: &[String], router_settings: &str) -> String {
 }
 
 async fn post(gw: &Gateway, body: Value) -> reqwest::Response {
+    post_at(format!("{}{CHAT}", gw.url), MASTER, &body).await
+}
+
+async fn post_at(url: String, key: &str, body: &Value) -> reqwest::Response {
     client()
-        .post(format!("{}{CHAT}", gw.url))
-        .bearer_auth(MASTER)
-        .json(&body)
+        .post(url)
+        .bearer_auth(key)
+        .json(body)
         .send()
         .await
         .unwrap()
+}
+
+async fn get_json(gw: &Gateway, path: &str) -> Value {
+    let resp = client()
+        .get(format!("{}{path}", gw.url))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "GET {path}");
+    resp.json().await.unwrap()
+}
+
+/// The ids `/v1/models` lists.
+async fn model_ids(gw: &Gateway) -> Vec<String> {
+    let models = get_json(gw, "/v1/models").await;
+    models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// `/spend/logs` once it has a row (rows are written off the request path).
+async fn spend_rows(gw: &Gateway) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let rows = get_json(gw, "/spend/logs").await;
+        if let Some(rows) = rows.as_array().filter(|r| !r.is_empty()) {
+            return rows.clone();
+        }
+        assert!(Instant::now() < deadline, "no spend row");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 fn ask(model: &str, text: &str) -> Value {
@@ -136,6 +180,19 @@ async fn expect_answer(resp: reqwest::Response, text: &str) -> String {
 fn sse_data(text: &str) -> Vec<String> {
     text.split("\n\n")
         .filter_map(|e| e.trim().strip_prefix("data: ").map(str::to_owned))
+        .collect()
+}
+
+/// The text of a chat completion stream's deltas.
+fn chat_stream_text(body: &str) -> String {
+    sse_data(body)
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
         .collect()
 }
 
@@ -627,10 +684,8 @@ async fn a_stream_whose_first_member_fails_before_the_first_byte_falls_back() {
         (200, "1".to_owned(), "backup-1".to_owned()),
         "(status, attempted fallbacks, model id) when the first member's stream closed before its first event; the client got: {body:?}"
     );
-    assert!(
-        body.contains("Echo: after a cut") && body.ends_with("data: [DONE]\n\n"),
-        "{body:?}"
-    );
+    assert_eq!(chat_stream_text(&body), "Echo: after a cut", "{body:?}");
+    assert!(body.ends_with("data: [DONE]\n\n"), "{body:?}");
     assert_eq!(f.asked(), [1, 1, 0, 0]);
 }
 
@@ -681,22 +736,8 @@ async fn a_wildcard_route_serves_any_model_under_its_prefix() {
     let resp = post(&gw, ask("anthropic/claude-x", "no route")).await;
     assert_eq!(resp.status(), 404, "outside the prefix nothing matches");
 
-    let models: Value = client()
-        .get(format!("{}/v1/models", gw.url))
-        .bearer_auth(MASTER)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ids: Vec<&str> = models["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
-    assert!(ids.contains(&"openai/*"), "{ids:?}");
+    let ids = model_ids(&gw).await;
+    assert!(ids.iter().any(|i| i == "openai/*"), "{ids:?}");
 }
 
 #[tokio::test]
@@ -713,27 +754,13 @@ async fn model_group_alias_serves_the_aliased_group() {
         assert_eq!(id, "real");
         assert_eq!(mock.last_request().unwrap().body["model"], "gpt-4o-mini");
     }
-    let models: Value = client()
-        .get(format!("{}/v1/models", gw.url))
-        .bearer_auth(MASTER)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ids: Vec<&str> = models["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
+    let ids = model_ids(&gw).await;
     assert!(
-        ids.contains(&"gpt-test") && ids.contains(&"gpt-4"),
+        ids.iter().any(|i| i == "gpt-test") && ids.iter().any(|i| i == "gpt-4"),
         "{ids:?}"
     );
     assert!(
-        !ids.contains(&"secret-name"),
+        !ids.iter().any(|i| i == "secret-name"),
         "a hidden alias is not listed"
     );
 }
@@ -761,13 +788,7 @@ async fn least_busy_avoids_the_member_with_requests_in_flight() {
         let url = url.clone();
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(i * 50)).await;
-            let resp = client()
-                .post(url)
-                .bearer_auth(MASTER)
-                .json(&ask("gpt-test", "busy?"))
-                .send()
-                .await
-                .unwrap();
+            let resp = post_at(url, MASTER, &ask("gpt-test", "busy?")).await;
             assert_eq!(resp.status(), 200);
             served_by(&resp)
         }));
@@ -940,13 +961,7 @@ async fn concurrent_requests_all_succeed_while_a_member_cools_down() {
                 } else {
                     ask("gpt-test", &text)
                 };
-                let resp = client()
-                    .post(url)
-                    .bearer_auth(MASTER)
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap();
+                let resp = post_at(url, MASTER, &body).await;
                 let id = if stream {
                     expect_stream(resp, &text).await.0
                 } else {
@@ -993,22 +1008,7 @@ async fn a_stream_without_stream_options_shows_no_usage_but_is_billed() {
         true
     );
 
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let row = loop {
-        let resp = client()
-            .get(format!("{}/spend/logs", gw.url))
-            .bearer_auth(MASTER)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        let rows: Value = resp.json().await.unwrap();
-        if let Some(row) = rows.as_array().and_then(|r| r.first()) {
-            break row.clone();
-        }
-        assert!(Instant::now() < deadline, "no spend row");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let row = spend_rows(&gw).await.remove(0);
     assert!(row["prompt_tokens"].as_u64().unwrap() > 0, "{row}");
     assert!(row["completion_tokens"].as_u64().unwrap() > 0, "{row}");
     assert!(
@@ -1039,15 +1039,7 @@ async fn messages_responses_and_translated_chat_fail_over_like_chat() {
     ));
     let send = |path: &'static str, body: Value| {
         let url = format!("{}{path}", gw.url);
-        async move {
-            client()
-                .post(url)
-                .bearer_auth(MASTER)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-        }
+        async move { post_at(url, MASTER, &body).await }
     };
 
     // Anthropic Messages, plain and streamed.
@@ -1500,13 +1492,7 @@ async fn streams_of_every_api_fall_back_when_cut_before_their_first_event() {
     let mut wrong = Vec::new();
     for (path, body, primary, backup) in cases {
         primary.push_reply(cut());
-        let resp = client()
-            .post(format!("{}{path}", gw.url))
-            .bearer_auth(MASTER)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let resp = post_at(format!("{}{path}", gw.url), MASTER, &body).await;
         let got = (
             resp.status().as_u16(),
             resp.headers()
@@ -1514,12 +1500,385 @@ async fn streams_of_every_api_fall_back_when_cut_before_their_first_event() {
                 .map(|v| v.to_str().unwrap().to_owned()),
         );
         let text = resp.text().await.unwrap_or_default();
-        let ok = got == (200, Some(backup.to_owned()))
-            && text.contains("Echo:")
-            && !text.contains("\"error\"");
+        // Responses objects carry `"error": null`; a failure is an error event or object.
+        let failed = text.contains("event: error")
+            || text.contains("response.failed")
+            || text.contains("\"error\":{");
+        let ok = got == (200, Some(backup.to_owned())) && text.contains("Echo") && !failed;
         if !ok {
             wrong.push(format!("{path}: got {got:?}, body {text:?}"));
         }
     }
     assert!(wrong.is_empty(), "no fallback:\n{}", wrong.join("\n"));
+}
+
+#[tokio::test]
+async fn a_group_whose_members_all_cool_down_still_falls_back() {
+    let a = failing(500).await;
+    let b = failing(500).await;
+    let backup = healthy().await;
+    let gw = Gateway::start(&config(
+        &[
+            member("primary", "a", &a, &[]),
+            member("primary", "b", &b, &[]),
+            member("backup", "backup-1", &backup, &[]),
+        ],
+        "allowed_fails: 0\ncooldown_time: 30\nfallbacks: [{primary: [backup]}]",
+    ));
+    away_from_minute_boundary().await;
+    for i in 0..3 {
+        let text = format!("cooling primary {i}");
+        let resp = post(&gw, ask("primary", &text)).await;
+        assert_eq!(
+            header(&resp, "x-litellm-attempted-fallbacks"),
+            "1",
+            "request {i}"
+        );
+        assert_eq!(expect_answer(resp, &text).await, "backup-1");
+    }
+    assert_eq!(
+        (asked(&a), asked(&b)),
+        (1, 1),
+        "cooling members are skipped, the fallback answers"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Members that cannot serve at all
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn members_with_bad_credentials_or_without_the_model_are_skipped_for_chat_and_embeddings() {
+    let wrong_key = MockServer::start(MockOptions::with_api_key("sk-the-right-one"))
+        .await
+        .unwrap();
+    let no_model = MockServer::start(MockOptions {
+        models: Some(vec!["some-other-model".into()]),
+        ..MockOptions::default()
+    })
+    .await
+    .unwrap();
+    let good = healthy().await;
+    let embed = |group: &str, id: &str, mock: &MockServer, order: &str| {
+        member_as(group, id, "openai/text-embedding-3-small", mock, &[order])
+    };
+    let gw = Gateway::start(&config(
+        &[
+            member(
+                "gpt-test",
+                "wrong-key",
+                &wrong_key,
+                &["order: 1", "max_retries: 3"],
+            ),
+            member(
+                "gpt-test",
+                "no-model",
+                &no_model,
+                &["order: 2", "max_retries: 3"],
+            ),
+            member("gpt-test", "good", &good, &["order: 3"]),
+            embed("embed", "embed-wrong-key", &wrong_key, "order: 1"),
+            embed("embed", "embed-no-model", &no_model, "order: 2"),
+            embed("embed", "embed-good", &good, "order: 3"),
+        ],
+        "allowed_fails: 1000",
+    ));
+    let id = expect_answer(post(&gw, ask("gpt-test", "who serves")).await, "who serves").await;
+    assert_eq!(id, "good");
+    assert_eq!(
+        (asked(&wrong_key), asked(&no_model)),
+        (1, 1),
+        "a member that cannot serve is not retried"
+    );
+
+    let resp = post_at(
+        format!("{}/v1/embeddings", gw.url),
+        MASTER,
+        &json!({"model": "embed", "input": "vector please"}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(served_by(&resp), "embed-good");
+    let v: Value = resp.json().await.unwrap();
+    assert!(
+        v["data"][0]["embedding"]
+            .as_array()
+            .is_some_and(|e| !e.is_empty()),
+        "{v}"
+    );
+    assert_eq!(wrong_key.requests_to("/v1/embeddings").len(), 1);
+    assert_eq!(no_model.requests_to("/v1/embeddings").len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// In-flight slots and spend rows
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_client_that_disconnects_mid_stream_frees_its_slot() {
+    let opts = || MockOptions {
+        chunk_delay: Duration::from_millis(200),
+        ..MockOptions::default()
+    };
+    let a = MockServer::start(opts()).await.unwrap();
+    let b = MockServer::start(opts()).await.unwrap();
+    let gw = Gateway::start(&config(
+        &[
+            member("gpt-test", "a", &a, &[]),
+            member("gpt-test", "b", &b, &[]),
+        ],
+        "routing_strategy: least-busy",
+    ));
+    // Three streams of 40 words (8 s at 200 ms a chunk), left after the first chunk. An
+    // odd number: were their slots kept, one member would stay busier than the other.
+    let long = "word ".repeat(40);
+    for _ in 0..3 {
+        let resp = post(&gw, ask_stream("gpt-test", long.trim())).await;
+        assert_eq!(resp.status(), 200);
+        let mut resp = resp;
+        assert!(resp.chunk().await.unwrap().is_some());
+        drop(resp);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Both slots are free again: least-busy sees a tie and picks at random.
+    let mut by = std::collections::HashMap::new();
+    for i in 0..20 {
+        let text = format!("after {i}");
+        let id = expect_answer(post(&gw, ask("gpt-test", &text)).await, &text).await;
+        *by.entry(id).or_insert(0) += 1;
+    }
+    assert_eq!(
+        by.len(),
+        2,
+        "one member kept the slots of the abandoned streams: {by:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_spend_row_of_a_fallen_back_request_names_the_deployment_that_answered() {
+    let f = Fallbacks::start(failing(500).await).await;
+    let gw = Gateway::start(&f.all_configured());
+    let resp = post(&gw, ask("primary", "who pays")).await;
+    assert_fell_back_to(&resp, "backup-1", "backup");
+    let cost: f64 = header(&resp, "x-litellm-response-cost").parse().unwrap();
+    expect_answer(resp, "who pays").await;
+    assert!(cost > 0.0);
+    spend_rows(&gw).await;
+    // Give a second (wrong) row time to appear.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rows = spend_rows(&gw).await;
+    assert_eq!(rows.len(), 1, "one request, one row: {rows:?}");
+    assert_eq!(rows[0]["model_id"], "backup-1", "{rows:?}");
+    assert_eq!(rows[0]["status"], "success", "{rows:?}");
+    assert!((rows[0]["spend"].as_f64().unwrap() - cost).abs() < 1e-12);
+}
+
+// ---------------------------------------------------------------------------------------
+// Fallbacks and key scopes, errors in the client's dialect, mid-stream cuts
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_keys_request_cannot_fall_back_to_a_group_the_key_may_not_use() {
+    let primary = failing(500).await;
+    let premium = healthy().await;
+    let cfg = config(
+        &[
+            member("primary", "primary-1", &primary, &[]),
+            member("premium", "premium-1", &premium, &[]),
+        ],
+        "",
+    )
+    .replace(
+        "general_settings:\n",
+        "virtual_keys:\n  - api_key: sk-limited-router\n    models: [primary]\ngeneral_settings:\n",
+    );
+    let gw = Gateway::start(&cfg);
+    let direct = post_at(
+        format!("{}{CHAT}", gw.url),
+        "sk-limited-router",
+        &ask("premium", "direct"),
+    )
+    .await;
+    assert_eq!(direct.status(), 403, "the key may not use premium");
+    let mut body = ask("primary", "sneaky");
+    body["fallbacks"] = json!(["premium"]);
+    let resp = post_at(format!("{}{CHAT}", gw.url), "sk-limited-router", &body).await;
+    let status = resp.status().as_u16();
+    let id = resp
+        .headers()
+        .get("x-litellm-model-id")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(
+        asked(&premium),
+        0,
+        "the body's fallbacks reached a group the key may not use (status {status}, served by {id:?})"
+    );
+    assert_ne!(status, 200);
+}
+
+#[tokio::test]
+async fn messages_clients_get_anthropic_shaped_errors_from_the_router() {
+    let a = failing(529).await;
+    let b = failing(529).await;
+    let claude = "anthropic/claude-3-5-haiku-20241022";
+    let gw = Gateway::start(&config(
+        &[
+            member_as("claude", "a", claude, &a, &[]),
+            member_as("claude", "b", claude, &b, &[]),
+        ],
+        "allowed_fails: 0\ncooldown_time: 10",
+    ));
+    away_from_minute_boundary().await;
+    let send = || async {
+        post_at(
+            format!("{}/v1/messages", gw.url),
+            MASTER,
+            &json!({"model": "claude", "max_tokens": 64,
+                          "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await
+    };
+    let first = send().await;
+    assert!(first.status().is_server_error(), "{}", first.status());
+    let v: Value = first.json().await.unwrap();
+    assert_eq!(v["type"], "error", "Anthropic's error shape: {v}");
+    let asked_before = (asked_messages(&a), asked_messages(&b));
+    let second = send().await;
+    // Every member cooling down: 503, or Anthropic's own "overloaded" 529, which
+    // Anthropic's SDKs retry; either way with the wait until the first is back.
+    assert!(
+        matches!(second.status().as_u16(), 503 | 529),
+        "{}",
+        second.status()
+    );
+    assert!(
+        second.headers().contains_key("retry-after"),
+        "{:?}",
+        second.headers()
+    );
+    assert_eq!((asked_messages(&a), asked_messages(&b)), asked_before);
+    let v: Value = second.json().await.unwrap();
+    assert_eq!(v["type"], "error", "Anthropic's error shape: {v}");
+    assert!(v["error"]["message"].is_string(), "{v}");
+}
+
+#[tokio::test]
+async fn a_stream_cut_mid_way_counts_toward_the_members_cooldown() {
+    let cutting = MockServer::start(MockOptions {
+        chunk_delay: Duration::from_millis(20),
+        ..MockOptions::default()
+    })
+    .await
+    .unwrap();
+    for _ in 0..2 {
+        cutting.push_reply(Reply::DropMidStream {
+            text: "this will be cut short".into(),
+            after_chunks: 2,
+        });
+    }
+    let good = healthy().await;
+    let gw = Gateway::start(&config(
+        &[
+            member("gpt-test", "cutting", &cutting, &["order: 1"]),
+            member("gpt-test", "good", &good, &["order: 2"]),
+        ],
+        "allowed_fails: 1\ncooldown_time: 30",
+    ));
+    away_from_minute_boundary().await;
+    for _ in 0..2 {
+        let resp = post(&gw, ask_stream("gpt-test", "cut")).await;
+        assert_eq!(resp.status(), 200);
+        let text = resp.text().await.unwrap_or_default();
+        assert!(
+            text.contains("\"error\""),
+            "the cut reaches the client in band: {text}"
+        );
+    }
+    let id = expect_answer(post(&gw, ask("gpt-test", "next")).await, "next").await;
+    assert_eq!(
+        id, "good",
+        "two cut streams are two failures: more than allowed_fails: 1"
+    );
+}
+
+#[tokio::test]
+async fn every_openai_api_answers_503_with_retry_after_when_all_members_cool_down() {
+    // Members with the wrong credentials fail every API (401) and cool down at once.
+    let locked = || async {
+        MockServer::start(MockOptions::with_api_key("sk-the-right-one"))
+            .await
+            .unwrap()
+    };
+    let (a, b, c, d) = (
+        locked().await,
+        locked().await,
+        locked().await,
+        locked().await,
+    );
+    let embed = "openai/text-embedding-3-small";
+    let gw = Gateway::start(&config(
+        &[
+            member("gpt", "gpt-a", &a, &[]),
+            member("gpt", "gpt-b", &b, &[]),
+            member_as("embed", "embed-c", embed, &c, &[]),
+            member_as("embed", "embed-d", embed, &d, &[]),
+        ],
+        "allowed_fails: 0\ncooldown_time: 20",
+    ));
+    away_from_minute_boundary().await;
+    let send = |path: &'static str, body: Value| {
+        let url = format!("{}{path}", gw.url);
+        async move { post_at(url, MASTER, &body).await }
+    };
+    // Cool both groups down.
+    let first = send(CHAT, ask("gpt", "x")).await;
+    assert_eq!(first.status(), 401, "the vendor's refusal, as it said it");
+    let first = send("/v1/embeddings", json!({"model": "embed", "input": "x"})).await;
+    assert_eq!(first.status(), 401);
+    let total =
+        || a.requests().len() + b.requests().len() + c.requests().len() + d.requests().len();
+    let asked_before = total();
+
+    let cases = [
+        (CHAT, ask("gpt", "plain")),
+        (CHAT, ask_stream("gpt", "streamed")),
+        (
+            "/v1/responses",
+            json!({"model": "gpt", "input": "responses"}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "gpt", "input": "streamed responses", "stream": true}),
+        ),
+        (
+            "/v1/embeddings",
+            json!({"model": "embed", "input": "embeddings"}),
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (path, body) in cases {
+        let stream = body["stream"] == true;
+        let resp = send(path, body).await;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let text = resp.text().await.unwrap_or_default();
+        let ok = status == 503
+            && retry_after
+                .as_deref()
+                .and_then(|s| s.parse::<u64>().ok())
+                .is_some_and(|s| (1..=20).contains(&s))
+            && serde_json::from_str::<Value>(&text)
+                .is_ok_and(|v| v["error"]["message"].is_string());
+        if !ok {
+            wrong.push(format!(
+                "{path} (stream: {stream}): {status}, retry-after {retry_after:?}, body {text:?}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert_eq!(total(), asked_before, "no cooling member is asked");
 }

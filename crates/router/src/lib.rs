@@ -177,12 +177,6 @@ impl<D> Router<D> {
         let resolved = self.resolve(requested)?;
         Some(Plan::new(self, resolved, ctx))
     }
-
-    fn notify_cooldown(&self, member: &Member<D>, until_ms: u64) {
-        if let Some(sink) = &self.sink {
-            sink.cooled(member.id(), until_ms);
-        }
-    }
 }
 
 /// Milliseconds since the Unix epoch: cooldowns are shared across replicas, so they are

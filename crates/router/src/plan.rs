@@ -87,12 +87,13 @@ impl<D> Attempt<D> {
 
     /// The deployment answered (for a stream: its first event arrived). Keep the
     /// returned [`Served`] as long as the answer is being delivered.
-    pub fn succeeded(self) -> Served<D> {
+    pub fn succeeded(self, router: &Router<D>) -> Served<D> {
         self.member.stats().record_success(self.started.elapsed());
         Served {
             member: self.member,
             minute: self.minute,
             _in_flight: self.in_flight,
+            cooldown: CooldownRule::of(router, &self.group),
         }
     }
 }
@@ -103,9 +104,58 @@ pub struct Served<D> {
     member: Arc<Member<D>>,
     minute: u64,
     _in_flight: InFlight<D>,
+    cooldown: CooldownRule,
+}
+
+/// What a failure reported after the answer started needs to decide a cooldown.
+struct CooldownRule {
+    allowed_fails: u32,
+    by_class: crate::settings::RetryPolicy,
+    cooldown: Duration,
+    group_size: usize,
+    sink: Option<Arc<dyn crate::CooldownSink>>,
+}
+
+impl CooldownRule {
+    fn of<D>(router: &Router<D>, group: &str) -> Self {
+        let s = &router.settings;
+        Self {
+            allowed_fails: s.allowed_fails,
+            by_class: s.allowed_fails_policy.clone(),
+            cooldown: s.cooldown,
+            group_size: router.group(group).map_or(1, |g| g.members.len()),
+            sink: router.sink.clone(),
+        }
+    }
+
+    /// Counts `failure` against `member`; cools it down past the allowed fails (a
+    /// group's only member never cools down).
+    fn apply<D>(&self, member: &Member<D>, minute: u64, failure: Failure) {
+        if !failure.blames_deployment() {
+            return;
+        }
+        let (all, of_class) = member.stats().record_failure(minute, failure);
+        let over = match self.by_class.get(failure.class()) {
+            Some(limit) => of_class > limit,
+            None => all > self.allowed_fails,
+        };
+        if over && self.group_size > 1 {
+            let until = now_ms() + self.cooldown.as_millis() as u64;
+            member.stats().cool_until(until);
+            if let Some(sink) = &self.sink {
+                sink.cooled(member.id(), until);
+            }
+        }
+    }
 }
 
 impl<D> Served<D> {
+    /// The answer failed after it started (a stream cut mid-way): counts toward the
+    /// deployment's cooldown like a failed attempt.
+    pub fn failed(&self, failure: Failure) {
+        self.cooldown.apply(&self.member, self.minute, failure);
+    }
+
     pub fn member(&self) -> &Arc<Member<D>> {
         &self.member
     }
@@ -246,23 +296,7 @@ impl<'r, D> Plan<'r, D> {
         let settings = &self.router.settings;
         self.last_failure = Some(failure);
         let member = attempt.member.clone();
-        if failure.blames_deployment() {
-            let (all, of_class) = member.stats().record_failure(attempt.minute, failure);
-            let limit = settings.allowed_fails_for(failure.class());
-            let over = match limit {
-                Some(limit) => of_class > limit,
-                None => all > settings.allowed_fails,
-            };
-            let group_size = self
-                .router
-                .group(&attempt.group)
-                .map_or(1, |g| g.members.len());
-            if over && group_size > 1 {
-                let until = now_ms() + settings.cooldown.as_millis() as u64;
-                member.stats().cool_until(until);
-                self.router.notify_cooldown(&member, until);
-            }
-        }
+        CooldownRule::of(self.router, &attempt.group).apply(&member, attempt.minute, failure);
         drop(attempt);
         match failure {
             Failure::Vendor(ErrorKind::ContextLength) => {

@@ -327,10 +327,6 @@ impl RouterSettings {
     pub(crate) fn retries_for(&self, class: FailureClass) -> u32 {
         self.retry_policy.get(class).unwrap_or(self.num_retries)
     }
-
-    pub(crate) fn allowed_fails_for(&self, class: FailureClass) -> Option<u32> {
-        self.allowed_fails_policy.get(class)
-    }
 }
 
 fn seconds(secs: f64) -> Result<Duration, SettingsError> {

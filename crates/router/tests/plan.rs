@@ -52,7 +52,7 @@ fn run(
                 tried.push(id.clone());
                 match outcome(&id) {
                     None => {
-                        let _served = attempt.succeeded();
+                        let _served = attempt.succeeded(r);
                         return (tried, Ok(id));
                     }
                     Some(f) => plan.failed(attempt, f, None),
@@ -356,7 +356,7 @@ fn least_busy_picks_the_idle_member() {
     let mut plan = r.plan("g", RequestCtx::default()).unwrap();
     let (first, _) = plan.next_attempt().unwrap();
     let busy = first.id().to_string();
-    held.push(first.succeeded());
+    held.push(first.succeeded(&r));
     for _ in 0..10 {
         let mut plan = r.plan("g", RequestCtx::default()).unwrap();
         let (attempt, _) = plan.next_attempt().unwrap();
@@ -379,7 +379,7 @@ fn latency_based_prefers_the_fast_member() {
             let (attempt, _) = plan.next_attempt().unwrap();
             if attempt.id() == id {
                 std::thread::sleep(Duration::from_millis(ms));
-                attempt.succeeded();
+                attempt.succeeded(&r);
                 break;
             }
             plan.failed(attempt, Failure::Vendor(ErrorKind::InvalidRequest), None);
@@ -421,7 +421,7 @@ fn usage_based_prefers_the_least_used_member() {
     let mut plan = r.plan("g", RequestCtx::default()).unwrap();
     let (attempt, _) = plan.next_attempt().unwrap();
     let used = attempt.id().to_string();
-    attempt.succeeded().record_tokens(10_000);
+    attempt.succeeded(&r).record_tokens(10_000);
     for _ in 0..10 {
         assert_ne!(
             run(&r, "g", RequestCtx::default(), |_| None).1,

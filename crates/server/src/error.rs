@@ -84,6 +84,24 @@ impl ApiError {
         }
     }
 
+    /// Headers the error carries whatever the dialect: the key limit's `x-ratelimit-*` and
+    /// `retry-after`, and `retry-after` when no deployment is available.
+    pub fn headers(&self) -> Option<axum::http::HeaderMap> {
+        match self {
+            Self::OverKeyLimit { headers, .. } => Some(headers.as_ref().clone()),
+            Self::Unavailable {
+                retry_after: Some(after),
+                ..
+            } => {
+                let mut h = axum::http::HeaderMap::new();
+                let secs = after.as_secs_f64().ceil().max(1.0) as u64;
+                h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                Some(h)
+            }
+            _ => None,
+        }
+    }
+
     /// An upstream error classified from an OpenAI-compatible body.
     pub fn upstream(status: StatusCode, body: bytes::Bytes) -> Self {
         Self::Upstream {
@@ -190,21 +208,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         metrics::counter!("gatehouse_errors_total", "kind" => self.kind()).increment(1);
         let status = self.status();
-        let extra_headers = match &self {
-            Self::OverKeyLimit { headers, .. } => Some(headers.as_ref().clone()),
-            Self::Unavailable {
-                retry_after: Some(after),
-                ..
-            } => {
-                let mut h = axum::http::HeaderMap::new();
-                let secs = after.as_secs_f64().ceil().max(1.0) as u64;
-                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                    h.insert(header::RETRY_AFTER, v);
-                }
-                Some(h)
-            }
-            _ => None,
-        };
+        let extra_headers = self.headers();
         let body = match self {
             Self::Upstream { body, .. } if looks_like_openai_error(&body) => body,
             Self::Upstream { status, body, .. } => {

@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod cooldowns;
 pub mod cost;
 pub mod deployments;
 pub mod dialects;

@@ -56,11 +56,7 @@ pub fn route(
         )));
     };
     let group = resolved.group;
-    let allowed = group.members.iter().any(|m| {
-        let access = &m.deployment().access_groups;
-        caller.may_use_model(model, access) || caller.may_use_model(&group.name, access)
-    });
-    if !allowed {
+    if !may_use_group(state, caller, model) {
         return Err(ApiError::Forbidden(format!(
             "this key may not use model '{model}'"
         )));
@@ -73,10 +69,26 @@ pub fn route(
             }
         }
     }
+    let mut ctx = routing_ctx(body, body_len);
+    // A request names its own fallbacks; it may only name groups its key may use.
+    if let Some(fallbacks) = ctx.fallbacks.as_mut() {
+        fallbacks.retain(|name| may_use_group(state, caller, name));
+    }
     Ok(Route {
         model: model.to_owned(),
-        ctx: routing_ctx(body, body_len),
+        ctx,
         mcp_servers,
+    })
+}
+
+/// Whether the key may use `name` (an exact group, an alias, a wildcard route or a name
+/// one serves).
+pub fn may_use_group(state: &AppState, caller: &Caller, name: &str) -> bool {
+    state.router.resolve(name).is_some_and(|r| {
+        r.group.members.iter().any(|m| {
+            let access = &m.deployment().access_groups;
+            caller.may_use_model(name, access) || caller.may_use_model(&r.group.name, access)
+        })
     })
 }
 
@@ -202,7 +214,7 @@ where
         match call(deployment.clone()).await {
             Ok(value) => {
                 let fallbacks = plan.fallbacks_used();
-                record.set_served(attempt.succeeded());
+                record.set_served(attempt.succeeded(&state.router));
                 return Ok(Routed {
                     value,
                     deployment,

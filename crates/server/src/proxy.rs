@@ -35,16 +35,14 @@ pub async fn complete_one(
     deployment: &Deployment,
     body: &Map<String, Value>,
 ) -> Result<Value, ApiError> {
-    let value = match deployment.provider.dialect {
-        Dialect::OpenAi | Dialect::Azure => {
-            providers::openai::complete(state, request_id, deployment, body).await
+    let value = match providers::adapter::for_dialect(deployment.provider.dialect) {
+        None => providers::openai::complete(state, request_id, deployment, body).await?,
+        Some(adapter) => {
+            let completion =
+                providers::adapter::complete(adapter, state, request_id, deployment, body).await?;
+            serde_json::to_value(&completion).map_err(|e| ApiError::Internal(e.to_string()))?
         }
-        Dialect::Anthropic => {
-            providers::anthropic::complete(state, request_id, deployment, body).await
-        }
-        Dialect::Gemini => providers::gemini::complete(state, request_id, deployment, body).await,
-        Dialect::Bedrock => providers::bedrock::complete(state, request_id, deployment, body).await,
-    }?;
+    };
     if !value.get("choices").is_some_and(Value::is_array) {
         return Err(ApiError::UpstreamUnreachable(
             "the upstream answered something that is not a chat completion".into(),
@@ -63,30 +61,44 @@ pub async fn forward_one(
     stream: bool,
     endpoint: Endpoint,
 ) -> Result<Response, ApiError> {
-    match (deployment.provider.dialect, endpoint) {
-        (Dialect::OpenAi | Dialect::Azure, _) => {
+    let dialect = deployment.provider.dialect;
+    match (providers::adapter::for_dialect(dialect), endpoint) {
+        (None, _) => {
             providers::openai::call(state, request_id, deployment, client_body, stream, endpoint)
                 .await
         }
-        (Dialect::Anthropic, Endpoint::ChatCompletions) => {
-            providers::anthropic::call(state, request_id, deployment, client_body, Vec::new()).await
+        (Some(adapter), Endpoint::ChatCompletions) => {
+            providers::adapter::call(
+                adapter,
+                state,
+                request_id,
+                deployment,
+                client_body,
+                Vec::new(),
+            )
+            .await
         }
-        (Dialect::Gemini, Endpoint::ChatCompletions) => {
-            providers::gemini::call(state, request_id, deployment, client_body).await
-        }
-        (Dialect::Gemini, Endpoint::Embeddings) => {
+        _ => embeddings(state, request_id, deployment, client_body, dialect).await,
+    }
+}
+
+async fn embeddings(
+    state: &AppState,
+    request_id: &str,
+    deployment: &Deployment,
+    client_body: &Map<String, Value>,
+    dialect: Dialect,
+) -> Result<Response, ApiError> {
+    match dialect {
+        Dialect::Gemini => {
             providers::gemini::embeddings(state, request_id, deployment, client_body).await
         }
-        (Dialect::Bedrock, Endpoint::ChatCompletions) => {
-            providers::bedrock::call(state, request_id, deployment, client_body).await
-        }
-        (Dialect::Bedrock, Endpoint::Embeddings) => {
+        Dialect::Bedrock => {
             providers::bedrock::embeddings(state, request_id, deployment, client_body).await
         }
-        (dialect, _) => Err(ApiError::NotImplemented(format!(
-            "provider '{}' ({dialect:?} API) is not supported yet for {}",
+        _ => Err(ApiError::NotImplemented(format!(
+            "provider '{}' ({dialect:?} API) has no embeddings endpoint",
             deployment.provider.name,
-            endpoint.openai_path()
         ))),
     }
 }

@@ -86,13 +86,19 @@ impl RequestRecord {
         }
     }
 
+    /// The answer failed after it started (a stream cut or broken mid-way): the deployment
+    /// that served it is charged with the failure (cooldowns), and the row says so.
+    pub fn stream_failed(&self, err: &crate::error::ApiError) {
+        let mut t = self.tally();
+        if let (Some(served), Some(failure)) = (&t.served, err.failure()) {
+            served.failed(failure);
+        }
+        t.status = Some(format!("error:{}", err.kind()));
+    }
+
     /// Adds one model call's usage (a tool loop makes several).
     pub fn add_usage(&self, usage: cost::Usage) {
-        let mut t = self.tally();
-        t.usage.prompt += usage.prompt;
-        t.usage.completion += usage.completion;
-        t.usage.cached_read += usage.cached_read;
-        t.usage.cache_write += usage.cache_write;
+        self.tally().usage.add(usage);
     }
 
     pub fn set_status(&self, status: impl Into<String>) {
@@ -241,29 +247,7 @@ fn usage_of_line(line: &[u8]) -> Option<cost::Usage> {
         return None;
     }
     let v: Value = serde_json::from_slice(data).ok()?;
-    usage_of(v.get("usage")?)
-}
-
-/// OpenAI-shaped `usage` → token counts.
-pub fn usage_of(u: &Value) -> Option<cost::Usage> {
-    if !u.is_object() {
-        return None;
-    }
-    Some(cost::Usage {
-        prompt: u.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0),
-        completion: u
-            .get("completion_tokens")
-            .and_then(Value::as_u64)
-            .unwrap_or(0),
-        cached_read: u
-            .pointer("/prompt_tokens_details/cached_tokens")
-            .and_then(Value::as_u64)
-            .unwrap_or(0),
-        cache_write: u
-            .get("cache_creation_input_tokens")
-            .and_then(Value::as_u64)
-            .unwrap_or(0),
-    })
+    cost::Usage::from_value(v.get("usage")?)
 }
 
 /// Runs a model request under the key's limits and with a spend record: refused with 429

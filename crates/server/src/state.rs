@@ -52,6 +52,8 @@ pub struct Persistence {
 pub struct AppState {
     /// Model groups, strategies, retries, fallbacks, cooldowns (`router_settings`).
     pub router: gatehouse_router::Router<Deployment>,
+    /// Cooldowns to share through Redis, until `cooldowns::spawn` takes them.
+    cooldown_feed: std::sync::Mutex<Option<crate::cooldowns::Feed>>,
     /// Wildcard deployments materialised for a requested name (bounded).
     wildcard_cache: std::sync::Mutex<std::collections::HashMap<(String, String), Arc<Deployment>>>,
     pub auth: Auth,
@@ -81,8 +83,16 @@ impl AppState {
         persistence: Option<Persistence>,
         metrics: Option<PrometheusHandle>,
     ) -> Result<Self, StateError> {
-        let router = crate::deployments::build_router(config)?;
-        let limiter = limiter(config)?;
+        let mut router = crate::deployments::build_router(config)?;
+        let redis = redis_url(config);
+        let mut cooldown_feed = None;
+        if let Some(url) = &redis {
+            let (sink, feed) = crate::cooldowns::channel(url.clone());
+            router = router.with_sink(Arc::new(sink));
+            cooldown_feed = Some(feed);
+        }
+        let limiter = crate::limits::Limiter::from_settings(redis)
+            .map_err(|e| DeploymentError::Redis(e.to_string()))?;
         let master_key = config
             .general_settings
             .master_key
@@ -97,6 +107,7 @@ impl AppState {
         let http = upstream_client()?;
         Ok(Self {
             router,
+            cooldown_feed: std::sync::Mutex::new(cooldown_feed),
             wildcard_cache: Default::default(),
             auth: Auth::new(master_key, resolver, any_keys),
             http,
@@ -141,6 +152,17 @@ fn upstream_client() -> Result<reqwest::Client, StateError> {
 const WILDCARD_CACHE: usize = 1024;
 
 impl AppState {
+    /// Starts sharing router cooldowns through Redis (when configured); the caller owns
+    /// the task.
+    pub fn share_cooldowns(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        let feed = self
+            .cooldown_feed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()?;
+        Some(crate::cooldowns::spawn(self.clone(), feed))
+    }
+
     /// The deployment an attempt calls: the configured one, or for a wildcard route the
     /// configured one serving the requested name (cached; a name that cannot be served
     /// falls back to the template, whose upstream then answers for it).
@@ -183,16 +205,15 @@ impl KeyResolver for NoKeys {
     }
 }
 
-/// Redis when `REDIS_URL`, `router_settings.redis_url` or `redis_host` is set, so several
-/// replicas enforce one limit; otherwise in memory.
-fn limiter(config: &Config) -> Result<crate::limits::Limiter, DeploymentError> {
+/// Redis when `REDIS_URL`, `router_settings.redis_url` or `redis_host` is set: several
+/// replicas then enforce one set of key limits and share router cooldowns.
+fn redis_url(config: &Config) -> Option<String> {
     let rs = &config.router_settings;
     let env_url = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty());
-    let url = crate::limits::redis_url(
+    crate::limits::redis_url(
         rs.redis_host.as_deref(),
         rs.redis_port,
         rs.redis_password.as_deref(),
         env_url.as_deref().or(rs.redis_url.as_deref()),
-    );
-    crate::limits::Limiter::from_settings(url).map_err(|e| DeploymentError::Redis(e.to_string()))
+    )
 }

@@ -14,8 +14,6 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use gatehouse_config::Dialect;
-use gatehouse_llm::anthropic::StreamMapper;
 use gatehouse_llm::openai::{
     ChatCompletion, ChatCompletionChunk, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta,
     Usage,
@@ -26,6 +24,7 @@ use serde_json::{Map, Value, json};
 use crate::deployments::Deployment;
 use crate::error::ApiError;
 use crate::providers;
+use crate::providers::adapter::ChunkMapper;
 use crate::state::AppState;
 
 type Upstream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
@@ -33,7 +32,8 @@ type Upstream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>
 enum Decoder {
     /// OpenAI-compatible: each `data:` is a chunk, `[DONE]` ends the stream.
     OpenAi,
-    Anthropic(Box<StreamMapper>),
+    /// A translated vendor's stateful mapper (Anthropic, Gemini, Bedrock).
+    Mapped(Box<dyn ChunkMapper>),
 }
 
 /// Chat chunks of one upstream stream, in order.
@@ -79,7 +79,7 @@ impl ChunkStream {
                     {
                         return Some(Err(e));
                     }
-                    if let Decoder::Anthropic(mapper) = &mut self.decoder {
+                    if let Decoder::Mapped(mapper) = &mut self.decoder {
                         self.queue.extend(mapper.finish());
                     }
                 }
@@ -98,10 +98,10 @@ impl ChunkStream {
 
     fn decode(&mut self, event: &sse::Event) -> Result<(), ApiError> {
         match &mut self.decoder {
-            Decoder::Anthropic(mapper) => {
+            Decoder::Mapped(mapper) => {
                 let chunks = mapper
                     .on_event(event.event.as_deref(), &event.data)
-                    .map_err(providers::anthropic::map_error)?;
+                    .map_err(providers::adapter::map_error)?;
                 self.queue.extend(chunks);
             }
             Decoder::OpenAi => {
@@ -159,23 +159,22 @@ async fn open_one(
     deployment: &Arc<Deployment>,
     body: &Map<String, Value>,
 ) -> Result<ChunkStream, ApiError> {
-    let (response, decoder) = match deployment.provider.dialect {
-        Dialect::OpenAi | Dialect::Azure => (
-            providers::openai::open_chat_stream(state, request_id, deployment, body).await?,
-            Decoder::OpenAi,
-        ),
-        Dialect::Anthropic => {
-            let (response, mapper) =
-                providers::anthropic::open_chat_stream(state, request_id, deployment, body).await?;
-            (response, Decoder::Anthropic(Box::new(mapper)))
+    let (upstream, decoder) = match providers::adapter::for_dialect(deployment.provider.dialect) {
+        None => {
+            let response =
+                providers::openai::open_chat_stream(state, request_id, deployment, body).await?;
+            let upstream: Upstream = Box::pin(response.bytes_stream());
+            (upstream, Decoder::OpenAi)
         }
-        // Vendors without a chat-chunk stream mapper yet (Gemini, Bedrock): one
-        // non-streaming round, told as chunks. The client still gets a well-formed
-        // stream, only without incremental text.
-        _ => return whole(state, request_id, deployment, body).await,
+        Some(adapter) => {
+            let (events, mapper) =
+                providers::adapter::open_stream(adapter, state, request_id, deployment, body)
+                    .await?;
+            (events, Decoder::Mapped(mapper))
+        }
     };
     let mut stream = ChunkStream {
-        upstream: Box::pin(response.bytes_stream()),
+        upstream,
         parser: sse::Parser::new(),
         decoder,
         queue: VecDeque::new(),
@@ -191,32 +190,6 @@ async fn open_one(
         None => {}
     }
     Ok(stream)
-}
-
-/// A [`ChunkStream`] over a completion fetched whole with `proxy::complete`.
-async fn whole(
-    state: &AppState,
-    request_id: &str,
-    deployment: &Arc<Deployment>,
-    body: &Map<String, Value>,
-) -> Result<ChunkStream, ApiError> {
-    let mut body = body.clone();
-    body.remove("stream");
-    body.remove("stream_options");
-    let value = crate::proxy::complete_one(state, request_id, deployment, &body).await?;
-    let completion: ChatCompletion = serde_json::from_value(value).map_err(|e| {
-        ApiError::UpstreamUnreachable(format!("unexpected chat answer from the upstream: {e}"))
-    })?;
-    Ok(ChunkStream {
-        upstream: Box::pin(futures_util::stream::empty()),
-        parser: sse::Parser::new(),
-        decoder: Decoder::OpenAi,
-        queue: completion_chunks(completion).into(),
-        idle: deployment.timeout,
-        done: true,
-        counted: true,
-        deployment: deployment.clone(),
-    })
 }
 
 /// A whole chat completion as the chunks a stream of it would have had: one with the
@@ -282,19 +255,7 @@ struct UsageOnDrop {
 impl Drop for UsageOnDrop {
     fn drop(&mut self) {
         if let (Some(record), Some(u)) = (&self.record, &self.last) {
-            record.add_usage(crate::cost::Usage {
-                prompt: u.prompt_tokens,
-                completion: u.completion_tokens,
-                cached_read: u
-                    .prompt_tokens_details
-                    .as_ref()
-                    .map_or(0, |d| d.cached_tokens),
-                cache_write: u
-                    .rest
-                    .get("cache_creation_input_tokens")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0),
-            });
+            record.add_usage(crate::cost::Usage::from_chat(u));
         }
     }
 }

@@ -90,6 +90,9 @@ pub fn anthropic_response(err: &ApiError) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    if let Some(extra) = err.headers() {
+        response.headers_mut().extend(extra);
+    }
     response
 }
 

@@ -28,19 +28,26 @@ pub fn relay_with(
 {
     use futures_util::StreamExt;
     let upstream = Box::pin(upstream);
-    futures_util::stream::unfold(Some(upstream), move |state| async move {
-        let mut upstream = state?;
-        let err = match tokio::time::timeout(idle, upstream.next()).await {
-            Ok(Some(Ok(chunk))) => return Some((Ok(chunk), Some(upstream))),
-            Ok(None) => return None,
-            Ok(Some(Err(e))) => {
-                crate::error::ApiError::UpstreamUnreachable(format!("upstream stream failed: {e}"))
+    let record = crate::spend::current();
+    futures_util::stream::unfold(Some(upstream), move |state| {
+        let record = record.clone();
+        async move {
+            let mut upstream = state?;
+            let err = match tokio::time::timeout(idle, upstream.next()).await {
+                Ok(Some(Ok(chunk))) => return Some((Ok(chunk), Some(upstream))),
+                Ok(None) => return None,
+                Ok(Some(Err(e))) => crate::error::ApiError::UpstreamUnreachable(format!(
+                    "upstream stream failed: {e}"
+                )),
+                Err(_) => crate::error::ApiError::UpstreamTimeout(idle.as_secs_f64()),
+            };
+            tracing::warn!(error = %err, "upstream stream failed mid-way");
+            metrics::counter!("gatehouse_stream_errors_total", "kind" => err.kind()).increment(1);
+            if let Some(record) = &record {
+                record.stream_failed(&err);
             }
-            Err(_) => crate::error::ApiError::UpstreamTimeout(idle.as_secs_f64()),
-        };
-        tracing::warn!(error = %err, "upstream stream failed mid-way");
-        metrics::counter!("gatehouse_stream_errors_total", "kind" => err.kind()).increment(1);
-        Some((Ok(bytes::Bytes::from(on_error(&err))), None))
+            Some((Ok(bytes::Bytes::from(on_error(&err))), None))
+        }
     })
 }
 

@@ -9,26 +9,25 @@
 //! `aws_bedrock_runtime_endpoint`, else `https://bedrock-runtime.{region}.amazonaws.com`.
 //!
 //! The binary event stream of ConverseStream is decoded here (with its CRC checks) and
-//! re-framed as one SSE event per message so the shared peek-before-commit driver
-//! (`upstream::translate`) runs it through the stateful `bedrock::StreamMapper`.
+//! re-framed as one SSE event per message ([`ChatAdapter::frame`]) so the shared drivers
+//! (`providers::adapter`) run it through the stateful `bedrock::StreamMapper`.
 
-use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use gatehouse_llm::bedrock::{self, StreamMapper, embeddings, eventstream, sigv4};
-use gatehouse_llm::openai::ChatRequest;
+use gatehouse_llm::openai::{ChatCompletion, ChatCompletionChunk, ChatRequest, ErrorBody, Usage};
 use gatehouse_llm::sse;
+use gatehouse_llm::{ErrorKind, MapError};
 use serde_json::{Map, Value};
 
-use super::anthropic::map_error;
-use super::{GATEWAY_ONLY_PARAMS, json_response, record_tokens, sse_response, unix_now};
+use super::adapter::{ByteStream, ChatAdapter, ChunkMapper, Prepared, map_error, merged_body};
+use super::{json_response, unix_now};
 use crate::deployments::Deployment;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::upstream::send::{UpstreamCall, send};
-use crate::upstream::translate::{StreamTranslator, translate};
 
 const DEFAULT_REGION: &str = "us-east-1";
 
@@ -144,143 +143,85 @@ impl Target {
     }
 }
 
-/// The client body with provider params merged under it; gateway-only params and the
-/// AWS settings (they are credentials, not model inputs) removed.
-fn merged_body(
-    state: &AppState,
-    deployment: &Deployment,
-    client_body: &Map<String, Value>,
-) -> Map<String, Value> {
-    let mut body = client_body.clone();
-    for (key, value) in &deployment.default_params {
-        body.entry(key.clone()).or_insert_with(|| value.clone());
-    }
-    for key in GATEWAY_ONLY_PARAMS.iter().copied().chain(
-        state
-            .settings
-            .additional_drop_params
-            .iter()
-            .map(String::as_str),
-    ) {
-        body.remove(key);
-    }
-    body.retain(|key, _| !key.starts_with("aws_"));
-    body
-}
+pub struct Bedrock;
 
-/// The chat request as Converse will get it, signed and ready to send.
-pub struct Prepared {
-    pub url: String,
-    pub body: Bytes,
-    pub headers: Vec<(HeaderName, HeaderValue)>,
-    pub stream: bool,
-    pub include_usage: bool,
-}
-
-/// Maps an OpenAI chat body for `deployment`. Parameters Converse has no equivalent for
-/// fail the request unless `drop_params` is on (LiteLLM's behaviour).
-pub fn prepare(
-    state: &AppState,
-    deployment: &Deployment,
-    client_body: &Map<String, Value>,
-    force_stream: Option<bool>,
-) -> Result<Prepared, ApiError> {
-    let target = target(deployment)?;
-    let mut body = merged_body(state, deployment, client_body);
-    if let Some(stream) = force_stream {
-        body.insert("stream".to_owned(), Value::Bool(stream));
+impl ChatAdapter for Bedrock {
+    fn vendor(&self) -> &'static str {
+        "bedrock"
     }
-    let request: ChatRequest = serde_json::from_value(Value::Object(body))
-        .map_err(|e| ApiError::BadRequest(format!("invalid chat request: {e}")))?;
-    let model = bedrock::model_id(&deployment.upstream_model);
-    let mapped = bedrock::chat_to_converse(&request, model).map_err(map_error)?;
-    if !mapped.dropped.is_empty() && !state.settings.drop_params {
-        return Err(ApiError::BadRequest(format!(
-            "bedrock does not support these parameters: {}. Remove them, or set litellm_settings.drop_params: true to drop them",
-            mapped.dropped.join(", ")
-        )));
-    }
-    let body = serde_json::to_vec(&mapped.body).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let (url, headers) = target.signed(&bedrock::converse_path(model, mapped.stream), &body)?;
-    Ok(Prepared {
-        url,
-        body: Bytes::from(body),
-        headers,
-        stream: mapped.stream,
-        include_usage: mapped.include_usage,
-    })
-}
 
-pub async fn call(
-    state: &AppState,
-    request_id: &str,
-    deployment: &Deployment,
-    client_body: &Map<String, Value>,
-) -> Result<Response, ApiError> {
-    let prepared = prepare(state, deployment, client_body, None)?;
-    let call = UpstreamCall {
-        deployment,
-        path: &prepared.url,
-        body: prepared.body,
-        stream: prepared.stream,
-        request_id,
-        forward_headers: prepared.headers,
-    };
-    let response = send(&state.http, &call).await.map_err(vendor_error)?;
-    if prepared.stream {
-        let translator = ChatChunks {
-            mapper: StreamMapper::new(
-                &deployment.model_name,
-                request_id,
-                unix_now(),
-                prepared.include_usage,
-            ),
+    fn prepare(
+        &self,
+        deployment: &Deployment,
+        request: &ChatRequest,
+    ) -> Result<(Prepared, Vec<String>), ApiError> {
+        let target = target(deployment)?;
+        let model = bedrock::model_id(&deployment.upstream_model);
+        let mapped = bedrock::chat_to_converse(request, model).map_err(map_error)?;
+        let body =
+            serde_json::to_vec(&mapped.body).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let (url, headers) = target.signed(&bedrock::converse_path(model, mapped.stream), &body)?;
+        let prepared = Prepared {
+            path: url,
+            body: Bytes::from(body),
+            headers,
+            stream: mapped.stream,
+            include_usage: mapped.include_usage,
         };
-        let events = as_sse(response.bytes_stream());
-        let stream = translate(events, translator, deployment.timeout).await?;
-        return Ok(sse_response(Body::from_stream(stream), deployment));
+        Ok((prepared, mapped.dropped))
     }
-    let completion = read_completion(response, deployment, request_id).await?;
-    let body = serde_json::to_vec(&completion).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(json_response(StatusCode::OK, Bytes::from(body), deployment))
+
+    fn parse(
+        &self,
+        deployment: &Deployment,
+        request_id: &str,
+        body: &[u8],
+    ) -> Result<ChatCompletion, MapError> {
+        bedrock::converse_to_chat(body, &deployment.model_name, request_id, unix_now())
+    }
+
+    fn stream_mapper(
+        &self,
+        deployment: &Deployment,
+        request_id: &str,
+        include_usage: bool,
+    ) -> Box<dyn ChunkMapper> {
+        Box::new(StreamMapper::new(
+            &deployment.model_name,
+            request_id,
+            unix_now(),
+            include_usage,
+        ))
+    }
+
+    /// Bedrock's error (type from `__type`, added by `upstream::send` from
+    /// `x-amzn-errortype`) as the OpenAI client expects it.
+    fn classify(&self, status: u16, body: &[u8]) -> (ErrorKind, u16, ErrorBody) {
+        let m = bedrock::map_error(status, body);
+        (m.kind, m.status, m.body)
+    }
+
+    fn frame(&self, upstream: ByteStream) -> ByteStream {
+        Box::pin(as_sse(upstream))
+    }
 }
 
-/// One non-streaming chat round, answered in OpenAI's shape.
-pub async fn complete(
-    state: &AppState,
-    request_id: &str,
-    deployment: &Deployment,
-    body: &Map<String, Value>,
-) -> Result<Value, ApiError> {
-    let prepared = prepare(state, deployment, body, Some(false))?;
-    let call = UpstreamCall {
-        deployment,
-        path: &prepared.url,
-        body: prepared.body,
-        stream: false,
-        request_id,
-        forward_headers: prepared.headers,
-    };
-    let response = send(&state.http, &call).await.map_err(vendor_error)?;
-    let completion = read_completion(response, deployment, request_id).await?;
-    serde_json::to_value(&completion).map_err(|e| ApiError::Internal(e.to_string()))
-}
-
-async fn read_completion(
-    response: reqwest::Response,
-    deployment: &Deployment,
-    request_id: &str,
-) -> Result<gatehouse_llm::openai::ChatCompletion, ApiError> {
-    let bytes = response.bytes().await.map_err(|e| {
-        ApiError::UpstreamUnreachable(format!("reading the upstream body failed: {e}"))
-    })?;
-    let completion =
-        bedrock::converse_to_chat(&bytes, &deployment.model_name, request_id, unix_now())
-            .map_err(map_error)?;
-    if let Some(usage) = &completion.usage {
-        record_tokens(deployment, usage.prompt_tokens, usage.completion_tokens);
+impl ChunkMapper for StreamMapper {
+    fn on_event(
+        &mut self,
+        event: Option<&str>,
+        data: &str,
+    ) -> Result<Vec<ChatCompletionChunk>, MapError> {
+        StreamMapper::on_event(self, event.unwrap_or(""), data)
     }
-    Ok(completion)
+
+    fn finish(&mut self) -> Vec<ChatCompletionChunk> {
+        StreamMapper::finish(self)
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        StreamMapper::usage(self)
+    }
 }
 
 /// `POST /v1/embeddings` through `InvokeModel` (Titan: one call per input; Cohere: one).
@@ -312,7 +253,7 @@ pub async fn embeddings(
         };
         let bytes = send(&state.http, &call)
             .await
-            .map_err(vendor_error)?
+            .map_err(|e| super::remap_error(e, |s, b| Bedrock.classify(s, b)))?
             .bytes()
             .await
             .map_err(|e| {
@@ -325,15 +266,6 @@ pub async fn embeddings(
     let answer = embeddings::openai_response(&vectors, tokens, &deployment.model_name, base64);
     let body = serde_json::to_vec(&answer).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(json_response(StatusCode::OK, Bytes::from(body), deployment))
-}
-
-/// Bedrock's error (type from `__type`, added by `upstream::send` from
-/// `x-amzn-errortype`) as the OpenAI client expects it.
-pub fn vendor_error(err: ApiError) -> ApiError {
-    super::remap_error(err, |status, body| {
-        let m = bedrock::map_error(status, body);
-        (m.kind, m.status, m.body)
-    })
 }
 
 /// Name of the synthetic event for a corrupt or cut event stream; it ends in
@@ -407,27 +339,4 @@ fn decode_error(reason: &str) -> Vec<u8> {
     let payload = serde_json::json!({"message": format!("corrupt Bedrock event stream: {reason}")});
     sse::encode(Some(DECODE_ERROR_EVENT), &payload.to_string(), &mut out);
     out
-}
-
-/// ConverseStream events -> OpenAI `chat.completion.chunk` SSE.
-struct ChatChunks {
-    mapper: StreamMapper,
-}
-
-impl StreamTranslator for ChatChunks {
-    fn usage(&self) -> Option<crate::cost::Usage> {
-        self.mapper.usage().as_ref().map(super::token_usage)
-    }
-
-    fn on_event(&mut self, event: Option<&str>, data: &str) -> Result<Vec<u8>, ApiError> {
-        let chunks = self
-            .mapper
-            .on_event(event.unwrap_or(""), data)
-            .map_err(map_error)?;
-        super::chunks_sse(&chunks)
-    }
-
-    fn finish(&mut self) -> Vec<u8> {
-        super::final_sse(&self.mapper.finish())
-    }
 }

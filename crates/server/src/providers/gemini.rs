@@ -2,52 +2,20 @@
 //! the request, the answer and the stream are translated by `gatehouse_llm::gemini`.
 //! The key goes in `x-goog-api-key` (see `upstream::send`).
 
-use axum::body::Body;
 use axum::http::StatusCode;
 use axum::response::Response;
 use bytes::Bytes;
 use gatehouse_llm::gemini::{self, StreamMapper};
-use gatehouse_llm::openai::ChatRequest;
+use gatehouse_llm::openai::{ChatCompletion, ChatCompletionChunk, ChatRequest, ErrorBody, Usage};
+use gatehouse_llm::{ErrorKind, MapError};
 use serde_json::{Map, Value};
 
-use super::anthropic::map_error;
-use super::{GATEWAY_ONLY_PARAMS, json_response, record_tokens, sse_response, unix_now};
+use super::adapter::{ChatAdapter, ChunkMapper, Prepared, map_error, merged_body};
+use super::{json_response, unix_now};
 use crate::deployments::Deployment;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::upstream::send::{UpstreamCall, send};
-use crate::upstream::translate::{StreamTranslator, translate};
-
-/// The chat request as Gemini will get it, ready to send.
-pub struct Prepared {
-    pub path: String,
-    pub body: Bytes,
-    pub stream: bool,
-    pub include_usage: bool,
-}
-
-/// The client body with the deployment's provider params merged under it and the
-/// gateway-only params removed (Gemini rejects unknown fields).
-fn merged_body(
-    state: &AppState,
-    deployment: &Deployment,
-    client_body: &Map<String, Value>,
-) -> Map<String, Value> {
-    let mut body = client_body.clone();
-    for (key, value) in &deployment.default_params {
-        body.entry(key.clone()).or_insert_with(|| value.clone());
-    }
-    for key in GATEWAY_ONLY_PARAMS.iter().copied().chain(
-        state
-            .settings
-            .additional_drop_params
-            .iter()
-            .map(String::as_str),
-    ) {
-        body.remove(key);
-    }
-    body
-}
 
 /// Paths carry `/v1beta`; an `api_base` written with it must not double it.
 fn upstream_path(deployment: &Deployment, path: String) -> String {
@@ -60,101 +28,79 @@ fn upstream_path(deployment: &Deployment, path: String) -> String {
     }
 }
 
-/// Maps an OpenAI chat body for `deployment`. Parameters Gemini has no equivalent for
-/// fail the request unless `drop_params` is on (LiteLLM's behaviour).
-pub fn prepare(
-    state: &AppState,
-    deployment: &Deployment,
-    client_body: &Map<String, Value>,
-    force_stream: Option<bool>,
-) -> Result<Prepared, ApiError> {
-    let mut body = merged_body(state, deployment, client_body);
-    if let Some(stream) = force_stream {
-        body.insert("stream".to_owned(), Value::Bool(stream));
-    }
-    let request: ChatRequest = serde_json::from_value(Value::Object(body))
-        .map_err(|e| ApiError::BadRequest(format!("invalid chat request: {e}")))?;
-    let mapped = gemini::chat_to_gemini(&request).map_err(map_error)?;
-    if !mapped.dropped.is_empty() && !state.settings.drop_params {
-        return Err(ApiError::BadRequest(format!(
-            "gemini does not support these parameters: {}. Remove them, or set litellm_settings.drop_params: true to drop them",
-            mapped.dropped.join(", ")
-        )));
-    }
-    let body = serde_json::to_vec(&mapped.body).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(Prepared {
-        path: upstream_path(
-            deployment,
-            gemini::generate_path(&deployment.upstream_model, mapped.stream),
-        ),
-        body: Bytes::from(body),
-        stream: mapped.stream,
-        include_usage: mapped.include_usage,
-    })
-}
+pub struct Gemini;
 
-pub async fn call(
-    state: &AppState,
-    request_id: &str,
-    deployment: &Deployment,
-    client_body: &Map<String, Value>,
-) -> Result<Response, ApiError> {
-    let prepared = prepare(state, deployment, client_body, None)?;
-    let call = UpstreamCall {
-        deployment,
-        path: &prepared.path,
-        body: prepared.body,
-        stream: prepared.stream,
-        request_id,
-        forward_headers: Vec::new(),
-    };
-    let response = send(&state.http, &call).await.map_err(vendor_error)?;
-    if prepared.stream {
-        let translator = ChatChunks {
-            mapper: StreamMapper::new(&deployment.model_name, unix_now(), prepared.include_usage),
+impl ChatAdapter for Gemini {
+    fn vendor(&self) -> &'static str {
+        "gemini"
+    }
+
+    fn prepare(
+        &self,
+        deployment: &Deployment,
+        request: &ChatRequest,
+    ) -> Result<(Prepared, Vec<String>), ApiError> {
+        let mapped = gemini::chat_to_gemini(request).map_err(map_error)?;
+        let body =
+            serde_json::to_vec(&mapped.body).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let prepared = Prepared {
+            path: upstream_path(
+                deployment,
+                gemini::generate_path(&deployment.upstream_model, mapped.stream),
+            ),
+            body: Bytes::from(body),
+            headers: Vec::new(),
+            stream: mapped.stream,
+            include_usage: mapped.include_usage,
         };
-        let stream = translate(response.bytes_stream(), translator, deployment.timeout).await?;
-        return Ok(sse_response(Body::from_stream(stream), deployment));
+        Ok((prepared, mapped.dropped))
     }
-    let completion = read_completion(response, deployment).await?;
-    let body = serde_json::to_vec(&completion).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(json_response(StatusCode::OK, Bytes::from(body), deployment))
+
+    fn parse(
+        &self,
+        deployment: &Deployment,
+        _request_id: &str,
+        body: &[u8],
+    ) -> Result<ChatCompletion, MapError> {
+        gemini::gemini_to_chat(body, &deployment.model_name, unix_now())
+    }
+
+    fn stream_mapper(
+        &self,
+        deployment: &Deployment,
+        _request_id: &str,
+        include_usage: bool,
+    ) -> Box<dyn ChunkMapper> {
+        Box::new(StreamMapper::new(
+            &deployment.model_name,
+            unix_now(),
+            include_usage,
+        ))
+    }
+
+    /// Google's error status and body, as the OpenAI client expects them.
+    fn classify(&self, status: u16, body: &[u8]) -> (ErrorKind, u16, ErrorBody) {
+        let m = gemini::map_error(status, body);
+        (m.kind, m.status, m.body)
+    }
 }
 
-/// One non-streaming chat round, answered in OpenAI's shape.
-pub async fn complete(
-    state: &AppState,
-    request_id: &str,
-    deployment: &Deployment,
-    body: &Map<String, Value>,
-) -> Result<Value, ApiError> {
-    let prepared = prepare(state, deployment, body, Some(false))?;
-    let call = UpstreamCall {
-        deployment,
-        path: &prepared.path,
-        body: prepared.body,
-        stream: false,
-        request_id,
-        forward_headers: Vec::new(),
-    };
-    let response = send(&state.http, &call).await.map_err(vendor_error)?;
-    let completion = read_completion(response, deployment).await?;
-    serde_json::to_value(&completion).map_err(|e| ApiError::Internal(e.to_string()))
-}
-
-async fn read_completion(
-    response: reqwest::Response,
-    deployment: &Deployment,
-) -> Result<gatehouse_llm::openai::ChatCompletion, ApiError> {
-    let bytes = response.bytes().await.map_err(|e| {
-        ApiError::UpstreamUnreachable(format!("reading the upstream body failed: {e}"))
-    })?;
-    let completion =
-        gemini::gemini_to_chat(&bytes, &deployment.model_name, unix_now()).map_err(map_error)?;
-    if let Some(usage) = &completion.usage {
-        record_tokens(deployment, usage.prompt_tokens, usage.completion_tokens);
+impl ChunkMapper for StreamMapper {
+    fn on_event(
+        &mut self,
+        _event: Option<&str>,
+        data: &str,
+    ) -> Result<Vec<ChatCompletionChunk>, MapError> {
+        StreamMapper::on_event(self, data)
     }
-    Ok(completion)
+
+    fn finish(&mut self) -> Vec<ChatCompletionChunk> {
+        StreamMapper::finish(self)
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        StreamMapper::usage(self)
+    }
 }
 
 /// `POST /v1/embeddings` through `batchEmbedContents`.
@@ -180,7 +126,7 @@ pub async fn embeddings(
     };
     let bytes = send(&state.http, &call)
         .await
-        .map_err(vendor_error)?
+        .map_err(|e| super::remap_error(e, |s, b| Gemini.classify(s, b)))?
         .bytes()
         .await
         .map_err(|e| {
@@ -190,32 +136,4 @@ pub async fn embeddings(
         .map_err(map_error)?;
     let body = serde_json::to_vec(&answer).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(json_response(StatusCode::OK, Bytes::from(body), deployment))
-}
-
-/// Google's error status and body, as the OpenAI client expects them.
-pub fn vendor_error(err: ApiError) -> ApiError {
-    super::remap_error(err, |status, body| {
-        let m = gemini::map_error(status, body);
-        (m.kind, m.status, m.body)
-    })
-}
-
-/// Gemini SSE (`alt=sse`) -> OpenAI `chat.completion.chunk` SSE.
-struct ChatChunks {
-    mapper: StreamMapper,
-}
-
-impl StreamTranslator for ChatChunks {
-    fn usage(&self) -> Option<crate::cost::Usage> {
-        self.mapper.usage().as_ref().map(super::token_usage)
-    }
-
-    fn on_event(&mut self, _event: Option<&str>, data: &str) -> Result<Vec<u8>, ApiError> {
-        let chunks = self.mapper.on_event(data).map_err(map_error)?;
-        super::chunks_sse(&chunks)
-    }
-
-    fn finish(&mut self) -> Vec<u8> {
-        super::final_sse(&self.mapper.finish())
-    }
 }

@@ -2,6 +2,7 @@
 //! its answer comes back in OpenAI's shape. `proxy` picks the module by the deployment's
 //! dialect.
 
+pub mod adapter;
 pub mod anthropic;
 pub mod azure;
 pub mod bedrock;
@@ -76,19 +77,13 @@ fn add_deployment_headers(headers: &mut axum::http::HeaderMap, deployment: &Depl
 
 /// Token counters (low-cardinality: model names come from config), and the request's
 /// spend record.
-pub fn record_tokens(deployment: &Deployment, prompt: u64, completion: u64) {
-    crate::spend::with(|r| {
-        r.add_usage(crate::cost::Usage {
-            prompt,
-            completion,
-            ..Default::default()
-        })
-    });
+pub fn record_usage(deployment: &Deployment, usage: crate::cost::Usage) {
+    crate::spend::with(|r| r.add_usage(usage));
     let model = deployment.model_name.clone();
     metrics::counter!("gatehouse_tokens_total", "model" => model.clone(), "kind" => "prompt")
-        .increment(prompt);
+        .increment(usage.prompt);
     metrics::counter!("gatehouse_tokens_total", "model" => model, "kind" => "completion")
-        .increment(completion);
+        .increment(usage.completion);
 }
 
 /// Translated chat chunks as the client's SSE bytes.
@@ -109,15 +104,6 @@ pub fn final_sse(chunks: &[gatehouse_llm::openai::ChatCompletionChunk]) -> Vec<u
     let mut out = chunks_sse(chunks).unwrap_or_default();
     out.extend_from_slice(gatehouse_llm::sse::DONE);
     out
-}
-
-/// A stream's OpenAI-shaped usage as token counts for spend and limits.
-pub fn token_usage(u: &gatehouse_llm::openai::Usage) -> crate::cost::Usage {
-    crate::cost::Usage {
-        prompt: u.prompt_tokens,
-        completion: u.completion_tokens,
-        ..Default::default()
-    }
 }
 
 /// An upstream error status + body as a vendor's mapper reads it: its kind, the status to

@@ -9,7 +9,7 @@ use axum::response::Response;
 use gatehouse_config::Dialect;
 use serde_json::{Map, Value};
 
-use super::{json_response, record_tokens, sse_response};
+use super::{json_response, sse_response};
 use crate::deployments::Deployment;
 use crate::error::ApiError;
 use crate::proxy::Endpoint;
@@ -52,11 +52,27 @@ pub async fn call(
         .map_err(|e| vendor_error(deployment, e))?;
     if stream {
         let strip_usage = ask_usage && !client_wants_usage;
-        let body = Body::from_stream(relay(
-            response.bytes_stream(),
-            deployment.timeout,
-            strip_usage,
-        ));
+        let idle = deployment.stream_timeout.unwrap_or(deployment.timeout);
+        let upstream = crate::upstream::stream::peek(response.bytes_stream(), idle, |first| {
+            let data = crate::upstream::stream::first_data(first)?;
+            let error = serde_json::from_slice::<Value>(data)
+                .ok()?
+                .get("error")?
+                .clone();
+            // An error as the stream's first event: classified like an error status.
+            let status = error
+                .get("code")
+                .and_then(Value::as_u64)
+                .and_then(|c| StatusCode::from_u16(u16::try_from(c).ok()?).ok())
+                .filter(|s| s.is_client_error() || s.is_server_error())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            Some(ApiError::upstream(
+                status,
+                bytes::Bytes::copy_from_slice(data),
+            ))
+        })
+        .await?;
+        let body = Body::from_stream(relay(upstream, deployment.timeout, strip_usage));
         return Ok(sse_response(body, deployment));
     }
     let bytes = response.bytes().await.map_err(|e| {
@@ -117,18 +133,13 @@ fn vendor_error(deployment: &Deployment, err: ApiError) -> ApiError {
 /// (some local servers) counts nothing.
 fn record_usage(deployment: &Deployment, body: &[u8]) {
     #[derive(serde::Deserialize)]
-    struct Usage {
-        #[serde(default)]
-        prompt_tokens: u64,
-        #[serde(default)]
-        completion_tokens: u64,
-    }
-    #[derive(serde::Deserialize)]
     struct WithUsage {
-        usage: Option<Usage>,
+        usage: Option<Value>,
     }
-    if let Ok(WithUsage { usage: Some(u) }) = serde_json::from_slice::<WithUsage>(body) {
-        record_tokens(deployment, u.prompt_tokens, u.completion_tokens);
+    if let Ok(WithUsage { usage: Some(u) }) = serde_json::from_slice::<WithUsage>(body)
+        && let Some(usage) = crate::cost::Usage::from_value(&u)
+    {
+        super::record_usage(deployment, usage);
     }
 }
 

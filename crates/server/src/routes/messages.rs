@@ -33,6 +33,7 @@ use crate::proxy;
 use crate::request::{RequestId, parse_object, read_body};
 use crate::state::AppState;
 use crate::upstream::send::{UpstreamCall, send};
+use crate::upstream::stream::{first_data, first_event_is_error, peek};
 use crate::{spend, tools};
 
 const COUNT_TOKENS_PATH: &str = "/v1/messages/count_tokens";
@@ -179,7 +180,18 @@ async fn passthrough(
     let response = send(&state.http, &call).await.map_err(anthropic_kind)?;
     if stream {
         let idle = deployment.stream_timeout.unwrap_or(deployment.timeout);
-        let relayed = sse::relay_anthropic(response.bytes_stream(), idle);
+        let upstream = peek(response.bytes_stream(), idle, |first| {
+            let data = first_data(first).filter(|_| first_event_is_error(first))?;
+            let kind = gatehouse_llm::anthropic::map_error(500, data).kind;
+            Some(ApiError::Upstream {
+                status: StatusCode::from_u16(kind.status()).unwrap_or(StatusCode::BAD_GATEWAY),
+                kind,
+                body: Bytes::copy_from_slice(data),
+                retry_after: None,
+            })
+        })
+        .await?;
+        let relayed = sse::relay_anthropic(upstream, idle);
         let body = Body::from_stream(usage::tap(Shape::Anthropic, relayed));
         return Ok(sse::response(body));
     }

@@ -24,15 +24,8 @@ fn model_object(state: &AppState, name: &str) -> Value {
     json!({"id": name, "object": "model", "created": 1_677_610_602, "owned_by": owned_by})
 }
 
-/// Whether the key may use `name` (an exact group, an alias, a wildcard route or a name
-/// one serves).
 fn visible(state: &AppState, caller: &Caller, name: &str) -> bool {
-    state.router.resolve(name).is_some_and(|r| {
-        r.group.members.iter().any(|m| {
-            let access = &m.deployment().access_groups;
-            caller.may_use_model(name, access) || caller.may_use_model(&r.group.name, access)
-        })
-    })
+    crate::pipeline::may_use_group(state, caller, name)
 }
 
 /// Listed: exact groups in config order, aliases not marked hidden, and wildcard routes

@@ -39,6 +39,7 @@ use crate::state::AppState;
 use crate::tools::{self, AttachedServer};
 use crate::upstream::body::passthrough_bytes;
 use crate::upstream::send::{UpstreamCall, send};
+use crate::upstream::stream::{first_data, first_event_is_error, peek};
 
 const RESPONSES_PATH: &str = "/responses";
 
@@ -322,7 +323,15 @@ async fn passthrough(
     let response = send(&state.http, &call).await?;
     if stream {
         let idle = deployment.stream_timeout.unwrap_or(deployment.timeout);
-        let relayed = sse::relay_responses(response.bytes_stream(), idle);
+        let upstream = peek(response.bytes_stream(), idle, |first| {
+            let data = first_data(first).filter(|_| first_event_is_error(first))?;
+            Some(ApiError::upstream(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Bytes::copy_from_slice(data),
+            ))
+        })
+        .await?;
+        let relayed = sse::relay_responses(upstream, idle);
         let body = Body::from_stream(usage::tap(Shape::Responses, relayed));
         return Ok(sse::response(body));
     }

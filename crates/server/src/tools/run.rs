@@ -164,7 +164,7 @@ impl Job {
     ) -> Result<Value, ApiError> {
         let max_rounds = self.state.settings.mcp_max_iterations.max(1);
         let mut records: Vec<McpCallRecord> = Vec::new();
-        let mut usage = UsageSum::default();
+        let mut usage: Option<crate::cost::Usage> = None;
         let mut round = 0;
         loop {
             round += 1;
@@ -176,7 +176,12 @@ impl Job {
                 c = call => c?.value,
                 () = cancel.cancelled() => return Err(ApiError::BadRequest("cancelled".into())),
             };
-            usage.add(completion.get("usage"));
+            if let Some(u) = completion
+                .get("usage")
+                .and_then(crate::cost::Usage::from_value)
+            {
+                usage.get_or_insert_default().add(u);
+            }
             let message = completion
                 .pointer("/choices/0/message")
                 .cloned()
@@ -272,15 +277,15 @@ impl Job {
 /// and at the cap the MCP calls that did not run, with a marker.
 fn finish(
     mut completion: Value,
-    usage: UsageSum,
+    usage: Option<crate::cost::Usage>,
     records: Vec<McpCallRecord>,
     capped: Option<(u32, Vec<Value>)>,
 ) -> Value {
     let Some(object) = completion.as_object_mut() else {
         return completion;
     };
-    if usage.any {
-        object.insert("usage".into(), usage.to_json());
+    if let Some(usage) = usage {
+        object.insert("usage".into(), usage.to_chat_json());
     }
     if !records.is_empty() {
         let sized: Vec<Value> = records.iter().map(McpCallRecord::sized).collect();
@@ -340,41 +345,6 @@ fn finish(
         }
     }
     completion
-}
-
-#[derive(Default)]
-struct UsageSum {
-    any: bool,
-    prompt: u64,
-    completion: u64,
-    cached: u64,
-}
-
-impl UsageSum {
-    fn add(&mut self, usage: Option<&Value>) {
-        let Some(u) = usage.filter(|u| u.is_object()) else {
-            return;
-        };
-        self.any = true;
-        self.prompt += u.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0);
-        self.completion += u
-            .get("completion_tokens")
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
-        self.cached += u
-            .pointer("/prompt_tokens_details/cached_tokens")
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
-    }
-
-    fn to_json(&self) -> Value {
-        json!({
-            "prompt_tokens": self.prompt,
-            "completion_tokens": self.completion,
-            "total_tokens": self.prompt + self.completion,
-            "prompt_tokens_details": {"cached_tokens": self.cached},
-        })
-    }
 }
 
 /// Aborts the loop's task when the response body is dropped (client gone).

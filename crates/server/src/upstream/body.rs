@@ -68,6 +68,14 @@ impl Serialize for Passthrough<'_> {
             if key == "model" {
                 map.serialize_entry("model", &self.deployment.upstream_model)?;
                 wrote_model = true;
+            } else if key == "metadata" && value.get("tags").is_some() {
+                // `metadata.tags` is the router's (tag routing); OpenAI's own `metadata`
+                // takes string values only.
+                let mut metadata = value.as_object().cloned().unwrap_or_default();
+                metadata.remove("tags");
+                if !metadata.is_empty() {
+                    map.serialize_entry(key, &metadata)?;
+                }
             } else if key == "stream_options" && self.ask_usage {
                 let mut options = value.as_object().cloned().unwrap_or_default();
                 options.insert("include_usage".into(), Value::Bool(true));

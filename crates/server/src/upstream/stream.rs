@@ -25,6 +25,54 @@ pub fn sse_error_event(err: &ApiError) -> Bytes {
     Bytes::from(format!("data: {}\n\n", err.openai_body()))
 }
 
+/// Peek before commit: waits for a stream's first bytes before the response head goes
+/// out, so that a stream failing at once — no first byte within `idle`, a connection
+/// closed or broken before any event, or a first event that `in_band` reads as an error —
+/// is still an ordinary error the router can retry or fall back from.
+pub async fn peek<S>(
+    upstream: S,
+    idle: Duration,
+    in_band: impl FnOnce(&[u8]) -> Option<ApiError>,
+) -> Result<impl Stream<Item = Result<Bytes, reqwest::Error>> + Send + 'static, ApiError>
+where
+    S: Stream<Item = Result<Bytes, reqwest::Error>> + Send + 'static,
+{
+    let mut upstream = Box::pin(upstream);
+    let first = match tokio::time::timeout(idle, upstream.next()).await {
+        Err(_) => return Err(ApiError::UpstreamTimeout(idle.as_secs_f64())),
+        Ok(None) => {
+            return Err(ApiError::UpstreamUnreachable(
+                "the upstream closed the stream before its first event".into(),
+            ));
+        }
+        Ok(Some(Err(e))) => {
+            return Err(ApiError::UpstreamUnreachable(format!(
+                "upstream stream failed before its first event: {e}"
+            )));
+        }
+        Ok(Some(Ok(first))) => first,
+    };
+    if let Some(err) = in_band(&first) {
+        return Err(err);
+    }
+    Ok(futures_util::stream::once(async move { Ok(first) }).chain(upstream))
+}
+
+/// The `data:` of the first SSE event in `chunk`, when the chunk holds its whole line.
+pub fn first_data(chunk: &[u8]) -> Option<&[u8]> {
+    let start = chunk.windows(5).position(|w| w == b"data:")? + 5;
+    let rest = &chunk[start..];
+    let end = rest.iter().position(|b| *b == b'\n')?;
+    Some(rest[..end].trim_ascii())
+}
+
+/// Whether the first SSE event in `chunk` is named `error` (Anthropic's and the Responses
+/// API's in-band errors).
+pub fn first_event_is_error(chunk: &[u8]) -> bool {
+    let text = chunk.trim_ascii_start();
+    text.starts_with(b"event: error") || text.starts_with(b"event:error")
+}
+
 /// Upper bound for one coalesced write.
 const COALESCE_MAX: usize = 64 * 1024;
 
@@ -75,6 +123,9 @@ where
                     metrics::counter!("gatehouse_stream_errors_total", "kind" => "idle_timeout")
                         .increment(1);
                     let err = ApiError::UpstreamTimeout(idle_timeout.as_secs_f64());
+                    if let Some(record) = &st.record {
+                        record.stream_failed(&err);
+                    }
                     return Some((Ok(sse_error_event(&err)), None));
                 }
             },
@@ -88,6 +139,9 @@ where
                 metrics::counter!("gatehouse_stream_errors_total", "kind" => "upstream")
                     .increment(1);
                 let err = ApiError::UpstreamUnreachable(format!("upstream stream failed: {e}"));
+                if let Some(record) = &st.record {
+                    record.stream_failed(&err);
+                }
                 Some((Ok(sse_error_event(&err)), None))
             }
             Ok(chunk) => {
@@ -122,6 +176,9 @@ fn cut_off<S>(st: Relay<S>) -> Step<S> {
     let err = ApiError::UpstreamUnreachable(
         "the upstream ended the stream before it finished (no [DONE])".into(),
     );
+    if let Some(record) = &st.record {
+        record.stream_failed(&err);
+    }
     let mut out = st.strip.unwrap_or_default();
     out.extend_from_slice(&sse_error_event(&err));
     Some((Ok(Bytes::from(out)), None))

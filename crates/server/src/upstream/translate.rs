@@ -137,6 +137,9 @@ pub async fn translate<T: StreamTranslator>(
             }
             Step::Failed(mut b, err) => {
                 tracing::warn!(error = %err, "upstream stream failed mid-way");
+                if let Some(record) = &driver.record {
+                    record.stream_failed(&err);
+                }
                 metrics::counter!("gatehouse_stream_errors_total", "kind" => err.kind())
                     .increment(1);
                 driver.done = true;
