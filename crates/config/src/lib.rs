@@ -13,6 +13,7 @@ pub mod error;
 mod lines;
 pub mod load;
 pub mod provider;
+pub mod redact;
 mod scalar;
 pub mod schema;
 mod summary;

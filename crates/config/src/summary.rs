@@ -40,7 +40,7 @@ impl Loaded {
                 d.provider.name,
                 d.upstream_model,
                 d.api_base()
-                    .map(redact_url)
+                    .map(crate::redact::url)
                     .unwrap_or_else(|| "no api_base".into())
             );
         }
@@ -52,10 +52,14 @@ impl Loaded {
                 Some(McpTransport::Stdio) => std::iter::once(srv.command.as_deref().unwrap_or(""))
                     .map(str::to_string)
                     // Args often carry connection strings (`postgresql://user:pw@db/x`).
-                    .chain(srv.args.iter().map(|a| redact_url(a)))
+                    .chain(srv.args.iter().map(|a| crate::redact::url(a)))
                     .collect::<Vec<_>>()
                     .join(" "),
-                _ => srv.url.as_deref().map(redact_url).unwrap_or_default(),
+                _ => srv
+                    .url
+                    .as_deref()
+                    .map(crate::redact::url)
+                    .unwrap_or_default(),
             };
             let _ = writeln!(
                 s,
@@ -88,26 +92,5 @@ impl Loaded {
             let _ = writeln!(s, "  {w}");
         }
         s
-    }
-}
-
-/// Drops `user:password@` from a URL.
-fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..end].rfind('@') {
-        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
-        None => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn redacts_credentials() {
-        assert_eq!(super::redact_url("http://u:p@h:1/x"), "http://***@h:1/x");
-        assert_eq!(super::redact_url("http://h/x@y"), "http://h/x@y");
     }
 }

@@ -13,6 +13,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // `gatehouse __mcp-stdio-guard ...`: this process is a stdio MCP server's guard.
+    if let Some(code) = gatehouse_mcp::upstream::orphan_guard::run_if_requested() {
+        return code;
+    }
     let cli = cli::Cli::parse();
     match cli.command {
         Some(cli::Command::Check(args)) => cli::check(&args),

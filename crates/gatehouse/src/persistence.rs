@@ -67,16 +67,6 @@ pub fn ensure_sqlite_dir(url: &str) -> Result<(), String> {
     }
 }
 
-/// Strips a password from a URL for log lines.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_string(),
-    }
-}
-
 /// Work that runs beside the server, stopped in order at shutdown.
 pub struct Background {
     refresher: RefreshHandle,
@@ -108,7 +98,7 @@ pub async fn open(
     };
     let store = gatehouse_store::open_with(&url, &options)
         .await
-        .map_err(|e| format!("key store at {}: {e}", redact(&url)))?;
+        .map_err(|e| format!("key store at {}: {e}", gatehouse_config::redact::url(&url)))?;
     let report = store
         .upsert_config_keys(&config.virtual_keys)
         .await
@@ -118,6 +108,22 @@ pub async fn open(
             key = %alias.clone().unwrap_or_else(|| format!("{}…", &hash[..hash.len().min(12)])),
             "a key once declared in virtual_keys is no longer in the config; it stays valid until blocked or deleted"
         );
+    }
+    for r in &report.revoked {
+        let key = r
+            .key_alias
+            .clone()
+            .unwrap_or_else(|| format!("{}…", &r.token_hash[..r.token_hash.len().min(12)]));
+        match r.revocation {
+            gatehouse_store::Revocation::Blocked => tracing::warn!(
+                key = %key,
+                "a key declared in virtual_keys was blocked through the API; it stays blocked (POST /key/unblock to restore it)"
+            ),
+            gatehouse_store::Revocation::Deleted => tracing::warn!(
+                key = %key,
+                "a key declared in virtual_keys was deleted or regenerated through the API; it stays revoked (remove it from the config, or POST /key/generate with the same key to restore it)"
+            ),
+        }
     }
     let keys = KeyCache::load(store.clone())
         .await
@@ -142,7 +148,7 @@ pub async fn open(
     });
     tracing::info!(
         backend = store.backend(),
-        url = %redact(&url),
+        url = %gatehouse_config::redact::url(&url),
         keys = keys.len(),
         config_keys = report.upserted,
         "key store ready"

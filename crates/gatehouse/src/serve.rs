@@ -75,6 +75,7 @@ async fn serve(
     // replace their configured directories with whatever a client sends.
     let hub_settings = gatehouse_mcp::HubSettings {
         client_capabilities: serde_json::json!({"sampling": {}, "elicitation": {}}),
+        stdio_guard: stdio_guard(),
         ..gatehouse_mcp::HubSettings::default()
     };
     let hub = Hub::with_settings(config, hub_settings).map_err(|e| format!("MCP servers: {e}"))?;
@@ -145,5 +146,18 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+/// This binary, which runs stdio MCP servers under its orphan guard so they die with us
+/// even on SIGKILL. Without it (no `/proc`?) servers still run, guarded only by the
+/// process-group kill at a clean shutdown.
+fn stdio_guard() -> Option<std::path::PathBuf> {
+    match std::env::current_exe() {
+        Ok(exe) => Some(exe),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot locate the gatehouse executable; stdio MCP servers will not die with a SIGKILLed gateway");
+            None
+        }
     }
 }

@@ -134,6 +134,9 @@ pub struct HubSettings {
     /// Client capabilities announced upstream in `initialize`. Announce `sampling`,
     /// `elicitation` or `roots` only once callers pass [`CallOptions::client_requests`].
     pub client_capabilities: Value,
+    /// The executable that runs stdio servers under the orphan guard (the `gatehouse`
+    /// binary itself, see `upstream::orphan_guard`); `None` spawns them directly.
+    pub stdio_guard: Option<std::path::PathBuf>,
 }
 
 impl Default for HubSettings {
@@ -147,6 +150,7 @@ impl Default for HubSettings {
             backoff_max: Duration::from_secs(30),
             stable_after: Duration::from_secs(30),
             client_capabilities: json!({}),
+            stdio_guard: None,
         }
     }
 }
@@ -1149,6 +1153,7 @@ impl Supervisor {
         let opts = ConnectOptions {
             init_timeout: self.settings.init_timeout,
             capabilities: self.settings.client_capabilities.clone(),
+            stdio_guard: self.settings.stdio_guard.clone(),
         };
         let relays = Arc::new(Relays::default());
         let (tx, rx) = mpsc::channel(16);

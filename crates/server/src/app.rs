@@ -5,9 +5,12 @@
 //!    response header), times the request, counts it by route and status class.
 //! 2. CORS (only when `general_settings.allowed_origins` is set) — answers preflights
 //!    before auth, so browsers can ask.
-//! 3. `auth::require_key` — every route but liveness and the admin UI (`/ui`, which checks
+//! 3. `guard::browser_guard` — every route: `Host`/`Origin` (DNS rebinding, cross-site
+//!    pages) and, in local mode, JSON-only bodies (the admin UI's forms excepted: they
+//!    carry a CSRF token and a SameSite=Strict session cookie).
+//! 4. `auth::require_key` — every route but liveness and the admin UI (`/ui`, which checks
 //!    its own session cookie): leaves `Caller` and `McpCaller`.
-//! 4. The handler — reads its body itself, size-limited (413 past
+//! 5. The handler — reads its body itself, size-limited (413 past
 //!    `max_request_size_mb`), and answers errors in its client's dialect.
 
 use std::future::Future;
@@ -25,11 +28,17 @@ use gatehouse_mcp::downstream::EndpointSettings;
 
 use crate::auth::require_key;
 use crate::error::ApiError;
+use crate::guard::{Guard, browser_guard};
 use crate::request::observe;
 use crate::routes::{chat, embeddings, health, keys, messages, models, responses};
 use crate::state::AppState;
 
 pub fn router(state: Arc<AppState>) -> Router {
+    let guard = Arc::new(Guard::new(
+        state.auth.is_local(),
+        &state.allowed_hosts,
+        &state.allowed_origins,
+    ));
     let api = Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/chat/completions", post(chat::chat_completions))
@@ -56,12 +65,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/key/info", get(keys::info))
         .route("/key/update", post(keys::update))
         .route("/key/delete", post(keys::delete))
+        .route("/key/block", post(keys::block))
+        .route("/key/unblock", post(keys::unblock))
         .route("/key/regenerate", post(keys::regenerate))
         .route("/key/{key}/regenerate", post(keys::regenerate_path))
         .route("/key/list", get(keys::list))
         .route("/spend/logs", get(keys::spend_logs))
         .with_state(state.clone())
-        .merge(mcp_router(&state))
+        .merge(mcp_router(&state, &guard))
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method);
     let mut app = api
@@ -69,7 +80,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             state.clone(),
             require_key,
         ))
-        .merge(crate::ui::router(state.clone()));
+        .merge(crate::ui::router(state.clone()))
+        .layer(axum::middleware::from_fn_with_state(guard, browser_guard));
     if let Some(cors) = cors_layer(&state.allowed_origins) {
         app = app.layer(cors);
     }
@@ -86,19 +98,12 @@ async fn wrong_method(method: Method, uri: axum::http::Uri) -> ApiError {
 }
 
 /// The MCP endpoint (`/mcp`, `/mcp/{server}`, legacy SSE, `/v1/mcp/*`). It sits inside
-/// the auth layer, which leaves the `McpCaller` it needs.
-fn mcp_router(state: &AppState) -> Router {
-    // DNS-rebinding protection matters for a server without credentials. With auth on,
-    // a rebinding page cannot present a key, so any Host is accepted unless the operator
-    // lists `allowed_hosts` (LAN names such as litellm.linuxserver.lan then work as is).
-    let allowed_hosts = if state.allowed_hosts.is_empty() && !state.auth.is_local() {
-        vec!["*".to_string()]
-    } else {
-        state.allowed_hosts.clone()
-    };
+/// the auth layer, which leaves the `McpCaller` it needs, and gets the server's Host/Origin
+/// policy (its own check then agrees with the outer one).
+fn mcp_router(state: &AppState, guard: &Guard) -> Router {
     let settings = EndpointSettings {
-        allowed_hosts,
-        allowed_origins: state.allowed_origins.clone(),
+        allowed_hosts: guard.allowed_hosts.clone(),
+        allowed_origins: guard.allowed_origins.clone(),
         ..EndpointSettings::from_config(state.hub.mcp_settings())
     };
     gatehouse_mcp::downstream::router(state.hub.clone(), settings)

@@ -75,7 +75,7 @@ impl Auth {
                 resolver,
             } => (master_key_hash, resolver),
         };
-        let presented = presented_key(headers).ok_or_else(|| {
+        let presented = presented_key(headers)?.ok_or_else(|| {
             ApiError::Unauthorized(
                 "no API key: send it as 'Authorization: Bearer <key>' (or x-api-key)".into(),
             )
@@ -115,23 +115,30 @@ impl Auth {
 }
 
 /// The key sent with a request: `Authorization: Bearer`, `x-api-key` (Anthropic
-/// clients), `api-key` (Azure clients) or `x-litellm-api-key`.
-fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    if let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) {
-        let value = value.trim();
-        let key = match value.get(..6) {
-            Some(scheme) if scheme.eq_ignore_ascii_case("bearer") => value[6..].trim(),
-            _ => value,
-        };
+/// clients), `api-key` (Azure clients) or `x-litellm-api-key`. An `Authorization` value
+/// without the Bearer scheme (`Authorization: sk-...`, `Basic ...`) is refused rather
+/// than guessed at, as LiteLLM does.
+fn presented_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    if let Some(value) = headers.get("authorization") {
+        let value = value.to_str().unwrap_or("").trim();
+        let (scheme, rest) = value.split_once(char::is_whitespace).unwrap_or((value, ""));
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(ApiError::Unauthorized(
+                "the Authorization header must use the Bearer scheme: send \
+                 'Authorization: Bearer <key>' (or the key alone in x-api-key)"
+                    .into(),
+            ));
+        }
+        let key = rest.trim();
         if !key.is_empty() {
-            return Some(key);
+            return Ok(Some(key));
         }
     }
-    ["x-api-key", "api-key", "x-litellm-api-key"]
+    Ok(["x-api-key", "api-key", "x-litellm-api-key"]
         .iter()
         .find_map(|name| headers.get(*name).and_then(|v| v.to_str().ok()))
         .map(str::trim)
-        .filter(|k| !k.is_empty())
+        .filter(|k| !k.is_empty()))
 }
 
 /// The authenticated caller, available to handlers as an extension.
@@ -228,27 +235,45 @@ mod tests {
         h
     }
 
+    fn key(pairs: &[(&'static str, &str)]) -> Option<String> {
+        presented_key(&headers(pairs)).unwrap().map(str::to_owned)
+    }
+
     #[test]
     fn key_sources() {
         assert_eq!(
-            presented_key(&headers(&[("authorization", "Bearer sk-1")])),
+            key(&[("authorization", "Bearer sk-1")]).as_deref(),
             Some("sk-1")
         );
         assert_eq!(
-            presented_key(&headers(&[("authorization", "bearer  sk-2 ")])),
+            key(&[("authorization", "bearer  sk-2 ")]).as_deref(),
             Some("sk-2")
         );
+        assert_eq!(key(&[("x-api-key", "sk-3")]).as_deref(), Some("sk-3"));
+        assert_eq!(key(&[("api-key", "sk-4")]).as_deref(), Some("sk-4"));
         assert_eq!(
-            presented_key(&headers(&[("x-api-key", "sk-3")])),
-            Some("sk-3")
+            key(&[("x-litellm-api-key", "sk-5")]).as_deref(),
+            Some("sk-5")
         );
-        assert_eq!(
-            presented_key(&headers(&[("api-key", "sk-4")])),
-            Some("sk-4")
-        );
-        assert_eq!(
-            presented_key(&headers(&[("authorization", "Bearer ")])),
-            None
+        assert_eq!(key(&[("authorization", "Bearer ")]), None);
+    }
+
+    #[test]
+    fn authorization_without_bearer_scheme_is_refused_with_advice() {
+        for value in ["sk-1", "Basic dXNlcjpwYXNz", "Bearersk-1", "Token sk-1"] {
+            let err = presented_key(&headers(&[("authorization", value)])).unwrap_err();
+            assert!(
+                matches!(&err, ApiError::Unauthorized(m) if m.contains("Bearer <key>")),
+                "{value}: {err}"
+            );
+        }
+        // Even next to a valid x-api-key: the client is misconfigured, say so.
+        assert!(
+            presented_key(&headers(&[
+                ("authorization", "sk-1"),
+                ("x-api-key", "sk-1")
+            ]))
+            .is_err()
         );
     }
 

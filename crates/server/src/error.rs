@@ -27,6 +27,9 @@ pub enum ApiError {
         "request body is larger than the {limit_mb} MB limit (general_settings.max_request_size_mb)"
     )]
     PayloadTooLarge { limit_mb: f64 },
+    /// A body whose `Content-Type` this route does not read (local mode: not JSON).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("{0}")]
     RateLimited(String),
     /// A key's own rpm/tpm/parallel limit; carries LiteLLM's `x-ratelimit-*` and
@@ -40,7 +43,8 @@ pub enum ApiError {
     BudgetExceeded(String),
     #[error("upstream did not answer within {0:.1}s")]
     UpstreamTimeout(f64),
-    #[error("could not reach the upstream: {0}")]
+    /// The text is usually an HTTP client error, which names the URL: printed redacted.
+    #[error("could not reach the upstream: {}", gatehouse_config::redact::text(.0))]
     UpstreamUnreachable(String),
     /// The upstream answered an error; its status and (OpenAI-shaped) body are kept, with
     /// what it means (`kind`, classified once by the provider adapter where the vendor's
@@ -115,6 +119,7 @@ impl ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::ModelNotFound(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited(_) | Self::OverKeyLimit { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::BudgetExceeded(_) => StatusCode::BAD_REQUEST,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -130,9 +135,10 @@ impl ApiError {
     /// OpenAI's `error.type` for this error.
     pub fn openai_type(&self) -> &'static str {
         match self {
-            Self::BadRequest(_) | Self::InvalidParam { .. } | Self::PayloadTooLarge { .. } => {
-                "invalid_request_error"
-            }
+            Self::BadRequest(_)
+            | Self::InvalidParam { .. }
+            | Self::PayloadTooLarge { .. }
+            | Self::UnsupportedMediaType(_) => "invalid_request_error",
             Self::Unauthorized(_) => "authentication_error",
             Self::Forbidden(_) => "permission_error",
             Self::ModelNotFound(_) | Self::NotFound(_) => "not_found_error",
@@ -168,6 +174,7 @@ impl ApiError {
             Self::ModelNotFound(_) => "model_not_found",
             Self::NotFound(_) => "not_found",
             Self::PayloadTooLarge { .. } => "too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::RateLimited(_) | Self::OverKeyLimit { .. } => "rate_limited",
             Self::BudgetExceeded(_) => "budget_exceeded",
             Self::UpstreamTimeout(_) => "upstream_timeout",
@@ -188,7 +195,7 @@ impl ApiError {
         };
         json!({
             "error": {
-                "message": self.to_string(),
+                "message": gatehouse_config::redact::text(&self.to_string()),
                 "type": self.openai_type(),
                 "param": param,
                 "code": self.openai_code(),
@@ -208,6 +215,7 @@ impl IntoResponse for ApiError {
                 // Not OpenAI-shaped (an HTML proxy page, a vendor body): wrap it so the
                 // client's SDK can still parse the error, and keep the upstream text.
                 let text = String::from_utf8_lossy(&body);
+                let text = gatehouse_config::redact::text(&text);
                 let message = format!(
                     "upstream returned {status}: {}",
                     text.chars().take(2000).collect::<String>()

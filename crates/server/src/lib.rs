@@ -11,6 +11,7 @@ pub mod cost;
 pub mod deployments;
 pub mod dialects;
 pub mod error;
+pub mod guard;
 pub mod limits;
 pub mod pipeline;
 pub mod providers;

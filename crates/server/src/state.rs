@@ -81,7 +81,7 @@ impl AppState {
         hub: Arc<Hub>,
         persistence: Option<Persistence>,
         metrics: Option<PrometheusHandle>,
-    ) -> Result<Self, DeploymentError> {
+    ) -> Result<Self, StateError> {
         let mut router = crate::deployments::build_router(config)?;
         let redis = redis_url(config);
         let mut cooldown_feed = None;
@@ -103,14 +103,7 @@ impl AppState {
             Some(p) => p.keys.clone(),
             None => Arc::new(NoKeys),
         };
-        let http = reqwest::Client::builder()
-            .pool_idle_timeout(std::time::Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            .tcp_nodelay(true)
-            // A gateway reports an upstream's redirect; it does not follow it with our keys.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
+        let http = upstream_client()?;
         Ok(Self {
             config: Arc::new(config.clone()),
             router,
@@ -130,6 +123,29 @@ impl AppState {
             limiter,
         })
     }
+}
+
+/// Why the state could not be built (start-up fails with it).
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(transparent)]
+    Deployments(#[from] DeploymentError),
+    /// No silent fallback to a default client: that one would follow redirects with our
+    /// upstream keys.
+    #[error("cannot build the upstream HTTP client: {0}")]
+    HttpClient(String),
+}
+
+/// The client every upstream LLM call uses, built with our policy or not at all.
+fn upstream_client() -> Result<reqwest::Client, StateError> {
+    reqwest::Client::builder()
+        .pool_idle_timeout(std::time::Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
+        // A gateway reports an upstream's redirect; it does not follow it with our keys.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| StateError::HttpClient(e.to_string()))
 }
 
 /// Wildcard deployments kept materialised at most (one per requested name).

@@ -35,7 +35,7 @@ pub use listing::{
 pub use litellm::{ImportReport, import_litellm, record_from_litellm};
 pub use model::{
     AuditRow, ConfigSyncReport, KeyChanges, KeyFilter, KeyPage, KeyRecord, KeySource, KeyUpdate,
-    LogFilter, SpendRow,
+    LogFilter, Revocation, RevokedConfigKey, SpendRow,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

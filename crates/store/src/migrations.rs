@@ -50,6 +50,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "log_listings",
         sql: listing_v3,
     },
+    Migration {
+        version: 4,
+        name: "config_key_revocations",
+        sql: revocations_v4,
+    },
 ];
 
 pub(crate) fn latest_version() -> i64 {
@@ -179,4 +184,17 @@ mod tests {
         }
         assert_eq!(latest_version(), last);
     }
+}
+
+/// Config-declared keys blocked or deleted through the API. Unlike tombstones (which only
+/// tell other replicas' caches, and expire) these last: the start-up re-seed of
+/// `virtual_keys` reads them so a revoked key does not come back.
+fn revocations_v4(_: Dialect) -> String {
+    "CREATE TABLE gatehouse_key_revocations (
+        token_hash TEXT PRIMARY KEY,
+        key_alias TEXT,
+        kind TEXT NOT NULL,
+        revoked_at BIGINT NOT NULL
+    )"
+    .to_string()
 }

@@ -171,6 +171,45 @@ pub struct ConfigSyncReport {
     /// Keys with source "config" that are no longer in the config, as (hash, alias). They
     /// are kept (see `KeyStore::upsert_config_keys`); the caller should log them.
     pub orphaned: Vec<(String, Option<String>)>,
+    /// Keys in the config that were blocked or deleted through the API: blocked ones were
+    /// re-seeded still blocked, deleted ones not at all. The caller should log them.
+    pub revoked: Vec<RevokedConfigKey>,
+}
+
+/// A config-declared key revoked through the API (see [`ConfigSyncReport::revoked`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedConfigKey {
+    pub token_hash: String,
+    pub key_alias: Option<String>,
+    pub revocation: Revocation,
+}
+
+/// How a config-declared key was revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revocation {
+    /// `/key/block` or `/key/update {"blocked": true}`; undone by `/key/unblock`.
+    Blocked,
+    /// `/key/delete` or `/key/regenerate` (the old secret); undone by generating the same
+    /// key again with `/key/generate`.
+    Deleted,
+}
+
+impl Revocation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Blocked => "blocked",
+            Self::Deleted => "deleted",
+        }
+    }
+
+    /// Unknown values read as `Deleted`: the stricter revocation.
+    pub fn parse(s: &str) -> Self {
+        if s == "blocked" {
+            Self::Blocked
+        } else {
+            Self::Deleted
+        }
+    }
 }
 
 /// One LLM request's usage, written off the request path.

@@ -43,6 +43,13 @@ pub(crate) const TOMBSTONE_UPSERT: &str = "INSERT INTO gatehouse_key_tombstones 
     (token_hash, deleted_at) VALUES ($1, $2) \
     ON CONFLICT (token_hash) DO UPDATE SET deleted_at = excluded.deleted_at";
 
+/// Records that a config-declared key was revoked; `$1` hash, `$2` alias, `$3` kind,
+/// `$4` now. A delete after a block overwrites it (the stricter revocation wins).
+pub(crate) const REVOCATION_UPSERT: &str = "INSERT INTO gatehouse_key_revocations \
+    (token_hash, key_alias, kind, revoked_at) VALUES ($1, $2, $3, $4) \
+    ON CONFLICT (token_hash) DO UPDATE SET key_alias = excluded.key_alias, \
+    kind = excluded.kind, revoked_at = excluded.revoked_at";
+
 /// Tombstones only need to outlive the slowest replica's refresh; a week is generous.
 pub(crate) const TOMBSTONE_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
 

@@ -12,13 +12,13 @@ use sqlx::{Database, QueryBuilder, Row};
 
 use crate::queries::{
     CONFIG_UPSERT_SET, EncodedKey, KEY_COLS, KEY_PLACEHOLDERS, LOG_CHUNK, REGENERATE_COPY,
-    TOMBSTONE_TTL_MS, TOMBSTONE_UPSERT, json_text, now_ms, opt_i64, parse_json, parse_opt_json,
+    REVOCATION_UPSERT, TOMBSTONE_TTL_MS, TOMBSTONE_UPSERT, json_text, now_ms, opt_i64, parse_json, parse_opt_json,
     to_i64, to_u64,
 };
 use crate::time::{add_budget_duration, from_ms, opt_from_ms, to_ms};
 use crate::{
     AuditRow, ConfigSyncReport, KeyChanges, KeyFilter, KeyPage, KeyRecord, KeySource, KeyStore,
-    KeyUpdate, LogFilter, SpendRow, StoreError,
+    KeyUpdate, LogFilter, Revocation, RevokedConfigKey, SpendRow, StoreError,
 };
 
 type DbRow = <Db as Database>::Row;
@@ -216,6 +216,38 @@ fn push_key_update(
     Ok(())
 }
 
+/// Remembers that the config-declared key `hash` was revoked, so the next start-up's
+/// re-seed of `virtual_keys` does not restore it. Keys from the API need no record: only
+/// the config brings keys back.
+async fn record_revocation(
+    conn: &mut <Db as Database>::Connection,
+    hash: &str,
+    alias: Option<&str>,
+    kind: Revocation,
+) -> Result<(), StoreError> {
+    sqlx::query(REVOCATION_UPSERT)
+        .bind(hash)
+        .bind(alias)
+        .bind(kind.as_str())
+        .bind(now_ms())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The source and alias of a key, if it exists.
+async fn source_and_alias(
+    conn: &mut <Db as Database>::Connection,
+    hash: &str,
+) -> Result<Option<(KeySource, Option<String>)>, StoreError> {
+    let row: Option<(String, Option<String>)> =
+        sqlx::query_as("SELECT source, key_alias FROM gatehouse_keys WHERE token_hash = $1")
+            .bind(hash)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(row.map(|(s, a)| (KeySource::parse(&s), a)))
+}
+
 #[async_trait]
 impl KeyStore for Store {
     fn backend(&self) -> &'static str {
@@ -237,8 +269,13 @@ impl KeyStore for Store {
             .execute(&mut *tx)
             .await
             .map_err(map_insert_error)?;
-        // A hash that comes back after a delete must not stay deleted in caches.
+        // A hash that comes back after a delete must not stay deleted in caches, nor at
+        // the next start-up's config re-seed.
         sqlx::query("DELETE FROM gatehouse_key_tombstones WHERE token_hash = $1")
+            .bind(&key.token_hash)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM gatehouse_key_revocations WHERE token_hash = $1")
             .bind(&key.token_hash)
             .execute(&mut *tx)
             .await?;
@@ -251,20 +288,42 @@ impl KeyStore for Store {
         keys: &[VirtualKeyConfig],
     ) -> Result<ConfigSyncReport, StoreError> {
         let now = Utc::now();
-        let records = keys
+        let mut records = keys
             .iter()
             .enumerate()
             .map(|(i, k)| crate::config_keys::record_from_config(i, k, now))
             .collect::<Result<Vec<_>, _>>()?;
         // Hash order: replicas syncing at once lock rows in the same order.
-        let mut ordered: Vec<&KeyRecord> = records.iter().collect();
-        ordered.sort_by(|a, b| a.token_hash.cmp(&b.token_hash));
+        records.sort_by(|a, b| a.token_hash.cmp(&b.token_hash));
         let sql = format!(
             "INSERT INTO gatehouse_keys ({KEY_COLS}) VALUES ({KEY_PLACEHOLDERS}) \
              ON CONFLICT (token_hash) DO UPDATE SET {CONFIG_UPSERT_SET}"
         );
         let mut tx = begin_write(&self.pool).await?;
-        for rec in ordered {
+        let revocations: std::collections::HashMap<String, Revocation> =
+            sqlx::query_as::<_, (String, String)>(
+                "SELECT token_hash, kind FROM gatehouse_key_revocations",
+            )
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|(h, k)| (h, Revocation::parse(&k)))
+            .collect();
+        let mut revoked = Vec::new();
+        for rec in &mut records {
+            if let Some(&revocation) = revocations.get(&rec.token_hash) {
+                revoked.push(RevokedConfigKey {
+                    token_hash: rec.token_hash.clone(),
+                    key_alias: rec.key_alias.clone(),
+                    revocation,
+                });
+                match revocation {
+                    // Deleted stays deleted: not re-inserted, no tombstone cleared.
+                    Revocation::Deleted => continue,
+                    // The config cannot unblock what the API blocked.
+                    Revocation::Blocked => rec.blocked = true,
+                }
+            }
             bind_key(sqlx::query(&sql), EncodedKey::new(rec)?)
                 .execute(&mut *tx)
                 .await?;
@@ -286,8 +345,9 @@ impl KeyStore for Store {
             .filter(|(h, _)| !current.contains(h.as_str()))
             .collect();
         Ok(ConfigSyncReport {
-            upserted: records.len(),
+            upserted: records.len() - revoked.iter().filter(|r| r.revocation == Revocation::Deleted).count(),
             orphaned,
+            revoked,
         })
     }
 
@@ -307,22 +367,52 @@ impl KeyStore for Store {
         push_key_update(&mut qb, update, now)?;
         qb.push(" WHERE token_hash = ").push_bind(hash.to_string());
         qb.push(" RETURNING ").push(KEY_COLS);
-        let row = qb.build().fetch_optional(&self.pool).await?;
-        match row {
-            Some(r) => key_from_row(&r),
-            None => Err(StoreError::NotFound),
+        let mut tx = begin_write(&self.pool).await?;
+        let row = qb.build().fetch_optional(&mut *tx).await?;
+        let rec = match row {
+            Some(r) => key_from_row(&r)?,
+            None => return Err(StoreError::NotFound),
+        };
+        if rec.source == KeySource::Config {
+            match update.blocked {
+                Some(true) => {
+                    record_revocation(
+                        &mut tx,
+                        hash,
+                        rec.key_alias.as_deref(),
+                        Revocation::Blocked,
+                    )
+                    .await?;
+                }
+                Some(false) => {
+                    sqlx::query(
+                        "DELETE FROM gatehouse_key_revocations \
+                         WHERE token_hash = $1 AND kind = 'blocked'",
+                    )
+                    .bind(hash)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => {}
+            }
         }
+        tx.commit().await?;
+        Ok(rec)
     }
 
     async fn delete(&self, hash: &str) -> Result<bool, StoreError> {
         let now = now_ms();
         let mut tx = begin_write(&self.pool).await?;
+        let existing = source_and_alias(&mut tx, hash).await?;
         let gone = sqlx::query("DELETE FROM gatehouse_keys WHERE token_hash = $1")
             .bind(hash)
             .execute(&mut *tx)
             .await?
             .rows_affected()
             > 0;
+        if let Some((KeySource::Config, alias)) = &existing {
+            record_revocation(&mut tx, hash, alias.as_deref(), Revocation::Deleted).await?;
+        }
         if gone {
             sqlx::query(TOMBSTONE_UPSERT)
                 .bind(hash)
@@ -343,6 +433,7 @@ impl KeyStore for Store {
         let new_hash = crate::hash_key(&key);
         let now = now_ms();
         let mut tx = begin_write(&self.pool).await?;
+        let existing = source_and_alias(&mut tx, old_hash).await?;
         let copied = sqlx::query(REGENERATE_COPY)
             .bind(&new_hash)
             .bind(crate::keygen::prefix_display(&key))
@@ -364,6 +455,10 @@ impl KeyStore for Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+        // The old secret of a config key is still in config.yaml: it must not come back.
+        if let Some((KeySource::Config, alias)) = &existing {
+            record_revocation(&mut tx, old_hash, alias.as_deref(), Revocation::Deleted).await?;
+        }
         let sql = format!("SELECT {KEY_COLS} FROM gatehouse_keys WHERE token_hash = $1");
         let row = sqlx::query(&sql)
             .bind(&new_hash)

@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use gatehouse_config::schema::VirtualKeyConfig;
 use gatehouse_store::{
     AuditQuery, AuditRow, Cursor, KeyCache, KeyFilter, KeyRecord, KeySource, KeyStore, KeyUpdate,
-    LogFilter, SpendQuery, SpendRow, SpendWriter, SpendWriterConfig, StatusFilter, StoreError,
-    generate_key, hash_key,
+    LogFilter, Revocation, SpendQuery, SpendRow, SpendWriter, SpendWriterConfig, StatusFilter,
+    StoreError, generate_key, hash_key,
 };
 use serde_json::json;
 
@@ -45,6 +45,7 @@ suite!(
     failed_migration_names_itself,
     newer_schema_is_refused,
     config_keys_upsert_and_survive_recreate,
+    revoked_config_keys_stay_revoked,
     update_delete_regenerate,
     expiry_and_blocked_are_stored,
     list_paginates_1000_keys,
@@ -722,6 +723,92 @@ mod cases {
         assert_eq!(hit.spend, 0.0);
         assert!(cache.lookup_key("sk-config-beta-0002").is_some());
         assert!(cache.lookup_key("sk-not-configured").is_none());
+    }
+
+    /// Blocking, deleting or regenerating a key declared in `virtual_keys` survives the
+    /// next start-up's re-seed (a restart is a new pool on the same database).
+    pub async fn revoked_config_keys_stay_revoked(db: TestDb) {
+        let mut cfg = config_keys();
+        cfg.push(VirtualKeyConfig {
+            api_key: "sk-config-gamma-0003".into(),
+            key_alias: Some("gamma".into()),
+            ..Default::default()
+        });
+        let alpha = hash_key("sk-config-alpha-0001");
+        let beta = hash_key("sk-config-beta-0002");
+        let gamma = hash_key("sk-config-gamma-0003");
+        let store = db.open().await;
+        store.upsert_config_keys(&cfg).await.unwrap();
+        let block = KeyUpdate {
+            blocked: Some(true),
+            ..Default::default()
+        };
+        store.update(&alpha, &block).await.unwrap();
+        assert!(store.delete(&beta).await.unwrap());
+        let (new_gamma, _) = store.regenerate(&gamma).await.unwrap();
+        store.close().await;
+
+        let store = db.open().await;
+        let report = store.upsert_config_keys(&cfg).await.unwrap();
+        let mut revoked: Vec<(Option<String>, Revocation)> = report
+            .revoked
+            .iter()
+            .map(|r| (r.key_alias.clone(), r.revocation))
+            .collect();
+        revoked.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            revoked,
+            vec![
+                (Some("alpha".into()), Revocation::Blocked),
+                (Some("beta".into()), Revocation::Deleted),
+                (Some("gamma".into()), Revocation::Deleted),
+            ]
+        );
+        assert_eq!(
+            report.upserted, 1,
+            "only alpha is re-seeded (still blocked)"
+        );
+        let cache = KeyCache::load(store.clone()).await.unwrap();
+        assert!(
+            cache.lookup(&alpha).unwrap().blocked,
+            "config cannot unblock"
+        );
+        assert!(cache.lookup(&beta).is_none(), "deleted stays deleted");
+        assert!(
+            cache.lookup(&gamma).is_none(),
+            "regenerated secret stays dead"
+        );
+        assert!(cache.lookup_key(&new_gamma).is_some());
+
+        // Unblocking and re-creating the same key undo the revocations.
+        let unblock = KeyUpdate {
+            blocked: Some(false),
+            ..Default::default()
+        };
+        store.update(&alpha, &unblock).await.unwrap();
+        store
+            .insert(&KeyRecord::new(
+                "sk-config-beta-0002",
+                KeySource::Api,
+                Utc::now(),
+            ))
+            .await
+            .unwrap();
+        let report = store.upsert_config_keys(&cfg).await.unwrap();
+        assert_eq!(report.revoked.len(), 1, "{:?}", report.revoked);
+        assert_eq!(report.revoked[0].key_alias.as_deref(), Some("gamma"));
+        assert!(!store.get_by_hash(&alpha).await.unwrap().unwrap().blocked);
+        assert!(store.get_by_hash(&beta).await.unwrap().is_some());
+
+        // Keys from the API leave no revocation behind.
+        let (_, rec) = api_key("api", Utc::now());
+        store.insert(&rec).await.unwrap();
+        store.update(&rec.token_hash, &block).await.unwrap();
+        assert_eq!(
+            store.upsert_config_keys(&cfg).await.unwrap().revoked.len(),
+            1
+        );
+        store.close().await;
     }
 
     pub async fn update_delete_regenerate(db: TestDb) {

@@ -11,7 +11,7 @@
 //! decoded to skip them correctly. [`Decoder`] is incremental: feed network chunks in any
 //! split; checksums are verified and a mismatch is an error (the stream is corrupt).
 
-use super::crc32::crc32;
+use crc32fast::hash as crc32;
 
 /// Prelude (12) + message CRC (4).
 const OVERHEAD: usize = 16;

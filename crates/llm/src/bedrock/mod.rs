@@ -10,7 +10,6 @@
 //! - [`sigv4`]: AWS Signature Version 4.
 //! - [`embeddings`]: OpenAI embeddings <-> Titan / Cohere `InvokeModel` bodies.
 
-mod crc32;
 pub mod embeddings;
 pub mod error;
 pub mod eventstream;

@@ -9,6 +9,7 @@
 //! Canonical URI: Bedrock is not S3, so the path (already percent-encoded, e.g. the `:`
 //! of a model id as `%3A`) is encoded once more, as the AWS SDKs do.
 
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 /// Long-term or temporary AWS credentials.
@@ -86,7 +87,7 @@ pub fn sign(
         canonical_query(query),
         canonical_headers,
         signed_headers,
-        hex(&Sha256::digest(req.payload)),
+        hex::encode(Sha256::digest(req.payload)),
     );
     let signature = signature(&canonical_request, &amz_date, creds, region, service);
     let mut out = vec![("x-amz-date", amz_date.clone())];
@@ -116,7 +117,7 @@ pub fn signature(
     let scope = format!("{date}/{region}/{service}/aws4_request");
     let string_to_sign = format!(
         "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-        hex(&Sha256::digest(canonical_request.as_bytes()))
+        hex::encode(Sha256::digest(canonical_request.as_bytes()))
     );
     let k_date = hmac(
         format!("AWS4{}", creds.secret_access_key).as_bytes(),
@@ -125,34 +126,20 @@ pub fn signature(
     let k_region = hmac(&k_date, region.as_bytes());
     let k_service = hmac(&k_region, service.as_bytes());
     let k_signing = hmac(&k_service, b"aws4_request");
-    hex(&hmac(&k_signing, string_to_sign.as_bytes()))
+    hex::encode(hmac(&k_signing, string_to_sign.as_bytes()))
 }
 
-/// HMAC-SHA256 (RFC 2104, block size 64).
+/// HMAC-SHA256, from the `hmac` crate.
 fn hmac(key: &[u8], message: &[u8]) -> [u8; 32] {
-    let mut block = [0u8; 64];
-    if key.len() > 64 {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
+    // HMAC accepts keys of every length, so `new_from_slice` cannot fail; were it to, an
+    // all-zero MAC only makes AWS refuse the signature.
+    match Hmac::<Sha256>::new_from_slice(key) {
+        Ok(mut mac) => {
+            mac.update(message);
+            mac.finalize().into_bytes().into()
+        }
+        Err(_) => [0; 32],
     }
-    let mut inner = Sha256::new();
-    inner.update(block.map(|b| b ^ 0x36));
-    inner.update(message);
-    let mut outer = Sha256::new();
-    outer.update(block.map(|b| b ^ 0x5c));
-    outer.update(inner.finalize());
-    outer.finalize().into()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0xF)]));
-    }
-    s
 }
 
 /// `https://host[:port]/path?query` -> (host header value, path, query).

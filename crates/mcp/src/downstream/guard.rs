@@ -1,7 +1,15 @@
 //! DNS-rebinding protection: `Host` must name us, and a browser `Origin` must be one we
 //! trust. Loopback names are always allowed; LAN names come from configuration.
+//! The server crate runs the same check on every route (its `guard` middleware).
 
-use axum::http::{HeaderMap, Uri, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::Response;
+
+/// A refusal as the MCP endpoint answers one: a JSON-RPC error without an id, so MCP
+/// clients show `message` instead of failing to parse the body.
+pub fn refusal(status: StatusCode, message: String) -> Response {
+    super::streamable::rpc_error(status, super::protocol::SERVER_ERROR, message)
+}
 
 /// Whether `host` (a `Host` header value or an origin's host, port included or not) is
 /// allowed: loopback with any port, or listed in `allowed` (`"*"` allows everything; an

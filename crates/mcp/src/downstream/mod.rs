@@ -19,7 +19,7 @@
 
 pub mod backend;
 mod dispatch;
-mod guard;
+pub mod guard;
 mod hub_adapter;
 mod legacy;
 mod modern;
@@ -41,7 +41,7 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use tokio_util::sync::CancellationToken;
 
@@ -231,8 +231,7 @@ async fn host_guard(State(ep): State<Ep>, req: Request, next: Next) -> Response 
         Ok(()) => next.run(req).await,
         Err(e) => {
             tracing::warn!(error = %e, "MCP request refused");
-            streamable::rpc_error(StatusCode::FORBIDDEN, protocol::SERVER_ERROR, e.to_string())
-                .into_response()
+            guard::refusal(StatusCode::FORBIDDEN, e.to_string())
         }
     }
 }

@@ -36,11 +36,36 @@ pub(crate) fn parse_url(cfg: &McpServerConfig) -> Result<Url, UpstreamError> {
     Url::parse(url).map_err(|e| UpstreamError::Config(format!("invalid url `{url}`: {e}")))
 }
 
+/// The client for one HTTP MCP server. Redirects are followed within the server's own
+/// origin only: its configured headers (tokens, `x-mcp-*-authorization` values) must not
+/// be replayed to another host, and reqwest strips only the standard auth headers.
 pub(crate) fn client() -> Result<Client, UpstreamError> {
+    let policy = reqwest::redirect::Policy::custom(|attempt| {
+        let same_origin = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| same_origin(first, attempt.url()));
+        if attempt.previous().len() > 5 {
+            attempt.error("too many redirects")
+        } else if same_origin {
+            attempt.follow()
+        } else {
+            let to = gatehouse_config::redact::url(attempt.url().as_str());
+            attempt.error(format!("redirect to another origin refused ({to})"))
+        }
+    });
     Client::builder()
         .connect_timeout(Duration::from_secs(10))
+        .redirect(policy)
         .build()
         .map_err(|e| UpstreamError::Transport(e.to_string()))
+}
+
+/// Scheme, host and port agree (an `http` → `https` upgrade is another origin too).
+pub(crate) fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
 }
 
 /// reqwest's top-level message hides the cause ("error sending request"); keep it.

@@ -71,6 +71,14 @@ impl SseTransport {
         let endpoint = url
             .join(data.trim())
             .map_err(|e| UpstreamError::Protocol(format!("bad endpoint `{data}`: {e}")))?;
+        // Our messages carry the server's configured headers: a server (or whoever
+        // injected the event) must not point them at another host.
+        if !super::http::same_origin(&url, &endpoint) {
+            return Err(UpstreamError::Protocol(format!(
+                "the `endpoint` event names another origin ({}); refused",
+                gatehouse_config::redact::url(endpoint.as_str())
+            )));
+        }
         Ok(SseTransport {
             name: name.to_string(),
             client,

@@ -10,7 +10,9 @@ pub mod catalog;
 pub mod http;
 pub mod legacy_sse;
 pub mod modern;
+pub mod orphan_guard;
 pub mod sse;
+pub mod stderr;
 pub mod stdio;
 
 use crate::jsonrpc::{Id, Message, Notification, Request, Response, RpcError};
@@ -104,6 +106,8 @@ pub struct ConnectOptions {
     /// Client capabilities announced in `initialize`. Only announce `roots`, `sampling`
     /// or `elicitation` when a request handler that can relay them is registered.
     pub capabilities: Value,
+    /// Runs stdio servers under this orphan guard executable (see [`orphan_guard`]).
+    pub stdio_guard: Option<std::path::PathBuf>,
 }
 
 impl Default for ConnectOptions {
@@ -111,6 +115,7 @@ impl Default for ConnectOptions {
         ConnectOptions {
             init_timeout: Duration::from_secs(30),
             capabilities: json!({}),
+            stdio_guard: None,
         }
     }
 }
@@ -266,9 +271,13 @@ impl Upstream {
         let death = DeathNote::new();
         let connecting = async {
             Ok::<_, UpstreamError>(match kind {
-                TransportKind::Stdio => {
-                    Transport::Stdio(stdio::StdioTransport::spawn(name, cfg, tx, death.clone())?)
-                }
+                TransportKind::Stdio => Transport::Stdio(stdio::StdioTransport::spawn(
+                    name,
+                    cfg,
+                    opts.stdio_guard.as_deref(),
+                    tx,
+                    death.clone(),
+                )?),
                 TransportKind::StreamableHttp => {
                     Transport::Http(http::HttpTransport::new(name, cfg, tx, death.clone())?)
                 }

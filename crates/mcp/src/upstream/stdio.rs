@@ -1,10 +1,13 @@
 //! stdio transport: a child process in its own process group, newline-delimited JSON.
+//! With a guard configured the group's leader is the orphan guard, which takes the group
+//! down if the gateway dies without closing it (see `orphan_guard`).
 
-use super::{DeathNote, UpstreamError};
+use super::{DeathNote, UpstreamError, orphan_guard};
 use crate::jsonrpc::{self, Message};
 use gatehouse_config::McpServerConfig;
 use rustix::process::{Pid, Signal, kill_process_group};
 use serde_json::Value;
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -25,6 +28,7 @@ impl StdioTransport {
     pub(crate) fn spawn(
         name: &str,
         cfg: &McpServerConfig,
+        guard: Option<&Path>,
         inbound: mpsc::Sender<Message>,
         death: DeathNote,
     ) -> Result<StdioTransport, UpstreamError> {
@@ -32,9 +36,30 @@ impl StdioTransport {
             .command
             .as_deref()
             .ok_or_else(|| UpstreamError::Config("stdio server without `command`".into()))?;
-        let mut cmd = Command::new(command);
-        cmd.args(&cfg.args)
-            .envs(&cfg.env)
+        let mut cmd = match guard {
+            Some(guard) => {
+                // The guard would only exit early; say what is missing at once instead.
+                let path = cfg.env.get("PATH").map(std::ffi::OsString::from);
+                if !orphan_guard::resolvable(command, path.as_ref(), cfg.cwd.as_deref()) {
+                    return Err(UpstreamError::Spawn(format!(
+                        "`{command}`: No such file or directory (not found on PATH)"
+                    )));
+                }
+                let mut cmd = Command::new(guard);
+                cmd.args(orphan_guard::guard_args(
+                    std::process::id(),
+                    command,
+                    &cfg.args,
+                ));
+                cmd
+            }
+            None => {
+                let mut cmd = Command::new(command);
+                cmd.args(&cfg.args);
+                cmd
+            }
+        };
+        cmd.envs(&cfg.env)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -55,13 +80,7 @@ impl StdioTransport {
             .take()
             .ok_or_else(|| UpstreamError::Spawn("no stdout pipe".into()))?;
         if let Some(stderr) = child.stderr.take() {
-            let server = name.to_string();
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(stderr).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    tracing::info!(target: "gatehouse_mcp::stderr", server = %server, "{line}");
-                }
-            });
+            tokio::spawn(super::stderr::drain(name.to_string(), stderr));
         }
         let server = name.to_string();
         tokio::spawn(async move {

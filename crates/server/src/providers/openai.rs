@@ -78,7 +78,7 @@ pub async fn call(
     let bytes = response.bytes().await.map_err(|e| {
         ApiError::UpstreamUnreachable(format!("reading the upstream body failed: {e}"))
     })?;
-    record_usage(deployment, &bytes);
+    checked_usage(deployment, &bytes, endpoint)?;
     Ok(json_response(StatusCode::OK, bytes, deployment))
 }
 
@@ -110,7 +110,7 @@ pub async fn complete(
         .map_err(|e| {
             ApiError::UpstreamUnreachable(format!("reading the upstream body failed: {e}"))
         })?;
-    record_usage(deployment, &bytes);
+    checked_usage(deployment, &bytes, Endpoint::ChatCompletions)?;
     serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::UpstreamUnreachable(format!("the upstream answered invalid JSON: {e}"))
     })
@@ -129,18 +129,46 @@ fn vendor_error(deployment: &Deployment, err: ApiError) -> ApiError {
     }
 }
 
-/// Token counters from a non-streaming body. Only `usage` is read; a body without one
-/// (some local servers) counts nothing.
-fn record_usage(deployment: &Deployment, body: &[u8]) {
+/// Reads a whole answer once: it must be the JSON object its endpoint returns (`choices`
+/// for chat, `data` for embeddings), or the upstream broke its protocol (502, never relayed
+/// as a success); its `usage` is counted. A local server that sends no `usage` counts
+/// nothing.
+fn checked_usage(deployment: &Deployment, body: &[u8], endpoint: Endpoint) -> Result<(), ApiError> {
     #[derive(serde::Deserialize)]
-    struct WithUsage {
+    struct Answer {
+        choices: Option<Vec<serde::de::IgnoredAny>>,
+        data: Option<Vec<serde::de::IgnoredAny>>,
         usage: Option<Value>,
     }
-    if let Ok(WithUsage { usage: Some(u) }) = serde_json::from_slice::<WithUsage>(body)
-        && let Some(usage) = crate::cost::Usage::from_value(&u)
+    let answer = serde_json::from_slice::<Answer>(body).map_err(|e| {
+        ApiError::UpstreamUnreachable(format!(
+            "the upstream answered something that is not a {} object: {e}",
+            endpoint.openai_path()
+        ))
+    })?;
+    let has_items = match endpoint {
+        Endpoint::ChatCompletions => answer.choices.is_some(),
+        Endpoint::Embeddings => answer.data.is_some(),
+    };
+    if !has_items {
+        return Err(ApiError::UpstreamUnreachable(format!(
+            "the upstream's {} answer has no {}",
+            endpoint.openai_path(),
+            if endpoint == Endpoint::Embeddings {
+                "data"
+            } else {
+                "choices"
+            }
+        )));
+    }
+    if let Some(usage) = answer
+        .usage
+        .as_ref()
+        .and_then(crate::cost::Usage::from_value)
     {
         super::record_usage(deployment, usage);
     }
+    Ok(())
 }
 
 /// Opens a streaming chat round on an OpenAI-compatible deployment and returns the

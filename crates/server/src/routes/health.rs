@@ -2,12 +2,13 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde_json::{Value, json};
 
+use crate::auth::Caller;
 use crate::state::AppState;
 
 /// LiteLLM answers its liveness probe with this exact string; monitors match on it.
@@ -26,11 +27,26 @@ pub async fn readiness(State(state): State<Arc<AppState>>) -> Json<Value> {
 }
 
 /// Per-deployment status from the router's passive tracking of real traffic (a deployment
-/// cooling down, or whose last call failed, is unhealthy), plus the MCP servers' states.
-pub async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
+/// cooling down, or whose last call failed, is unhealthy), plus the MCP servers' states —
+/// for the master key (and local mode). Details name upstream hosts and MCP commands, so a
+/// virtual key gets only the overall status. URLs are printed without their credentials.
+pub async fn health(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+) -> Json<Value> {
+    let now = gatehouse_router::now_ms();
+    if !caller.is_admin {
+        let degraded = state.router.members().any(|m| {
+            let stats = m.stats();
+            stats.is_cooling(now) || stats.consecutive_failures() > 0
+        });
+        return Json(json!({
+            "status": if degraded { "degraded" } else { "healthy" },
+            "detail": "per-deployment and MCP server details need the master key",
+        }));
+    }
     let mut healthy = Vec::new();
     let mut unhealthy = Vec::new();
-    let now = gatehouse_router::now_ms();
     for member in state.router.members() {
         let (d, stats) = (member.deployment(), member.stats());
         let cooling = stats.is_cooling(now);
@@ -38,7 +54,7 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
             "model": d.model_name,
             "model_id": d.id,
             "provider": d.provider.name,
-            "api_base": d.api_base,
+            "api_base": gatehouse_config::redact::url(&d.api_base),
             "successes": stats.successes(),
             "failures": stats.failures(),
             "consecutive_failures": stats.consecutive_failures(),
@@ -69,7 +85,7 @@ fn mcp_status(s: &gatehouse_mcp::hub::ServerStatus) -> Value {
         ServerState::Stopped => ("stopped", None),
         ServerState::Starting => ("starting", None),
         ServerState::Ready => ("ready", None),
-        ServerState::Failed { reason } => ("failed", Some(reason.as_str())),
+        ServerState::Failed { reason } => ("failed", Some(gatehouse_config::redact::text(reason))),
     };
     json!({
         "name": s.name,

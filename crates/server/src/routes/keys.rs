@@ -1,6 +1,6 @@
 //! The key admin API in LiteLLM's paths and JSON shapes, so its tooling works:
-//! `/key/generate`, `/key/info`, `/key/update`, `/key/delete`, `/key/regenerate`,
-//! `/key/list`, and `/spend/logs`. Master key only — except `/key/info`, which a key may
+//! `/key/generate`, `/key/info`, `/key/update`, `/key/delete`, `/key/block`,
+//! `/key/unblock`, `/key/regenerate`, `/key/list`, and `/spend/logs`. Master key only — except `/key/info`, which a key may
 //! ask about itself.
 
 use std::sync::Arc;
@@ -381,17 +381,60 @@ pub async fn update(
     require_admin(&caller)?;
     let p = persistence(&state)?;
     let body = body_object(body).await?;
-    let key = body
-        .get("key")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::InvalidParam {
-            message: "key is required".into(),
-            param: "key",
-        })?;
+    let key = required_key(&body)?;
     let update = key_update(&state, &body, Utc::now())?;
     let record = p
         .keys
         .update(&key_hash_of(key), &update)
+        .await
+        .map_err(store_error)?;
+    Ok(Json(key_view(&record)))
+}
+
+fn required_key(body: &Map<String, Value>) -> Result<&str, ApiError> {
+    body.get("key")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::InvalidParam {
+            message: "key is required".into(),
+            param: "key",
+        })
+}
+
+/// LiteLLM's `/key/block`: `{"key": "<key or its hash>"}`, answers the key. A blocked
+/// key declared in `virtual_keys` stays blocked across restarts (the store records it).
+pub async fn block(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    set_blocked(&state, &caller, body, true).await
+}
+
+/// LiteLLM's `/key/unblock`, the inverse of [`block`].
+pub async fn unblock(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    set_blocked(&state, &caller, body, false).await
+}
+
+async fn set_blocked(
+    state: &AppState,
+    caller: &Caller,
+    body: Body,
+    blocked: bool,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(caller)?;
+    let p = persistence(state)?;
+    let body = body_object(body).await?;
+    let update = KeyUpdate {
+        blocked: Some(blocked),
+        ..KeyUpdate::default()
+    };
+    let record = p
+        .keys
+        .update(&key_hash_of(required_key(&body)?), &update)
         .await
         .map_err(store_error)?;
     Ok(Json(key_view(&record)))

@@ -3,20 +3,7 @@
 
 use bytes::Bytes;
 
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
+use crc32fast::hash as crc32;
 
 /// One message with string-valued headers (type 7).
 pub(crate) fn message(headers: &[(&str, &str)], payload: &[u8]) -> Bytes {

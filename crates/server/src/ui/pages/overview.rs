@@ -47,7 +47,13 @@ pub async fn page(State(ui): State<Arc<Ui>>, headers: HeaderMap) -> Response {
             (Vec::new(), 0.0)
         }
     };
-    if !ui.app.settings.spend_logs {
+    if ui
+        .app
+        .config
+        .general_settings
+        .disable_spend_logs
+        .unwrap_or(false)
+    {
         body.push_str(&notice(
             "warn",
             "general_settings.disable_spend_logs is set: traffic and spend are not recorded.",
