@@ -171,6 +171,19 @@ fn listing_v3(_: Dialect) -> String {
         .to_string()
 }
 
+/// Config-declared keys blocked or deleted through the API. Unlike tombstones (which only
+/// tell other replicas' caches, and expire) these last: the start-up re-seed of
+/// `virtual_keys` reads them so a revoked key does not come back.
+fn revocations_v4(_: Dialect) -> String {
+    "CREATE TABLE gatehouse_key_revocations (
+        token_hash TEXT PRIMARY KEY,
+        key_alias TEXT,
+        kind TEXT NOT NULL,
+        revoked_at BIGINT NOT NULL
+    )"
+    .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,17 +197,4 @@ mod tests {
         }
         assert_eq!(latest_version(), last);
     }
-}
-
-/// Config-declared keys blocked or deleted through the API. Unlike tombstones (which only
-/// tell other replicas' caches, and expire) these last: the start-up re-seed of
-/// `virtual_keys` reads them so a revoked key does not come back.
-fn revocations_v4(_: Dialect) -> String {
-    "CREATE TABLE gatehouse_key_revocations (
-        token_hash TEXT PRIMARY KEY,
-        key_alias TEXT,
-        kind TEXT NOT NULL,
-        revoked_at BIGINT NOT NULL
-    )"
-    .to_string()
 }
