@@ -125,8 +125,11 @@ try {
   await shot("keys");
 
   log("spend logs list the key's requests; filters narrow them");
-  await page.goto(`${base}/ui/spend?key=browser-key`);
-  assert.equal(await page.locator("tbody tr").count(), 3);
+  // Spend rows are written off the request path, in batches: wait for them.
+  await eventually("spend rows", async () => {
+    await page.goto(`${base}/ui/spend?key=browser-key`);
+    assert.equal(await page.locator("tbody tr").count(), 3);
+  });
   await shot("spend");
   await page.goto(`${base}/ui/spend?key=browser-key&status=errors`);
   assert.equal(await page.locator("tbody tr").count(), 0);

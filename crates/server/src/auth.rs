@@ -176,6 +176,16 @@ impl Caller {
             })
     }
 
+    /// Who owns what this caller leaves behind (pending tool turns, stored responses): the
+    /// key's hash, never its alias (aliases are not unique); the master key and local
+    /// mode share one owner.
+    pub fn owner(&self) -> &str {
+        match &self.key {
+            Some(key) => &key.token_hash,
+            None => &self.key_id,
+        }
+    }
+
     /// The view of this caller the MCP hub needs.
     pub fn mcp(&self) -> McpCaller {
         McpCaller {
@@ -204,6 +214,17 @@ pub async fn require_key(
     match state.auth.authenticate(req.headers()) {
         Ok(caller) => {
             req.extensions_mut().insert(caller.mcp());
+            // A key may ask for the lazy MCP catalog for every endpoint it uses
+            // (`metadata: {"mcp_catalog": "lazy"}`); `?catalog=` on the URL still wins.
+            if let Some(mode) = caller
+                .key
+                .as_ref()
+                .and_then(|k| k.metadata.get("mcp_catalog"))
+                .and_then(serde_json::Value::as_str)
+                .and_then(gatehouse_mcp::CatalogMode::parse)
+            {
+                req.extensions_mut().insert(mode);
+            }
             req.extensions_mut().insert(caller);
             next.run(req).await
         }

@@ -63,7 +63,7 @@ suite!(
 );
 
 /// The newest schema version.
-const LATEST: i64 = 3;
+const LATEST: i64 = 4;
 
 fn ts(s: &str) -> DateTime<Utc> {
     gatehouse_store::parse_instant("test", s).unwrap()
@@ -103,7 +103,8 @@ mod cases {
         // A database at version 2 with spend rows written before the rollup existed.
         db.open().await.close().await;
         db.exec(
-            "DELETE FROM gatehouse_migrations WHERE version = 3;
+            "DELETE FROM gatehouse_migrations WHERE version >= 3;
+             DROP TABLE gatehouse_key_revocations;
              DROP TABLE gatehouse_spend_minutes;
              DROP INDEX gatehouse_spend_page; DROP INDEX gatehouse_spend_page_by_key;
              DROP INDEX gatehouse_spend_page_by_model; DROP INDEX gatehouse_spend_page_by_status;

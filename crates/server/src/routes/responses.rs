@@ -163,7 +163,7 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     let stored = state
         .responses
-        .get(&caller.key_id, &id)
+        .get(caller.owner(), &id)
         .ok_or_else(|| not_found(&id))?;
     Ok(json_response(Bytes::from(stored.response.to_string())))
 }
@@ -174,7 +174,7 @@ pub async fn delete(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    if !state.responses.delete(&caller.key_id, &id) {
+    if !state.responses.delete(caller.owner(), &id) {
         return Err(not_found(&id));
     }
     let body = json!({"id": id, "object": "response.deleted", "deleted": true});
@@ -210,7 +210,7 @@ impl Translation {
         if let Some(previous) = body.get("previous_response_id").and_then(Value::as_str) {
             let stored = state
                 .responses
-                .get(&caller.key_id, previous)
+                .get(caller.owner(), previous)
                 .ok_or_else(|| ApiError::InvalidParam {
                     message: format!("Previous response with id '{previous}' not found."),
                     param: "previous_response_id",
@@ -286,7 +286,7 @@ impl Translation {
         if self.store {
             state
                 .responses
-                .put(&caller.key_id, self.input.clone(), response.clone());
+                .put(caller.owner(), self.input.clone(), response.clone());
         }
     }
 }
@@ -357,7 +357,7 @@ async fn translated(
             inner: ResponsesStreamWriter::new(t.ctx.clone(), id, created),
             keep: t.store.then(|| Keep {
                 state: state.clone(),
-                owner: caller.key_id.clone(),
+                owner: caller.owner().to_owned(),
                 input: t.input.clone(),
             }),
         };

@@ -11,6 +11,8 @@ use serde_json::Value;
 
 const TTL: Duration = Duration::from_secs(3600);
 const MAX_TURNS: usize = 10_000;
+/// Stored turns one request may restore.
+const MAX_RESTORES: usize = 64;
 
 #[derive(Debug)]
 pub struct PendingTurn {
@@ -63,6 +65,9 @@ impl PendingTurns {
         if inner.by_call.is_empty() {
             return;
         }
+        // Each stored turn is restored once per request, and only so many: a request
+        // naming one stored call id in many messages costs what one does.
+        let mut restored: Vec<Arc<PendingTurn>> = Vec::new();
         let mut i = 0;
         while i < messages.len() {
             let turn = messages[i]
@@ -72,8 +77,11 @@ impl PendingTurns {
                 .flatten()
                 .filter_map(|c| c.get("id").and_then(Value::as_str))
                 .find_map(|id| inner.by_call.get(&(key_id.to_string(), id.to_string())))
+                .filter(|t| !restored.iter().any(|r| Arc::ptr_eq(r, t)))
+                .filter(|_| restored.len() < MAX_RESTORES)
                 .cloned();
             if let Some(turn) = turn {
+                restored.push(turn.clone());
                 messages[i] = turn.assistant.clone();
                 let n = turn.results.len();
                 for (j, result) in turn.results.iter().enumerate() {
@@ -90,6 +98,25 @@ impl PendingTurns {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_call_id_named_many_times_restores_one_turn() {
+        let store = PendingTurns::default();
+        store.insert(
+            "k",
+            &["c1".into()],
+            PendingTurn {
+                assistant: json!({"role": "assistant", "tool_calls": [{"id": "c1"}, {"id": "m1"}]}),
+                results: vec![
+                    json!({"role": "tool", "tool_call_id": "m1", "content": "x".repeat(10_000)}),
+                ],
+            },
+        );
+        let named = json!({"role": "assistant", "tool_calls": [{"id": "c1"}]});
+        let mut messages = vec![named; 1000];
+        store.restore("k", &mut messages);
+        assert_eq!(messages.len(), 1001, "one turn restored, once");
+    }
 
     #[test]
     fn restores_the_whole_turn_for_the_same_key_only() {

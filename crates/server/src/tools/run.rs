@@ -124,7 +124,7 @@ impl Job {
             .collect();
         let tools = ToolSet::build(&state.hub, &attached, &client_names).await;
         if let Some(Value::Array(messages)) = body.get_mut("messages") {
-            state.pending.restore(&caller.key_id, messages);
+            state.pending.restore(caller.owner(), messages);
         }
         let mut all_tools: Vec<Value> = match body.remove("tools") {
             Some(Value::Array(t)) => t,
@@ -143,7 +143,7 @@ impl Job {
             .to_string();
         let job = Job {
             state,
-            key_id: caller.key_id.clone(),
+            key_id: caller.owner().to_owned(),
             request_id,
             route,
             body,

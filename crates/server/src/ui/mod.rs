@@ -150,7 +150,9 @@ async fn security_headers(mut response: Response) -> Response {
     );
     set(h, "x-frame-options", "DENY");
     set(h, "x-content-type-options", "nosniff");
-    set(h, "referrer-policy", "no-referrer");
+    // `same-origin`, not `no-referrer`: with no referrer, Chromium sends `Origin: null`
+    // on the UI's own form posts, which the browser guard rightly refuses.
+    set(h, "referrer-policy", "same-origin");
     if !h.contains_key(header::CACHE_CONTROL) {
         set(h, "cache-control", "no-store");
     }
