@@ -98,15 +98,18 @@ async fn wrong_method(method: Method, uri: axum::http::Uri) -> ApiError {
 }
 
 /// The MCP endpoint (`/mcp`, `/mcp/{server}`, legacy SSE, `/v1/mcp/*`). It sits inside
-/// the auth layer, which leaves the `McpCaller` it needs, and gets the server's Host/Origin
+/// the auth layer, which leaves the `McpCaller` it needs; its tool calls are rate-limited
+/// and audited (`mcp_calls`), and gets the server's Host/Origin
 /// policy (its own check then agrees with the outer one).
-fn mcp_router(state: &AppState, guard: &Guard) -> Router {
+fn mcp_router(state: &Arc<AppState>, guard: &Guard) -> Router {
     let settings = EndpointSettings {
         allowed_hosts: guard.allowed_hosts.clone(),
         allowed_origins: guard.allowed_origins.clone(),
         ..EndpointSettings::from_config(state.hub.mcp_settings())
     };
-    gatehouse_mcp::downstream::router(state.hub.clone(), settings)
+    gatehouse_mcp::downstream::router(state.hub.clone(), settings).layer(
+        axum::middleware::from_fn_with_state(state.clone(), crate::mcp_calls::account_mcp_calls),
+    )
 }
 
 fn cors_layer(origins: &[String]) -> Option<CorsLayer> {

@@ -13,6 +13,7 @@ pub mod dialects;
 pub mod error;
 pub mod guard;
 pub mod limits;
+pub mod mcp_calls;
 pub mod pipeline;
 pub mod providers;
 pub mod proxy;

@@ -119,23 +119,20 @@ impl RequestRecord {
         args_size: u64,
         result_size: u64,
     ) {
-        let Some(persistence) = &self.state.persistence else {
-            return;
-        };
-        let row = gatehouse_store::AuditRow {
-            key_hash: self.key_hash.clone(),
-            request_id: Some(self.request_id.clone()),
-            server: server.to_owned(),
-            tool: tool.to_owned(),
-            duration_ms,
-            outcome: outcome.to_owned(),
-            args_size,
-            result_size,
-            created_at: chrono::Utc::now(),
-        };
-        if !persistence.spend.try_audit(row) {
-            metrics::counter!("gatehouse_audit_dropped_total").increment(1);
-        }
+        write_audit(
+            &self.state,
+            gatehouse_store::AuditRow {
+                key_hash: self.key_hash.clone(),
+                request_id: Some(self.request_id.clone()),
+                server: server.to_owned(),
+                tool: tool.to_owned(),
+                duration_ms,
+                outcome: outcome.to_owned(),
+                args_size,
+                result_size,
+                created_at: chrono::Utc::now(),
+            },
+        );
     }
 
     /// The cost so far, for the `x-litellm-response-cost` header.
@@ -189,6 +186,16 @@ impl Drop for RequestRecord {
         if !persistence.spend.try_log(row) {
             metrics::counter!("gatehouse_spend_dropped_total").increment(1);
         }
+    }
+}
+
+/// Queues one audit row (MCP tool executions) off the request path.
+pub fn write_audit(state: &AppState, row: gatehouse_store::AuditRow) {
+    let Some(persistence) = &state.persistence else {
+        return;
+    };
+    if !persistence.spend.try_audit(row) {
+        metrics::counter!("gatehouse_audit_dropped_total").increment(1);
     }
 }
 
