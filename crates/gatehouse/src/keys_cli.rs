@@ -117,7 +117,9 @@ async fn execute(args: KeysArgs) -> Result<String, String> {
             record.rpm_limit = rpm_limit;
             store.insert(&record).await.map_err(|e| e.to_string())?;
             let mut v = view(&record);
-            v["key"] = json!(key);
+            if let Some(o) = v.as_object_mut() {
+                o.insert("key".into(), json!(key));
+            }
             pretty(v)
         }
         KeysCommand::List => {

@@ -32,3 +32,18 @@ pub mod responses;
 pub mod sse;
 
 pub use error::{ErrorKind, MapError, UpstreamError};
+
+/// Writing into JSON that may have come from outside.
+pub mod json {
+    use serde_json::Value;
+
+    /// Sets `key` when `value` is an object; anything else is left as it is. Index
+    /// assignment (`value["key"] = ...`) panics on a non-object, and JSON from clients,
+    /// vendors and MCP servers must never be able to panic the gateway (the CI's
+    /// `scripts/check-json-writes` refuses it in source).
+    pub fn set(value: &mut Value, key: &str, new: Value) {
+        if let Some(object) = value.as_object_mut() {
+            object.insert(key.to_owned(), new);
+        }
+    }
+}

@@ -54,7 +54,7 @@ pub fn request_bodies(family: Family, texts: &[String], body: &Map<String, Value
             .map(|t| {
                 let mut b = json!({"inputText": t});
                 if let Some(d) = body.get("dimensions").filter(|v| !v.is_null()) {
-                    b["dimensions"] = d.clone();
+                    crate::json::set(&mut b, "dimensions", d.clone());
                 }
                 b
             })

@@ -434,7 +434,7 @@ fn map_tools(req: &ChatRequest, history_has_tools: bool) -> Result<Option<Value>
     };
     let mut config = json!({"tools": tools});
     if let Some(choice) = choice {
-        config["toolChoice"] = choice;
+        crate::json::set(&mut config, "toolChoice", choice);
     }
     Ok(Some(config))
 }

@@ -62,7 +62,7 @@ pub fn embeddings_request(
         .map(|text| {
             let mut req = json!({"model": model, "content": {"parts": [{"text": text}]}});
             if let Some(d) = body.get("dimensions").filter(|v| !v.is_null()) {
-                req["outputDimensionality"] = d.clone();
+                crate::json::set(&mut req, "outputDimensionality", d.clone());
             }
             for (from, to) in [
                 ("task_type", "taskType"),
@@ -70,7 +70,7 @@ pub fn embeddings_request(
                 ("title", "title"),
             ] {
                 if let Some(v) = body.get(from).filter(|v| !v.is_null()) {
-                    req[to] = v.clone();
+                    crate::json::set(&mut req, to, v.clone());
                 }
             }
             req

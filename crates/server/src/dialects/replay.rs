@@ -30,9 +30,9 @@ pub fn events(response: &Value) -> Vec<u8> {
         seq: 0,
     };
     let mut head = response.clone();
-    head["status"] = json!("in_progress");
-    head["output"] = json!([]);
-    head["usage"] = Value::Null;
+    gatehouse_llm::json::set(&mut head, "status", json!("in_progress"));
+    gatehouse_llm::json::set(&mut head, "output", json!([]));
+    gatehouse_llm::json::set(&mut head, "usage", Value::Null);
     ev.emit("response.created", json!({"response": head.clone()}));
     ev.emit("response.in_progress", json!({"response": head}));
     let output = response
@@ -62,8 +62,8 @@ fn item_events(ev: &mut Events, index: usize, item: &Value) {
     let mut added = item.clone();
     match kind {
         "message" => {
-            added["status"] = json!("in_progress");
-            added["content"] = json!([]);
+            gatehouse_llm::json::set(&mut added, "status", json!("in_progress"));
+            gatehouse_llm::json::set(&mut added, "content", json!([]));
             ev.emit(
                 "response.output_item.added",
                 json!({"output_index": index, "item": added}),
@@ -76,7 +76,7 @@ fn item_events(ev: &mut Events, index: usize, item: &Value) {
             for (content_index, part) in parts.iter().enumerate() {
                 let text = part.get("text").and_then(Value::as_str).unwrap_or("");
                 let mut empty = part.clone();
-                empty["text"] = json!("");
+                gatehouse_llm::json::set(&mut empty, "text", json!(""));
                 let at =
                     json!({"item_id": id, "output_index": index, "content_index": content_index});
                 ev.emit(
@@ -100,8 +100,8 @@ fn item_events(ev: &mut Events, index: usize, item: &Value) {
             }
         }
         "function_call" => {
-            added["status"] = json!("in_progress");
-            added["arguments"] = json!("");
+            gatehouse_llm::json::set(&mut added, "status", json!("in_progress"));
+            gatehouse_llm::json::set(&mut added, "arguments", json!(""));
             ev.emit(
                 "response.output_item.added",
                 json!({"output_index": index, "item": added}),
@@ -120,9 +120,9 @@ fn item_events(ev: &mut Events, index: usize, item: &Value) {
             );
         }
         "mcp_call" => {
-            added["status"] = json!("in_progress");
-            added["output"] = Value::Null;
-            added["error"] = Value::Null;
+            gatehouse_llm::json::set(&mut added, "status", json!("in_progress"));
+            gatehouse_llm::json::set(&mut added, "output", Value::Null);
+            gatehouse_llm::json::set(&mut added, "error", Value::Null);
             ev.emit(
                 "response.output_item.added",
                 json!({"output_index": index, "item": added}),
@@ -146,7 +146,7 @@ fn item_events(ev: &mut Events, index: usize, item: &Value) {
             ev.emit(done, at);
         }
         "mcp_list_tools" => {
-            added["tools"] = json!([]);
+            gatehouse_llm::json::set(&mut added, "tools", json!([]));
             ev.emit(
                 "response.output_item.added",
                 json!({"output_index": index, "item": added}),

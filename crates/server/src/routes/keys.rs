@@ -335,7 +335,7 @@ pub async fn generate(
     let record = p.keys.insert(record).await.map_err(store_error)?;
     let mut out = key_view(&record);
     // Shown once: the only time the secret leaves the gateway.
-    out["key"] = json!(key);
+    gatehouse_llm::json::set(&mut out, "key", json!(key));
     Ok(Json(out))
 }
 
@@ -497,7 +497,7 @@ async fn regenerate_hash(state: &AppState, hash: &str) -> Result<Json<Value>, Ap
     let p = persistence(state)?;
     let (key, record) = p.keys.regenerate(hash).await.map_err(store_error)?;
     let mut out = key_view(&record);
-    out["key"] = json!(key);
+    gatehouse_llm::json::set(&mut out, "key", json!(key));
     Ok(Json(out))
 }
 

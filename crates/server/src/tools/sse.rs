@@ -49,12 +49,16 @@ pub fn progress_chunk(meta: &ChunkMeta, event: &CallEvent) -> Bytes {
         }
         CallEvent::Finished(record) => {
             let mut v = serde_json::to_value(record).unwrap_or(Value::Null);
-            v["status"] = json!(if record.ok { "completed" } else { "failed" });
+            gatehouse_llm::json::set(
+                &mut v,
+                "status",
+                json!(if record.ok { "completed" } else { "failed" }),
+            );
             v
         }
     };
     let mut chunk = meta.chunk(json!([]));
-    chunk["mcp_call"] = mcp_call;
+    gatehouse_llm::json::set(&mut chunk, "mcp_call", mcp_call);
     let mut out = Vec::new();
     data(&chunk, &mut out);
     Bytes::from(out)
@@ -97,13 +101,13 @@ pub fn final_chunks(meta: &ChunkMeta, completion: &Value, include_usage: bool) -
         "mcp_unexecuted_calls",
     ] {
         if let Some(v) = completion.get(key) {
-            last[key] = v.clone();
+            gatehouse_llm::json::set(&mut last, key, v.clone());
         }
     }
     data(&last, &mut out);
     if include_usage && let Some(usage) = completion.get("usage") {
         let mut chunk = meta.chunk(json!([]));
-        chunk["usage"] = usage.clone();
+        gatehouse_llm::json::set(&mut chunk, "usage", usage.clone());
         data(&chunk, &mut out);
     }
     out.extend_from_slice(b"data: [DONE]\n\n");
