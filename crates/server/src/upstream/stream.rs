@@ -155,7 +155,7 @@ where
                     record.add_usage(usage);
                 }
                 let chunk = match st.strip.as_mut() {
-                    Some(held) => without_usage_chunks(held, &chunk, st.ended),
+                    Some(held) => without_usage_chunks(held, chunk, st.ended),
                     None => chunk,
                 };
                 Some((Ok(chunk), Some(st)))
@@ -186,8 +186,16 @@ fn cut_off<S>(st: Relay<S>) -> Step<S> {
 
 /// The complete events of `held` + `chunk` except usage-only chunks (`"choices":[]`);
 /// an unfinished last event stays in `held` (bounded: a line longer than 1 MiB passes).
-fn without_usage_chunks(held: &mut Vec<u8>, chunk: &[u8], ended: bool) -> Bytes {
-    held.extend_from_slice(chunk);
+fn without_usage_chunks(held: &mut Vec<u8>, chunk: Bytes, ended: bool) -> Bytes {
+    // The common case costs one scan and no copy: whole events, none of them usage-only.
+    if held.is_empty()
+        && chunk.ends_with(b"\n\n")
+        && !contains(&chunk, b"\"choices\":[]")
+        && !contains(&chunk, b"\"choices\": []")
+    {
+        return chunk;
+    }
+    held.extend_from_slice(&chunk);
     let cut = if ended {
         held.len()
     } else {
