@@ -221,3 +221,82 @@ general_settings:
         }
     }
 }
+
+/// Under concurrent streamed load, an rpm limit admits exactly its number, and a budget
+/// or a tpm limit overshoots by at most the requests already in flight: once they are
+/// over, the next request is refused.
+#[tokio::test]
+async fn limits_and_budgets_hold_under_concurrent_streams() {
+    let (_mock, gw, _) = setup().await;
+    let generate = |body: Value| {
+        let url = format!("{}/key/generate", gw.url);
+        async move {
+            let v: Value = client()
+                .post(url)
+                .bearer_auth(MASTER)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["key"].as_str().unwrap().to_string()
+        }
+    };
+    let stream = |key: String| {
+        let url = format!("{}/v1/chat/completions", gw.url);
+        async move {
+            let resp = client()
+                .post(url)
+                .bearer_auth(key)
+                .json(&body("/v1/chat/completions", true))
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            let text = resp.text().await.unwrap();
+            if status == 200 {
+                assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+            }
+            status
+        }
+    };
+    let burst = |key: String, n: usize| {
+        let futures: Vec<_> = (0..n).map(|_| stream(key.clone())).collect();
+        futures_util::future::join_all(futures)
+    };
+
+    // rpm: 5 of 20 concurrent streams, exactly.
+    let key = generate(json!({"rpm_limit": 5})).await;
+    let statuses = burst(key, 20).await;
+    let served = statuses.iter().filter(|s| **s == 200).count();
+    assert_eq!(served, 5, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 429), "{statuses:?}");
+
+    // Budget worth one request: a concurrent burst may all be in flight, then no more.
+    let cost = {
+        let resp = client()
+            .post(format!("{}/v1/chat/completions", gw.url))
+            .bearer_auth(MASTER)
+            .json(&body("/v1/chat/completions", false))
+            .send()
+            .await
+            .unwrap();
+        resp.headers()["x-litellm-response-cost"]
+            .to_str()
+            .unwrap()
+            .parse::<f64>()
+            .unwrap()
+    };
+    let key = generate(json!({"max_budget": cost * 0.5})).await;
+    let statuses = burst(key.clone(), 8).await;
+    assert!(statuses.iter().any(|s| *s == 200), "{statuses:?}");
+    assert_eq!(stream(key).await, 400, "the budget is spent: refused at once");
+
+    // tpm: tokens are counted when each stream ends; after the burst, refused.
+    let key = generate(json!({"tpm_limit": 1})).await;
+    let statuses = burst(key.clone(), 6).await;
+    assert!(statuses.iter().any(|s| *s == 200), "{statuses:?}");
+    assert_eq!(stream(key).await, 429, "the tpm limit is spent");
+}
