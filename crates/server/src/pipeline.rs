@@ -97,14 +97,9 @@ fn usable_models(state: &AppState, caller: &Caller) -> String {
         .router
         .names()
         .iter()
-        .filter(|name| {
-            state.router.group(name).is_some_and(|g| {
-                g.members
-                    .iter()
-                    .any(|m| caller.may_use_model(name, &m.deployment().access_groups))
-            })
-        })
         .map(String::as_str)
+        .chain(state.router.wildcard_names())
+        .filter(|name| may_use_group(state, caller, name))
         .collect();
     if usable.is_empty() {
         "none".into()
