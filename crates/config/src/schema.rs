@@ -144,6 +144,11 @@ pub struct GeneralSettings {
     /// LiteLLM's switch to stop writing per-request spend rows (keys, budgets and limits
     /// still apply; budgets then see no new spend).
     pub disable_spend_logs: Option<bool>,
+    /// Probe every deployment in the background (a one-token chat request); failures
+    /// feed cooldowns and `/health`.
+    pub background_health_checks: Option<bool>,
+    /// Seconds between background health checks (LiteLLM's default: 300).
+    pub health_check_interval: Option<f64>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

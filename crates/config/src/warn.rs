@@ -63,6 +63,7 @@ const IMPLEMENTED: &[(&str, &[&str])] = &[
             "redis_port",
             "redis_password",
             "redis_url",
+            "routing_rules",
         ],
     ),
     (
@@ -74,6 +75,8 @@ const IMPLEMENTED: &[(&str, &[&str])] = &[
             "allowed_hosts",
             "max_request_size_mb",
             "disable_spend_logs",
+            "background_health_checks",
+            "health_check_interval",
         ],
     ),
 ];

@@ -70,6 +70,12 @@ pub fn check(args: &CheckArgs) -> ExitCode {
     match load(args.config.as_ref()) {
         Ok(loaded) => {
             println!("{}", loaded.summary());
+            // What start-up checks beyond the file itself: deployments and router settings
+            // (providers, fallback groups, routing rules).
+            if let Err(e) = gatehouse_server::deployments::build_router(&loaded.config) {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
             println!("config OK");
             ExitCode::SUCCESS
         }

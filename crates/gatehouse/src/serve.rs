@@ -84,7 +84,8 @@ async fn serve(
         AppState::new(config, hub.clone(), Some(persistence), Some(metrics))
             .map_err(|e| e.to_string())?,
     );
-    let cooldowns = state.share_cooldowns();
+    let router_sharing = state.share_router_state();
+    let health_checks = state.check_health();
     let local = state.auth.is_local();
     let host: IpAddr = match args.host.as_deref() {
         Some(h) => h
@@ -121,7 +122,10 @@ async fn serve(
     hub.shutdown().await;
     background.stop(state.persistence.as_ref()).await;
     upkeep.abort();
-    if let Some(task) = cooldowns {
+    if let Some(task) = health_checks {
+        task.abort();
+    }
+    if let Some(task) = router_sharing {
         task.abort();
     }
     tracing::info!("stopped");

@@ -1882,3 +1882,275 @@ async fn every_openai_api_answers_503_with_retry_after_when_all_members_cool_dow
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     assert_eq!(total(), asked_before, "no cooling member is asked");
 }
+
+// ---------------------------------------------------------------------------------------
+// Per-request timeouts, background health checks, router state across replicas
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_requests_own_timeout_moves_on_and_is_not_forwarded() {
+    let stalled = slow(Duration::from_secs(10)).await;
+    let good = healthy().await;
+    let gw = Gateway::start(&config(
+        &[
+            member("gpt-test", "stalled", &stalled, &["order: 1"]),
+            member("gpt-test", "good", &good, &["order: 2"]),
+        ],
+        "",
+    ));
+    let mut body = ask("gpt-test", "in a hurry");
+    body["timeout"] = json!(0.5);
+    let started = Instant::now();
+    let id = expect_answer(post(&gw, body).await, "in a hurry").await;
+    assert_eq!(id, "good");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(asked(&stalled), 1);
+    let sent = &good.requests_to(CHAT)[0].body;
+    assert!(
+        sent.get("timeout").is_none(),
+        "timeout forwarded upstream: {sent}"
+    );
+
+    // Garbage is the client's error, in OpenAI's shape.
+    let mut bad = ask("gpt-test", "x");
+    bad["timeout"] = json!("soon");
+    let resp = post(&gw, bad).await;
+    assert_eq!(resp.status(), 400);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["error"]["param"], "timeout", "{err}");
+}
+
+#[tokio::test]
+async fn background_health_checks_take_a_dead_member_out_before_a_client_meets_it() {
+    let dead = failing(500).await;
+    let good = healthy().await;
+    let mut cfg = config(
+        &[
+            member("gpt-test", "dead", &dead, &["order: 1"]),
+            member("gpt-test", "good", &good, &["order: 2"]),
+        ],
+        "allowed_fails: 0\ncooldown_time: 60",
+    );
+    cfg.push_str("  background_health_checks: true\n  health_check_interval: 1\n");
+    let gw = Gateway::start(&cfg);
+    // The first round runs at start-up.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let health = loop {
+        let health = get_json(&gw, "/health").await;
+        let probed = health["unhealthy_endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["model_id"] == "dead" && e["last_health_check"]["ok"] == false);
+        if probed {
+            break health;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no failed probe reported: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let dead_entry = health["unhealthy_endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["model_id"] == "dead")
+        .unwrap();
+    assert!(
+        dead_entry["cooldown_remaining_s"].as_f64().unwrap() > 0.0,
+        "{health}"
+    );
+    let good_entry = health["healthy_endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["model_id"] == "good")
+        .unwrap_or_else(|| panic!("good not healthy: {health}"));
+    assert_eq!(good_entry["last_health_check"]["ok"], true, "{health}");
+    assert_eq!(health["background_health_checks"]["interval_s"], 1.0);
+
+    // The probe asked for one token, under the deployment's upstream model.
+    let probe = &dead.requests_to(CHAT)[0].body;
+    assert_eq!(probe["max_tokens"], 1, "{probe}");
+    assert_eq!(probe["model"], "gpt-4o-mini", "{probe}");
+
+    let probes_before = asked(&dead);
+    let id = expect_answer(post(&gw, ask("gpt-test", "hello")).await, "hello").await;
+    assert_eq!(id, "good");
+    assert_eq!(
+        asked(&dead),
+        probes_before,
+        "the client's request reached the dead member"
+    );
+    // Probes are the operator's: one spend row, the client's.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let rows = spend_rows(&gw).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+}
+
+/// Unique deployment ids per test run: router state is shared under them in Redis.
+fn run_tag() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+const SHARED_REDIS: &str = "redis_host: 127.0.0.1\nredis_port: 6379";
+
+#[tokio::test]
+async fn a_deployments_rpm_is_counted_across_replicas() {
+    away_from_minute_boundary().await;
+    let limited = healthy().await;
+    let spare = healthy().await;
+    let tag = run_tag();
+    let (limited_id, spare_id) = (format!("limited-{tag}"), format!("spare-{tag}"));
+    let cfg = config(
+        &[
+            member("gpt-test", &limited_id, &limited, &["order: 1", "rpm: 2"]),
+            member("gpt-test", &spare_id, &spare, &["order: 2"]),
+        ],
+        SHARED_REDIS,
+    );
+    let one = Gateway::start(&cfg);
+    let two = Gateway::start(&cfg);
+    for i in 0..2 {
+        let text = format!("one {i}");
+        let id = expect_answer(post(&one, ask("gpt-test", &text)).await, &text).await;
+        assert_eq!(id, limited_id);
+    }
+    // Reports travel every 500 ms.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for i in 0..3 {
+        let text = format!("two {i}");
+        let id = expect_answer(post(&two, ask("gpt-test", &text)).await, &text).await;
+        assert_eq!(
+            id, spare_id,
+            "replica two ignored the rpm used on replica one"
+        );
+    }
+    assert_eq!(asked(&limited), 2);
+}
+
+#[tokio::test]
+async fn least_busy_counts_requests_in_flight_on_another_replica() {
+    let slow_mock = slow(Duration::from_secs(3)).await;
+    let fast = healthy().await;
+    let tag = run_tag();
+    let (slow_id, fast_id) = (format!("slow-{tag}"), format!("fast-{tag}"));
+    let cfg = config(
+        &[
+            member("gpt-test", &slow_id, &slow_mock, &[]),
+            member("gpt-test", &fast_id, &fast, &[]),
+        ],
+        &format!("routing_strategy: least-busy\n{SHARED_REDIS}"),
+    );
+    let one = Gateway::start(&cfg);
+    let two = Gateway::start(&cfg);
+    // Replica one: requests until one is held by the slow member (the fast one answers
+    // at once, so nothing else stays in flight).
+    let mut held = Vec::new();
+    while asked(&slow_mock) == 0 {
+        let url = format!("{}{CHAT}", one.url);
+        held.push(tokio::spawn(async move {
+            post_at(url, MASTER, &ask("gpt-test", "held"))
+                .await
+                .status()
+        }));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Replica two has nothing in flight itself; without the shared count it would pick
+    // at random (all five to the idle member: 1 in 32).
+    for i in 0..5 {
+        let text = format!("two {i}");
+        let id = expect_answer(post(&two, ask("gpt-test", &text)).await, &text).await;
+        assert_eq!(
+            id, fast_id,
+            "replica two sent to the member busy on replica one"
+        );
+    }
+    for h in held {
+        assert_eq!(h.await.unwrap(), 200);
+    }
+    assert_eq!(asked(&slow_mock), 1);
+}
+
+#[tokio::test]
+async fn routing_rules_reroute_by_header_and_prefer_deployments_by_tag() {
+    let small_a = healthy().await;
+    let small_b = healthy().await;
+    let big = healthy().await;
+    let gw = Gateway::start(&config(
+        &[
+            member("gpt-test", "plain", &small_a, &[]),
+            member("gpt-test", "cheap", &small_b, &["tags: [cheap]"]),
+            member("gpt-big", "big", &big, &[]),
+        ],
+        r#"routing_rules:
+  - name: research-goes-big
+    when: 'request.headers["X-Team"] == "research" && request.tokens > 0'
+    model: gpt-big
+  - name: budget-prefers-cheap
+    when: 'request.headers.x-tier == "budget"'
+    prefer: '"cheap" in deployment.tags'"#,
+    ));
+    let send = |headers: &'static [(&'static str, &'static str)], text: &'static str| {
+        let url = format!("{}{CHAT}", gw.url);
+        async move {
+            let mut req = client()
+                .post(url)
+                .bearer_auth(MASTER)
+                .json(&ask("gpt-test", text));
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            req.send().await.unwrap()
+        }
+    };
+    let resp = send(&[("x-team", "research")], "deep question").await;
+    assert_eq!(header(&resp, "x-litellm-model-group"), "gpt-big");
+    assert_eq!(expect_answer(resp, "deep question").await, "big");
+
+    for _ in 0..8 {
+        let resp = send(&[("x-tier", "budget")], "cheap please").await;
+        assert_eq!(expect_answer(resp, "cheap please").await, "cheap");
+    }
+    let mut plain = 0;
+    for _ in 0..16 {
+        if expect_answer(send(&[], "anything").await, "anything").await == "plain" {
+            plain += 1;
+        }
+    }
+    assert!(plain > 0, "without the header both members serve");
+    assert_eq!(asked(&big), 1);
+}
+
+#[test]
+fn a_routing_rule_with_a_typo_fails_start_up_with_its_place() {
+    let cfg = "model_list:\n  - model_name: g\n    litellm_params:\n      model: openai/x\n      api_base: http://127.0.0.1:9\nrouter_settings:\n  routing_rules:\n    - when: 'request.heders.x == \"a\"'\n      model: g\n";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, cfg).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("routing_rules[0].when: unknown variable 'request.heders.x'"),
+        "{text}"
+    );
+}

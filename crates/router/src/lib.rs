@@ -12,11 +12,14 @@
 //!
 //! State shared across replicas: the router publishes each cooldown it starts through a
 //! [`CooldownSink`] and takes in the others' with [`Router::apply_cooldown`], so a replica's
-//! hot path never waits on the network.
+//! hot path never waits on the network. In-flight counts, latencies and usage windows
+//! travel the same way, as periodic [`Report`]s ([`Router::reports`],
+//! [`Router::apply_reports`]).
 
 mod failure;
 mod member;
 mod plan;
+pub mod rules;
 mod settings;
 mod strategy;
 mod wildcard;
@@ -25,8 +28,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use failure::Failure;
-pub use member::{InFlight, Member, MemberSpec, MemberStats};
+pub use member::{InFlight, Member, MemberSpec, MemberStats, Report};
 pub use plan::{Attempt, Exhausted, Plan, RequestCtx, Served};
+pub use rules::{RequestFacts, Rules};
 pub use settings::{RetryPolicy, RouterSettings, SettingsError, Strategy};
 
 /// Told about every cooldown this replica starts, so other replicas can skip the
@@ -71,7 +75,7 @@ impl<D> Router<D> {
         let mut wildcards = Vec::new();
         let mut by_id = HashMap::new();
         for (group, spec) in members {
-            let member = Arc::new(Member::new(spec));
+            let member = Arc::new(Member::new(spec, group.clone()));
             if by_id
                 .insert(member.id().to_owned(), member.clone())
                 .is_some()
@@ -162,6 +166,38 @@ impl<D> Router<D> {
                 wildcard: Some(capture.to_owned()),
             })
         })
+    }
+
+    /// This replica's figures for every deployment, for the other replicas.
+    pub fn reports(&self) -> impl Iterator<Item = (&str, Report)> {
+        let minute = now_ms() / 60_000;
+        self.by_id
+            .iter()
+            .map(move |(id, m)| (id.as_str(), m.stats().report(minute)))
+    }
+
+    /// Takes in the other replicas' figures for one deployment (the sum of their
+    /// reports, see [`Report::merge`]); the strategies and rpm/tpm checks count them.
+    pub fn apply_reports(&self, deployment_id: &str, others: &Report) {
+        if let Some(member) = self.by_id.get(deployment_id) {
+            member.stats().set_remote(others);
+        }
+    }
+
+    /// A health check's outcome for one deployment: a failure counts toward its cooldown
+    /// exactly as a failed attempt does; a success ends its run of failures.
+    pub fn checked(&self, deployment_id: &str, outcome: Result<(), Failure>) {
+        let Some(member) = self.by_id.get(deployment_id) else {
+            return;
+        };
+        match outcome {
+            Ok(()) => member.stats().record_probe_success(),
+            Err(failure) => plan::CooldownRule::of(self, member.group()).apply(
+                member,
+                now_ms() / 60_000,
+                failure,
+            ),
+        }
     }
 
     /// Takes in a cooldown another replica started.

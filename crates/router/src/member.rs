@@ -34,15 +34,22 @@ pub struct MemberSpec<D> {
 
 pub struct Member<D> {
     spec: MemberSpec<D>,
+    /// The group (`model_name`) it serves.
+    group: String,
     stats: MemberStats,
 }
 
 impl<D> Member<D> {
-    pub(crate) fn new(spec: MemberSpec<D>) -> Self {
+    pub(crate) fn new(spec: MemberSpec<D>, group: String) -> Self {
         Self {
             spec,
+            group,
             stats: MemberStats::default(),
         }
+    }
+
+    pub fn group(&self) -> &str {
+        &self.group
     }
 
     pub fn id(&self) -> &str {
@@ -63,16 +70,21 @@ impl<D> Member<D> {
 
     /// Whether the deployment's own rpm/tpm leave room for one more request of
     /// `tokens` (estimated) in the current minute.
+    /// Counts every replica's use of the deployment (see [`MemberStats::usage`]).
     pub(crate) fn has_capacity(&self, minute: u64, tokens: u64) -> bool {
-        let w = self.stats.window(minute);
-        let rpm_ok = self.spec.rpm.is_none_or(|rpm| w.requests < rpm);
-        let tpm_ok = self.spec.tpm.is_none_or(|tpm| w.tokens + tokens <= tpm);
+        let (requests, used) = self.stats.usage(minute);
+        let rpm_ok = self.spec.rpm.is_none_or(|rpm| requests < rpm);
+        let tpm_ok = self.spec.tpm.is_none_or(|tpm| used + tokens <= tpm);
         rpm_ok && tpm_ok
     }
 }
 
 /// Live state of one deployment. Cheap to read on the hot path: atomics, and one small
 /// uncontended lock for the per-minute window.
+///
+/// With several replicas, each keeps its own counters and learns the others' from a
+/// periodic [`Report`] exchange (the server does it through Redis); the strategies and
+/// the rpm/tpm checks read the sum, so replicas route as one, a sync interval late.
 #[derive(Default)]
 pub struct MemberStats {
     in_flight: AtomicU64,
@@ -86,6 +98,49 @@ pub struct MemberStats {
     /// Failures since the last success (passive health).
     consecutive_failures: AtomicU64,
     window: Mutex<Window>,
+    /// The other replicas' figures, as last reported.
+    remote_in_flight: AtomicU64,
+    remote_latency_us: AtomicU64,
+    remote_window: Mutex<RemoteWindow>,
+}
+
+/// The other replicas' requests and tokens in one minute.
+#[derive(Debug, Clone, Copy, Default)]
+struct RemoteWindow {
+    minute: u64,
+    requests: u64,
+    tokens: u64,
+}
+
+/// What one replica says about one deployment, for the others.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Report {
+    pub in_flight: u64,
+    /// Latency average in microseconds, 0 when unmeasured.
+    pub latency_us: u64,
+    /// The minute (`now_ms / 60_000`) that `requests` and `tokens` count.
+    pub minute: u64,
+    pub requests: u64,
+    pub tokens: u64,
+}
+
+impl Report {
+    /// Adds another replica's report: counters add up, latencies average over the
+    /// replicas that measured one, usage counts only for the same minute.
+    pub fn merge(&mut self, other: &Report, minute: u64) {
+        self.in_flight += other.in_flight;
+        if other.latency_us > 0 {
+            self.latency_us = match self.latency_us {
+                0 => other.latency_us,
+                mine => (mine + other.latency_us) / 2,
+            };
+        }
+        self.minute = minute;
+        if other.minute == minute {
+            self.requests += other.requests;
+            self.tokens += other.tokens;
+        }
+    }
 }
 
 /// Counters of the current minute.
@@ -103,16 +158,65 @@ pub struct Window {
 const LATENCY_ALPHA: f64 = 0.3;
 
 impl MemberStats {
+    /// Requests in flight on this replica.
     pub fn in_flight(&self) -> u64 {
         self.in_flight.load(Ordering::Relaxed)
     }
 
-    /// The latency average, `None` before the first success.
+    /// Requests in flight on every replica (this one's and the others' last reports).
+    pub fn in_flight_everywhere(&self) -> u64 {
+        self.in_flight() + self.remote_in_flight.load(Ordering::Relaxed)
+    }
+
+    /// The latency average, `None` before the first success anywhere; with other
+    /// replicas, the mean of this replica's average and theirs.
     pub fn latency(&self) -> Option<Duration> {
-        match self.latency_us.load(Ordering::Relaxed) {
-            0 => None,
-            us => Some(Duration::from_micros(us)),
+        let local = self.latency_us.load(Ordering::Relaxed);
+        let remote = self.remote_latency_us.load(Ordering::Relaxed);
+        match (local, remote) {
+            (0, 0) => None,
+            (us, 0) | (0, us) => Some(Duration::from_micros(us)),
+            (a, b) => Some(Duration::from_micros((a + b) / 2)),
         }
+    }
+
+    /// Requests and tokens of `minute` on every replica.
+    pub fn usage(&self, minute: u64) -> (u64, u64) {
+        let local = self.window(minute);
+        let remote = *self.remote_window.lock().unwrap_or_else(|e| e.into_inner());
+        if remote.minute == minute {
+            (
+                local.requests + remote.requests,
+                local.tokens + remote.tokens,
+            )
+        } else {
+            (local.requests, local.tokens)
+        }
+    }
+
+    /// This replica's own figures, for the others.
+    pub fn report(&self, minute: u64) -> Report {
+        let w = self.window(minute);
+        Report {
+            in_flight: self.in_flight(),
+            latency_us: self.latency_us.load(Ordering::Relaxed),
+            minute,
+            requests: w.requests,
+            tokens: w.tokens,
+        }
+    }
+
+    /// Replaces what the other replicas said (the sum of their reports).
+    pub(crate) fn set_remote(&self, others: &Report) {
+        self.remote_in_flight
+            .store(others.in_flight, Ordering::Relaxed);
+        self.remote_latency_us
+            .store(others.latency_us, Ordering::Relaxed);
+        *self.remote_window.lock().unwrap_or_else(|e| e.into_inner()) = RemoteWindow {
+            minute: others.minute,
+            requests: others.requests,
+            tokens: others.tokens,
+        };
     }
 
     pub fn successes(&self) -> u64 {
@@ -146,6 +250,12 @@ impl MemberStats {
                 ..Window::default()
             }
         }
+    }
+
+    /// A health check answered: the run of failures is over (latency is not sampled:
+    /// a one-token probe says nothing about real requests).
+    pub(crate) fn record_probe_success(&self) {
+        self.consecutive_failures.store(0, Ordering::Relaxed);
     }
 
     pub(crate) fn cool_until(&self, until_ms: u64) {

@@ -43,6 +43,8 @@ pub struct RequestCtx {
     pub fallbacks: Option<Vec<String>>,
     /// The body's `num_retries`.
     pub num_retries: Option<u32>,
+    /// A `routing_rules` preference: deployments for which it holds are tried first.
+    pub prefer: Option<crate::rules::Prefer>,
 }
 
 /// One try of one deployment. Report its outcome: [`Plan::failed`] or
@@ -108,7 +110,7 @@ pub struct Served<D> {
 }
 
 /// What a failure reported after the answer started needs to decide a cooldown.
-struct CooldownRule {
+pub(crate) struct CooldownRule {
     allowed_fails: u32,
     by_class: crate::settings::RetryPolicy,
     cooldown: Duration,
@@ -117,7 +119,7 @@ struct CooldownRule {
 }
 
 impl CooldownRule {
-    fn of<D>(router: &Router<D>, group: &str) -> Self {
+    pub(crate) fn of<D>(router: &Router<D>, group: &str) -> Self {
         let s = &router.settings;
         Self {
             allowed_fails: s.allowed_fails,
@@ -130,7 +132,7 @@ impl CooldownRule {
 
     /// Counts `failure` against `member`; cools it down past the allowed fails (a
     /// group's only member never cools down).
-    fn apply<D>(&self, member: &Member<D>, minute: u64, failure: Failure) {
+    pub(crate) fn apply<D>(&self, member: &Member<D>, minute: u64, failure: Failure) {
         if !failure.blames_deployment() {
             return;
         }
@@ -432,6 +434,10 @@ impl<'r, D> Plan<'r, D> {
             });
         }
         strategy::order(&mut members, settings, minute, &mut rand::rng());
+        if let Some(prefer) = &self.ctx.prefer {
+            // Stable: the strategy's order stays within the preferred and the rest.
+            members.sort_by_key(|m| !prefer.holds(m, minute));
+        }
         self.stage = Some(Stage {
             group,
             wildcard,

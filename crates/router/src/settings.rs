@@ -119,6 +119,8 @@ pub struct RouterSettings {
     pub retry_backoff: Duration,
     /// A `Retry-After` longer than this is not waited for: the next member is tried.
     pub max_retry_after: Duration,
+    /// `routing_rules` (Gatehouse's stand-in for LiteLLM's Python routing hooks).
+    pub rules: std::sync::Arc<crate::rules::Rules>,
 }
 
 impl Default for RouterSettings {
@@ -142,6 +144,7 @@ impl Default for RouterSettings {
             lowest_latency_buffer: 0.0,
             retry_backoff: Duration::from_millis(100),
             max_retry_after: Duration::from_secs(30),
+            rules: Default::default(),
         }
     }
 }
@@ -161,6 +164,8 @@ pub enum SettingsError {
     },
     #[error("model_info.id \"{0}\" is used by two deployments")]
     DuplicateId(String),
+    #[error("router_settings.{0}")]
+    Rule(#[from] crate::rules::RuleError),
 }
 
 fn at(setting: &'static str) -> impl Fn(SettingsError) -> SettingsError {
@@ -286,6 +291,7 @@ impl RouterSettings {
                 .map_err(at("retry_after"))?
                 .max(Duration::from_millis(1));
         }
+        s.rules = std::sync::Arc::new(crate::rules::Rules::parse(rs.extra.get("routing_rules"))?);
         Ok(s)
     }
 
@@ -317,6 +323,14 @@ impl RouterSettings {
                 return Err(SettingsError::UnknownGroup {
                     setting: "default_fallbacks / model_group_alias",
                     group: group.clone(),
+                });
+            }
+        }
+        for group in self.rules.targets() {
+            if !exists(group) {
+                return Err(SettingsError::UnknownGroup {
+                    setting: "routing_rules",
+                    group: group.to_owned(),
                 });
             }
         }

@@ -50,8 +50,8 @@ fn order_tier<D>(
     tier.shuffle(rng);
     match settings.strategy {
         Strategy::SimpleShuffle => weighted_shuffle(tier, rng),
-        Strategy::LeastBusy => tier.sort_by_key(|m| m.stats().in_flight()),
-        Strategy::UsageBased => tier.sort_by_key(|m| m.stats().window(minute).tokens),
+        Strategy::LeastBusy => tier.sort_by_key(|m| m.stats().in_flight_everywhere()),
+        Strategy::UsageBased => tier.sort_by_key(|m| m.stats().usage(minute).1),
         Strategy::CostBased => tier.sort_by(|a, b| {
             let cost = |m: &Arc<Member<D>>| m.spec().cost_per_token.unwrap_or(f64::INFINITY);
             cost(a).total_cmp(&cost(b))

@@ -490,3 +490,125 @@ fn unknown_fallback_groups_are_refused_at_start_up() {
             .contains("\"nope\" is not a model_name")
     );
 }
+
+/// Two routers stand for two replicas; what one does reaches the other only through
+/// the reports the server exchanges.
+fn exchange(from: &Router<String>, to: &Router<String>) {
+    let minute = gatehouse_router::now_ms() / 60_000;
+    for (id, report) in from.reports() {
+        let mut sum = gatehouse_router::Report::default();
+        sum.merge(&report, minute);
+        to.apply_reports(id, &sum);
+    }
+}
+
+#[test]
+fn other_replicas_usage_counts_against_a_deployment_rpm() {
+    let mut a = spec("a");
+    a.rpm = Some(3);
+    let here = router(
+        &[("g", vec![a.clone(), spec("b")])],
+        RouterSettings::default(),
+    );
+    let there = router(&[("g", vec![a, spec("b")])], RouterSettings::default());
+    let served_by_a = |r: &Router<String>, n| {
+        (0..n)
+            .filter(|_| run(r, "g", RequestCtx::default(), |_| None).1 == Ok("a".into()))
+            .count()
+    };
+    assert_eq!(served_by_a(&here, 40), 3);
+    exchange(&here, &there);
+    assert_eq!(
+        served_by_a(&there, 40),
+        0,
+        "a's rpm was used up on the other replica"
+    );
+}
+
+#[test]
+fn least_busy_counts_requests_in_flight_on_other_replicas() {
+    let settings = RouterSettings {
+        strategy: Strategy::LeastBusy,
+        ..Default::default()
+    };
+    let here = router(&[("g", vec![spec("a"), spec("b")])], settings.clone());
+    let there = router(&[("g", vec![spec("a"), spec("b")])], settings);
+    let mut plan = here.plan("g", RequestCtx::default()).unwrap();
+    let (first, _) = plan.next_attempt().unwrap();
+    let busy = first.id().to_string();
+    let held = first.succeeded(&here);
+    exchange(&here, &there);
+    for _ in 0..10 {
+        let mut plan = there.plan("g", RequestCtx::default()).unwrap();
+        let (attempt, _) = plan.next_attempt().unwrap();
+        assert_ne!(attempt.id(), busy);
+    }
+    drop(held);
+    exchange(&here, &there);
+    assert_eq!(
+        there.member(&busy).unwrap().stats().in_flight_everywhere(),
+        0
+    );
+}
+
+#[test]
+fn latency_measured_elsewhere_steers_a_replica_with_no_samples() {
+    let settings = RouterSettings {
+        strategy: Strategy::LatencyBased,
+        ..Default::default()
+    };
+    let here = router(&[("g", vec![spec("a"), spec("b")])], settings.clone());
+    let there = router(&[("g", vec![spec("a"), spec("b")])], settings);
+    for (id, ms) in [("a", 60), ("b", 2)] {
+        loop {
+            let mut plan = here.plan("g", RequestCtx::default()).unwrap();
+            let (attempt, _) = plan.next_attempt().unwrap();
+            if attempt.id() == id {
+                std::thread::sleep(Duration::from_millis(ms));
+                attempt.succeeded(&here);
+                break;
+            }
+            plan.failed(attempt, Failure::Vendor(ErrorKind::InvalidRequest), None);
+        }
+    }
+    exchange(&here, &there);
+    for _ in 0..10 {
+        let mut plan = there.plan("g", RequestCtx::default()).unwrap();
+        let (attempt, _) = plan.next_attempt().unwrap();
+        assert_eq!(attempt.id(), "b");
+    }
+}
+
+#[test]
+fn failed_health_checks_cool_a_member_down_like_failed_attempts() {
+    let settings = RouterSettings {
+        allowed_fails: 1,
+        cooldown: Duration::from_secs(30),
+        ..Default::default()
+    };
+    let r = router(&[("g", vec![spec("a"), spec("b")])], settings);
+    r.checked("a", Err(DOWN_F));
+    assert!(
+        !r.member("a")
+            .unwrap()
+            .stats()
+            .is_cooling(gatehouse_router::now_ms())
+    );
+    r.checked("a", Err(DOWN_F));
+    assert!(
+        r.member("a")
+            .unwrap()
+            .stats()
+            .is_cooling(gatehouse_router::now_ms())
+    );
+    for _ in 0..10 {
+        assert_eq!(
+            run(&r, "g", RequestCtx::default(), |_| None).1,
+            Ok("b".into())
+        );
+    }
+    r.checked("b", Err(DOWN_F));
+    assert_eq!(r.member("b").unwrap().stats().consecutive_failures(), 1);
+    r.checked("b", Ok(()));
+    assert_eq!(r.member("b").unwrap().stats().consecutive_failures(), 0);
+}

@@ -40,6 +40,9 @@ pub struct Deployment {
     /// `litellm_params.model` is `*` (a `model_name: "*"` route): the provider comes from
     /// each requested name.
     pub any_provider: bool,
+    /// Background health checks may probe it with a one-token chat request: a chat model
+    /// (`model_info.mode` unset or `chat`) with a concrete upstream model (no wildcard).
+    pub chat_probe: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +143,9 @@ fn resolve(
         output_cost_per_token: entry.model_info.output_cost_per_token,
     };
     let price = crate::cost::resolve(provider.name, &upstream_model, &overrides);
+    let chat_probe = !any_provider
+        && !upstream_model.contains('*')
+        && entry.model_info.mode.as_deref().is_none_or(|m| m == "chat");
     Ok(Deployment {
         id: entry
             .model_info
@@ -170,6 +176,7 @@ fn resolve(
         mcp_servers: entry.model_info.mcp_servers.clone(),
         price,
         any_provider,
+        chat_probe,
     })
 }
 
@@ -324,6 +331,7 @@ pub(crate) mod tests_support {
             mcp_servers: vec![],
             price: None,
             any_provider: false,
+            chat_probe: true,
         }
     }
 }

@@ -6,19 +6,21 @@
 
 pub mod app;
 pub mod auth;
-pub mod cooldowns;
 pub mod cost;
 pub mod deployments;
 pub mod dialects;
 pub mod error;
 pub mod guard;
+pub mod health_checks;
 pub mod limits;
 pub mod mcp_calls;
 pub mod pipeline;
 pub mod providers;
 pub mod proxy;
 pub mod request;
+pub mod router_sync;
 pub mod routes;
+pub mod rule_facts;
 pub mod spend;
 pub mod state;
 pub mod tools;

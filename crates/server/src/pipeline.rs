@@ -19,9 +19,11 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::http::HeaderValue;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
+use gatehouse_router::rules::Action;
 use gatehouse_router::{Exhausted, RequestCtx};
 use serde_json::{Map, Value};
 
@@ -38,17 +40,99 @@ pub struct Route {
     pub ctx: RequestCtx,
     /// MCP servers the group's deployments attach (`model_info.mcp_servers`).
     pub mcp_servers: Vec<String>,
+    /// The request's own `timeout` / `stream_timeout`.
+    pub timeouts: Timeouts,
 }
 
-/// Step 2: the group for `model`, if the key may use it. `body_len` sizes the prompt for
-/// pre-call checks and tpm capacity (bytes / 4, a cheap estimate).
+/// LiteLLM's per-request `timeout` and `stream_timeout` (seconds). They can only shorten
+/// what the deployment allows: the operator's timeout is the ceiling a client cannot lift.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Timeouts {
+    pub timeout: Option<Duration>,
+    pub stream_timeout: Option<Duration>,
+}
+
+impl Timeouts {
+    fn from_body(body: &Map<String, Value>) -> Result<Self, ApiError> {
+        let read = |param: &'static str| -> Result<Option<Duration>, ApiError> {
+            match body.get(param) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => match v.as_f64() {
+                    Some(secs) if secs > 0.0 && secs.is_finite() => {
+                        Ok(Some(Duration::from_secs_f64(secs.min(86_400.0))))
+                    }
+                    _ => Err(ApiError::InvalidParam {
+                        message: format!("'{param}' must be a positive number of seconds"),
+                        param,
+                    }),
+                },
+            }
+        };
+        Ok(Self {
+            timeout: read("timeout")?,
+            stream_timeout: read("stream_timeout")?,
+        })
+    }
+
+    /// The deployment an attempt calls, with this request's shorter timeouts.
+    fn apply(self, deployment: Arc<Deployment>) -> Arc<Deployment> {
+        let shorter = |asked: Option<Duration>, allowed: Duration| asked.filter(|a| *a < allowed);
+        let timeout = shorter(self.timeout, deployment.timeout);
+        let stream_allowed = deployment.stream_timeout.unwrap_or(deployment.timeout);
+        let stream_timeout = shorter(self.stream_timeout.or(self.timeout), stream_allowed);
+        if timeout.is_none() && stream_timeout.is_none() {
+            return deployment;
+        }
+        let mut shortened = Deployment::clone(&deployment);
+        if let Some(t) = timeout {
+            shortened.timeout = t;
+        }
+        if let Some(t) = stream_timeout {
+            shortened.stream_timeout = Some(t);
+        }
+        Arc::new(shortened)
+    }
+}
+
+/// Step 2: the group for `model` (or the group a `routing_rules` rule sends it to), if
+/// the key may use it. `body_len` sizes the prompt for pre-call checks and tpm capacity
+/// (bytes / 4, a cheap estimate).
 pub fn route(
     state: &AppState,
     caller: &Caller,
-    model: &str,
+    headers: &HeaderMap,
+    requested: &str,
     body: &Map<String, Value>,
     body_len: usize,
 ) -> Result<Route, ApiError> {
+    let mut ctx = routing_ctx(body, body_len);
+    let mut model = requested;
+    let rules = &state.router.settings().rules;
+    if !rules.is_empty() {
+        let facts = crate::rule_facts::Facts {
+            model: requested,
+            tokens: ctx.input_tokens,
+            body,
+            headers,
+            caller,
+            tags: &ctx.tags,
+        };
+        // A rule never widens what a key may use: one naming a group the key may not
+        // use does not match.
+        let rerouted = rules.iter().find_map(|rule| match &rule.action {
+            Action::Model(group) if rule.matches(&facts) && may_use_group(state, caller, group) => {
+                Some((rule, group.as_str()))
+            }
+            _ => None,
+        });
+        if let Some((rule, group)) = rerouted {
+            tracing::debug!(rule = %rule.name, from = %requested, to = %group, "routing rule");
+            metrics::counter!("gatehouse_routing_rule_matches_total", "rule" => rule.name.clone())
+                .increment(1);
+            model = group;
+        }
+        ctx.prefer = rules.preference(&facts);
+    }
     let Some(resolved) = state.router.resolve(model) else {
         return Err(ApiError::ModelNotFound(format!(
             "model '{model}' does not exist; models available to this key: {}",
@@ -69,7 +153,6 @@ pub fn route(
             }
         }
     }
-    let mut ctx = routing_ctx(body, body_len);
     // A request names its own fallbacks; it may only name groups its key may use.
     if let Some(fallbacks) = ctx.fallbacks.as_mut() {
         fallbacks.retain(|name| may_use_group(state, caller, name));
@@ -78,6 +161,7 @@ pub fn route(
         model: model.to_owned(),
         ctx,
         mcp_servers,
+        timeouts: Timeouts::from_body(body)?,
     })
 }
 
@@ -136,6 +220,7 @@ fn routing_ctx(body: &Map<String, Value>, body_len: usize) -> RequestCtx {
             .get("num_retries")
             .and_then(Value::as_u64)
             .map(|n| n.min(10) as u32),
+        prefer: None,
     }
 }
 
@@ -204,7 +289,9 @@ where
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
-        let deployment = state.deployment_for(attempt.deployment(), attempt.wildcard());
+        let deployment = route
+            .timeouts
+            .apply(state.deployment_for(attempt.deployment(), attempt.wildcard()));
         record.set_deployment(&deployment);
         match call(deployment.clone()).await {
             Ok(value) => {

@@ -51,8 +51,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Model groups, strategies, retries, fallbacks, cooldowns (`router_settings`).
     pub router: gatehouse_router::Router<Deployment>,
-    /// Cooldowns to share through Redis, until `cooldowns::spawn` takes them.
-    cooldown_feed: std::sync::Mutex<Option<crate::cooldowns::Feed>>,
+    /// Cooldowns to share through Redis, until `router_sync::spawn` takes them.
+    cooldown_feed: std::sync::Mutex<Option<crate::router_sync::cooldowns::Feed>>,
     /// Wildcard deployments materialised for a requested name (bounded).
     wildcard_cache: std::sync::Mutex<std::collections::HashMap<(String, String), Arc<Deployment>>>,
     pub auth: Auth,
@@ -61,6 +61,8 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     pub hub: Arc<Hub>,
     pub started: Instant,
+    /// The last background health check of each deployment (when they are on).
+    pub health_checks: crate::health_checks::Results,
     pub allowed_origins: Vec<String>,
     /// `Host` names the MCP endpoint accepts besides loopback.
     pub allowed_hosts: Vec<String>,
@@ -86,7 +88,7 @@ impl AppState {
         let redis = redis_url(config);
         let mut cooldown_feed = None;
         if let Some(url) = &redis {
-            let (sink, feed) = crate::cooldowns::channel(url.clone());
+            let (sink, feed) = crate::router_sync::cooldowns::channel(url.clone());
             router = router.with_sink(Arc::new(sink));
             cooldown_feed = Some(feed);
         }
@@ -115,6 +117,7 @@ impl AppState {
             metrics,
             hub,
             started: Instant::now(),
+            health_checks: Default::default(),
             allowed_origins: config.general_settings.allowed_origins.clone(),
             allowed_hosts: config.general_settings.allowed_hosts.clone(),
             pending: Default::default(),
@@ -152,15 +155,22 @@ fn upstream_client() -> Result<reqwest::Client, StateError> {
 const WILDCARD_CACHE: usize = 1024;
 
 impl AppState {
-    /// Starts sharing router cooldowns through Redis (when configured); the caller owns
-    /// the task.
-    pub fn share_cooldowns(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+    /// Starts the background health checks when the config turns them on; the caller
+    /// owns the task.
+    pub fn check_health(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        let interval = crate::health_checks::interval(&self.config)?;
+        Some(crate::health_checks::spawn(self.clone(), interval))
+    }
+
+    /// Starts sharing the router's state through Redis (when configured); the caller
+    /// owns the task.
+    pub fn share_router_state(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
         let feed = self
             .cooldown_feed
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()?;
-        Some(crate::cooldowns::spawn(self.clone(), feed))
+        Some(crate::router_sync::spawn(self.clone(), feed))
     }
 
     /// The deployment an attempt calls: the configured one, or for a wildcard route the

@@ -19,10 +19,13 @@ use bytes::Bytes;
 use crate::deployments::Deployment;
 use crate::error::ApiError;
 
-/// Parameters only the gateway reads (LiteLLM's request-level knobs); never sent to a
-/// vendor that validates its fields strictly.
+/// Parameters only the gateway reads (LiteLLM's request-level knobs: routing, timeouts,
+/// caching, mocking); never sent upstream, whatever the vendor (passthrough included:
+/// OpenAI refuses fields it does not know).
 pub const GATEWAY_ONLY_PARAMS: &[&str] = &[
     "tags",
+    "timeout",
+    "stream_timeout",
     "mock_response",
     "mock_testing_fallbacks",
     "num_retries",

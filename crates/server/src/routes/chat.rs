@@ -55,7 +55,7 @@ pub async fn chat_completions(
         }
     }
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let route = pipeline::route(&state, &caller, &model, &body, bytes.len())?;
+    let route = pipeline::route(&state, &caller, &headers, &model, &body, bytes.len())?;
     tracing::debug!(model = %model, stream, key = %caller.key_id, "chat completion");
     let record_id = request_id.clone();
     spend::account(&state, &caller, &record_id, &model, async {

@@ -18,6 +18,7 @@ pub async fn embeddings(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     Extension(RequestId(request_id)): Extension<RequestId>,
+    headers: axum::http::HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let bytes = read_body(
@@ -42,7 +43,7 @@ pub async fn embeddings(
             param: "input",
         });
     }
-    let route = pipeline::route(&state, &caller, &model, &body, bytes.len())?;
+    let route = pipeline::route(&state, &caller, &headers, &model, &body, bytes.len())?;
     crate::spend::account(&state, &caller, &request_id, &model, async {
         let routed =
             attempts(&state, &route, |d| {

@@ -26,8 +26,9 @@ pub async fn readiness(State(state): State<Arc<AppState>>) -> Json<Value> {
     }))
 }
 
-/// Per-deployment status from the router's passive tracking of real traffic (a deployment
-/// cooling down, or whose last call failed, is unhealthy), plus the MCP servers' states —
+/// Per-deployment status from the router's tracking of real traffic and, when they are on,
+/// background health checks (a deployment cooling down, or whose last call or probe
+/// failed, is unhealthy), plus the MCP servers' states —
 /// for the master key (and local mode). Details name upstream hosts and MCP commands, so a
 /// virtual key gets only the overall status. URLs are printed without their credentials.
 pub async fn health(
@@ -62,6 +63,12 @@ pub async fn health(
             "latency_ms": stats.latency().map(|l| l.as_secs_f64() * 1e3),
             "cooldown_remaining_s": cooling
                 .then(|| (stats.cooldown_until_ms() - now) as f64 / 1e3),
+            "last_health_check": state.health_checks.get(&d.id).map(|p| json!({
+                "ok": p.ok,
+                "seconds_ago": now.saturating_sub(p.at_ms) as f64 / 1e3,
+                "latency_ms": p.latency.as_secs_f64() * 1e3,
+                "error": p.error,
+            })),
         });
         if !cooling && stats.consecutive_failures() == 0 {
             healthy.push(entry);
@@ -76,6 +83,8 @@ pub async fn health(
         "healthy_count": healthy.len(),
         "unhealthy_count": unhealthy.len(),
         "mcp_servers": mcp,
+        "background_health_checks": crate::health_checks::interval(&state.config)
+            .map(|every| json!({"interval_s": every.as_secs_f64()})),
     }))
 }
 

@@ -51,7 +51,7 @@ pub async fn create(
         Ok(read) => read,
         Err(err) => return errors::anthropic_response(&err),
     };
-    let route = match pipeline::route(&state, &caller, &model, &body, len) {
+    let route = match pipeline::route(&state, &caller, &headers, &model, &body, len) {
         Ok(route) => route,
         Err(err) => return errors::anthropic_response(&err),
     };
@@ -355,7 +355,7 @@ async fn count_inner(
     let (body, model, len) = read(state, body).await?;
     // Counting is free and not billed, so it is not routed: an Anthropic deployment of the
     // group counts, else the estimate answers.
-    pipeline::route(state, caller, &model, &body, len)?;
+    pipeline::route(state, caller, headers, &model, &body, len)?;
     let anthropic = state.router.resolve(&model).and_then(|r| {
         r.group
             .members

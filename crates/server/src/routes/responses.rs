@@ -74,7 +74,7 @@ pub async fn create(
         }
     };
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let route = pipeline::route(&state, &caller, &model, &body, bytes.len())?;
+    let route = pipeline::route(&state, &caller, &headers, &model, &body, bytes.len())?;
     tracing::debug!(model = %model, stream, key = %caller.key_id, "responses");
     let all_native = state.router.resolve(&model).is_some_and(|r| {
         r.group

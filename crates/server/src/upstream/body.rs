@@ -42,18 +42,9 @@ struct Passthrough<'a> {
     ask_usage: bool,
 }
 
-/// Request fields only the router reads (LiteLLM's); no vendor knows them.
-const ROUTER_PARAMS: &[&str] = &[
-    "fallbacks",
-    "context_window_fallbacks",
-    "content_policy_fallbacks",
-    "num_retries",
-    "tags",
-];
-
 impl Passthrough<'_> {
     fn dropped(&self, key: &str) -> bool {
-        ROUTER_PARAMS.contains(&key) || self.drop.iter().any(|d| d == key)
+        crate::providers::GATEWAY_ONLY_PARAMS.contains(&key) || self.drop.iter().any(|d| d == key)
     }
 }
 

@@ -50,18 +50,17 @@ pub struct Feed {
     rx: mpsc::Receiver<(String, u64)>,
 }
 
-/// Starts publishing and following cooldowns; the caller owns the task and aborts it at
-/// shutdown.
-pub fn spawn(state: Arc<AppState>, feed: Feed) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let Ok(client) = redis::Client::open(feed.url.as_str()) else {
-            tracing::warn!("router cooldowns: the Redis URL does not parse; not shared");
-            return;
-        };
-        let publisher = publish(client.clone(), feed.rx);
-        let subscriber = follow(client, state);
-        tokio::join!(publisher, subscriber);
-    })
+impl Feed {
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+/// Publishes this replica's cooldowns and follows the others' (runs until aborted).
+pub async fn share(client: redis::Client, state: Arc<AppState>, feed: Feed) {
+    let publisher = publish(client.clone(), feed.rx);
+    let subscriber = follow(client, state);
+    tokio::join!(publisher, subscriber);
 }
 
 async fn publish(client: redis::Client, mut rx: mpsc::Receiver<(String, u64)>) {
