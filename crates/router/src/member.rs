@@ -72,6 +72,9 @@ impl<D> Member<D> {
     /// `tokens` (estimated) in the current minute.
     /// Counts every replica's use of the deployment (see [`MemberStats::usage`]).
     pub(crate) fn has_capacity(&self, minute: u64, tokens: u64) -> bool {
+        if self.spec.rpm.is_none() && self.spec.tpm.is_none() {
+            return true;
+        }
         let (requests, used) = self.stats.usage(minute);
         let rpm_ok = self.spec.rpm.is_none_or(|rpm| requests < rpm);
         let tpm_ok = self.spec.tpm.is_none_or(|tpm| used + tokens <= tpm);
@@ -101,15 +104,12 @@ pub struct MemberStats {
     /// The other replicas' figures, as last reported.
     remote_in_flight: AtomicU64,
     remote_latency_us: AtomicU64,
-    remote_window: Mutex<RemoteWindow>,
-}
-
-/// The other replicas' requests and tokens in one minute.
-#[derive(Debug, Clone, Copy, Default)]
-struct RemoteWindow {
-    minute: u64,
-    requests: u64,
-    tokens: u64,
+    /// The other replicas' requests and tokens in `remote_minute`. Three separate
+    /// atomics: a read racing a report may mix two reports, which only blurs a figure
+    /// that is a sync interval old anyway.
+    remote_minute: AtomicU64,
+    remote_requests: AtomicU64,
+    remote_tokens: AtomicU64,
 }
 
 /// What one replica says about one deployment, for the others.
@@ -183,11 +183,10 @@ impl MemberStats {
     /// Requests and tokens of `minute` on every replica.
     pub fn usage(&self, minute: u64) -> (u64, u64) {
         let local = self.window(minute);
-        let remote = *self.remote_window.lock().unwrap_or_else(|e| e.into_inner());
-        if remote.minute == minute {
+        if self.remote_minute.load(Ordering::Relaxed) == minute {
             (
-                local.requests + remote.requests,
-                local.tokens + remote.tokens,
+                local.requests + self.remote_requests.load(Ordering::Relaxed),
+                local.tokens + self.remote_tokens.load(Ordering::Relaxed),
             )
         } else {
             (local.requests, local.tokens)
@@ -212,11 +211,10 @@ impl MemberStats {
             .store(others.in_flight, Ordering::Relaxed);
         self.remote_latency_us
             .store(others.latency_us, Ordering::Relaxed);
-        *self.remote_window.lock().unwrap_or_else(|e| e.into_inner()) = RemoteWindow {
-            minute: others.minute,
-            requests: others.requests,
-            tokens: others.tokens,
-        };
+        self.remote_requests
+            .store(others.requests, Ordering::Relaxed);
+        self.remote_tokens.store(others.tokens, Ordering::Relaxed);
+        self.remote_minute.store(others.minute, Ordering::Relaxed);
     }
 
     pub fn successes(&self) -> u64 {

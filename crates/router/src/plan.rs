@@ -187,7 +187,8 @@ pub enum Exhausted {
 struct Stage<'r, D> {
     group: &'r Group<D>,
     wildcard: Option<String>,
-    order: Vec<Arc<Member<D>>>,
+    /// Borrowed from the group: ordering a plan moves no reference counts.
+    order: Vec<&'r Arc<Member<D>>>,
     pos: usize,
     pass: u32,
     depth: u32,
@@ -254,7 +255,7 @@ impl<'r, D> Plan<'r, D> {
                     return Ok(self.hand_out(member, wait, minute));
                 }
                 if stage.pos < stage.order.len() {
-                    let member = stage.order[stage.pos].clone();
+                    let member = Arc::clone(stage.order[stage.pos]);
                     stage.pos += 1;
                     stage.retries_used = 0;
                     return Ok(self.hand_out(member, Duration::ZERO, minute));
@@ -275,7 +276,7 @@ impl<'r, D> Plan<'r, D> {
                     self.enter(group, wildcard, depth);
                     if let Some(stage) = self.stage.as_mut() {
                         stage.pass = pass;
-                        if let Some(first) = stage.order.first().cloned() {
+                        if let Some(first) = stage.order.first().map(|m| Arc::clone(m)) {
                             stage.pos = 1;
                             let wait = backoff(self.router.settings.retry_backoff, pass);
                             return Ok(self.hand_out(first, wait, minute));
@@ -391,7 +392,7 @@ impl<'r, D> Plan<'r, D> {
         let settings = &self.router.settings;
         let now = now_ms();
         let minute = now / 60_000;
-        let mut members: Vec<Arc<Member<D>>> = group.members.clone();
+        let mut members: Vec<&'r Arc<Member<D>>> = group.members.iter().collect();
         if settings.tag_filtering {
             members = by_tags(members, &self.ctx.tags);
             if members.is_empty() {
@@ -436,7 +437,7 @@ impl<'r, D> Plan<'r, D> {
         strategy::order(&mut members, settings, minute, &mut rand::rng());
         if let Some(prefer) = &self.ctx.prefer {
             // Stable: the strategy's order stays within the preferred and the rest.
-            members.sort_by_key(|m| !prefer.holds(m, minute));
+            members.sort_by_cached_key(|m| !prefer.holds(m, minute));
         }
         self.stage = Some(Stage {
             group,
@@ -490,7 +491,7 @@ impl<'r, D> Plan<'r, D> {
 /// Tag routing as LiteLLM documents it: a tagged request goes to members sharing one of
 /// its tags, else to members tagged `default`; an untagged request goes to members tagged
 /// `default` when there are any, else to all.
-fn by_tags<D>(members: Vec<Arc<Member<D>>>, tags: &[String]) -> Vec<Arc<Member<D>>> {
+fn by_tags<'r, D>(members: Vec<&'r Arc<Member<D>>>, tags: &[String]) -> Vec<&'r Arc<Member<D>>> {
     let has = |m: &Arc<Member<D>>, t: &str| m.spec().tags.iter().any(|x| x == t);
     let defaults: Vec<_> = members
         .iter()
