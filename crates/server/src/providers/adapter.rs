@@ -197,11 +197,11 @@ pub async fn call(
         let events = adapter.frame(Box::pin(response.bytes_stream()));
         let idle = deployment.stream_timeout.unwrap_or(deployment.timeout);
         let stream = translate(events, translator, idle).await?;
-        return Ok(sse_response(Body::from_stream(stream), deployment));
+        return Ok(sse_response(Body::from_stream(stream)));
     }
     let completion = read(adapter, response, deployment, request_id).await?;
     let body = serde_json::to_vec(&completion).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(json_response(StatusCode::OK, Bytes::from(body), deployment))
+    Ok(json_response(StatusCode::OK, Bytes::from(body)))
 }
 
 /// One non-streaming round, as a typed chat completion.

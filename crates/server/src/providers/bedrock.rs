@@ -265,7 +265,7 @@ pub async fn embeddings(
     }
     let answer = embeddings::openai_response(&vectors, tokens, &deployment.model_name, base64);
     let body = serde_json::to_vec(&answer).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(json_response(StatusCode::OK, Bytes::from(body), deployment))
+    Ok(json_response(StatusCode::OK, Bytes::from(body)))
 }
 
 /// Name of the synthetic event for a corrupt or cut event stream; it ends in

@@ -135,5 +135,5 @@ pub async fn embeddings(
     let answer = gemini::embeddings_response(&bytes, &deployment.model_name, mapped.base64)
         .map_err(map_error)?;
     let body = serde_json::to_vec(&answer).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(json_response(StatusCode::OK, Bytes::from(body), deployment))
+    Ok(json_response(StatusCode::OK, Bytes::from(body)))
 }

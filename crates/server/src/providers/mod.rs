@@ -47,7 +47,8 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-pub fn sse_response(body: Body, deployment: &Deployment) -> Response {
+/// The router's headers (`x-litellm-model-id`, ...) are added by `pipeline::decorate`.
+pub fn sse_response(body: Body) -> Response {
     let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -57,25 +58,17 @@ pub fn sse_response(body: Body, deployment: &Deployment) -> Response {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // Tell nginx-style proxies not to buffer the stream.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    add_deployment_headers(headers, deployment);
     response
 }
 
-pub fn json_response(status: StatusCode, body: Bytes, deployment: &Deployment) -> Response {
+pub fn json_response(status: StatusCode, body: Bytes) -> Response {
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    add_deployment_headers(headers, deployment);
     response
-}
-
-fn add_deployment_headers(headers: &mut axum::http::HeaderMap, deployment: &Deployment) {
-    if let Ok(id) = HeaderValue::from_str(&deployment.id) {
-        headers.insert("x-litellm-model-id", id);
-    }
 }
 
 /// Token counters (low-cardinality: model names come from config), and the request's

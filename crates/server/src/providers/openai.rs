@@ -73,13 +73,13 @@ pub async fn call(
         })
         .await?;
         let body = Body::from_stream(relay(upstream, deployment.timeout, strip_usage));
-        return Ok(sse_response(body, deployment));
+        return Ok(sse_response(body));
     }
     let bytes = response.bytes().await.map_err(|e| {
         ApiError::UpstreamUnreachable(format!("reading the upstream body failed: {e}"))
     })?;
     checked_usage(deployment, &bytes, endpoint)?;
-    Ok(json_response(StatusCode::OK, bytes, deployment))
+    Ok(json_response(StatusCode::OK, bytes))
 }
 
 /// One non-streaming chat round, parsed: what the tool-execution loop works with.

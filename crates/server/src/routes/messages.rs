@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Extension, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::Response;
 use bytes::Bytes;
 use gatehouse_config::Dialect;
 use gatehouse_llm::anthropic::MESSAGES_PATH;
@@ -29,6 +29,7 @@ use crate::dialects::usage::{self, Shape};
 use crate::dialects::{chunks, errors, sse};
 use crate::error::ApiError;
 use crate::pipeline::{self, Route};
+use crate::providers::json_response;
 use crate::proxy;
 use crate::request::{RequestId, parse_object, read_body};
 use crate::state::AppState;
@@ -442,15 +443,6 @@ impl chunks::ChunkWriter for Writer {
     fn finish(&mut self) -> Vec<u8> {
         self.0.finish()
     }
-}
-
-fn json_response(status: StatusCode, body: Bytes) -> Response {
-    let mut response = (status, body).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
 }
 
 #[cfg(test)]

@@ -18,8 +18,8 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Extension, Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
 use bytes::Bytes;
 use gatehouse_llm::openai::{ChatCompletion, ChatCompletionChunk};
 use gatehouse_llm::responses::{self, ResponsesContext, ResponsesStreamWriter};
@@ -31,6 +31,7 @@ use crate::dialects::usage::{self, Shape};
 use crate::dialects::{approvals, chunks, errors, replay, sse};
 use crate::error::ApiError;
 use crate::pipeline::{self, Route};
+use crate::providers::json_response;
 use crate::providers::unix_now;
 use crate::proxy;
 use crate::request::{RequestId, parse_object, read_body};
@@ -165,7 +166,10 @@ pub async fn get(
         .responses
         .get(caller.owner(), &id)
         .ok_or_else(|| not_found(&id))?;
-    Ok(json_response(Bytes::from(stored.response.to_string())))
+    Ok(json_response(
+        StatusCode::OK,
+        Bytes::from(stored.response.to_string()),
+    ))
 }
 
 /// `DELETE /v1/responses/{id}`.
@@ -178,7 +182,7 @@ pub async fn delete(
         return Err(not_found(&id));
     }
     let body = json!({"id": id, "object": "response.deleted", "deleted": true});
-    Ok(json_response(Bytes::from(body.to_string())))
+    Ok(json_response(StatusCode::OK, Bytes::from(body.to_string())))
 }
 
 fn not_found(id: &str) -> ApiError {
@@ -339,7 +343,7 @@ async fn passthrough(
         ApiError::UpstreamUnreachable(format!("reading the upstream body failed: {e}"))
     })?;
     usage::record_body(Shape::Responses, &bytes);
-    Ok(json_response(bytes))
+    Ok(json_response(StatusCode::OK, bytes))
 }
 
 async fn translated(
@@ -373,7 +377,10 @@ async fn translated(
     })?;
     let response = responses::from_chat(&completion, &t.ctx, &id, created);
     t.keep(state, caller, &response);
-    Ok(json_response(Bytes::from(response.to_string())))
+    Ok(json_response(
+        StatusCode::OK,
+        Bytes::from(response.to_string()),
+    ))
 }
 
 /// Runs the MCP tool loop (non-streaming) and renders its answer with `mcp_list_tools`
@@ -461,7 +468,10 @@ async fn run_mcp_loop(
     if t.ctx.stream {
         return Ok(sse::response(Body::from(replay::events(&response))));
     }
-    Ok(json_response(Bytes::from(response.to_string())))
+    Ok(json_response(
+        StatusCode::OK,
+        Bytes::from(response.to_string()),
+    ))
 }
 
 /// The Responses stream writer as a [`chunks::ChunkWriter`], storing the final
@@ -496,13 +506,4 @@ impl chunks::ChunkWriter for Writer {
         }
         out
     }
-}
-
-fn json_response(body: Bytes) -> Response {
-    let mut response = (StatusCode::OK, body).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
 }
