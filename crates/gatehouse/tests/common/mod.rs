@@ -67,7 +67,8 @@ impl Gateway {
                 sink.lock().unwrap().push(line);
             }
         });
-        let url = match rx.recv_timeout(Duration::from_secs(20)) {
+        // Generous: CI machines run many gateways and builds at once (start-up is ~15 ms idle).
+        let url = match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(url) => url,
             Err(_) => {
                 let _ = child.kill();
