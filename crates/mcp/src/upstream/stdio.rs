@@ -17,6 +17,60 @@ use tokio::sync::{Mutex, mpsc};
 /// Time a server gets to exit after SIGTERM before the group is killed.
 const GRACE: Duration = Duration::from_secs(2);
 
+/// The longest line (one JSON-RPC message) read from a server's stdout. A server is
+/// untrusted: without a bound, one endless line would hold memory without limit. A longer
+/// line is skipped to its newline (the request it answered then times out).
+pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// One newline-delimited frame of a server's stdout.
+enum Frame {
+    Line(Vec<u8>),
+    /// A line longer than [`MAX_MESSAGE`], skipped; its length.
+    Oversized(usize),
+}
+
+/// Reads the next frame, holding at most `max` bytes of it; `None` at end of stream.
+async fn next_frame(
+    reader: &mut (impl tokio::io::AsyncBufRead + Unpin),
+    max: usize,
+) -> std::io::Result<Option<Frame>> {
+    let mut line = Vec::new();
+    let mut skipped = 0usize;
+    loop {
+        let chunk = reader.fill_buf().await?;
+        if chunk.is_empty() {
+            return Ok(match (line.is_empty(), skipped) {
+                (true, 0) => None,
+                (_, 0) => Some(Frame::Line(line)),
+                (_, n) => Some(Frame::Oversized(n)),
+            });
+        }
+        let (part, done) = match memchr_newline(chunk) {
+            Some(i) => (&chunk[..i], Some(i + 1)),
+            None => (chunk, None),
+        };
+        if skipped > 0 || line.len() + part.len() > max {
+            skipped += line.len() + part.len();
+            line = Vec::new();
+        } else {
+            line.extend_from_slice(part);
+        }
+        let used = done.unwrap_or(chunk.len());
+        reader.consume(used);
+        if done.is_some() {
+            return Ok(Some(if skipped > 0 {
+                Frame::Oversized(skipped)
+            } else {
+                Frame::Line(line)
+            }));
+        }
+    }
+}
+
+fn memchr_newline(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|b| *b == b'\n')
+}
+
 pub struct StdioTransport {
     name: String,
     stdin: Mutex<Option<ChildStdin>>,
@@ -84,19 +138,22 @@ impl StdioTransport {
         }
         let server = name.to_string();
         tokio::spawn(async move {
-            let mut lines = BufReader::new(stdout).lines();
+            let mut reader = BufReader::new(stdout);
             loop {
-                let line = tokio::select! {
-                    l = lines.next_line() => l,
+                let frame = tokio::select! {
+                    f = next_frame(&mut reader, MAX_MESSAGE) => f,
                     _ = death.token().cancelled() => break,
                 };
-                match line {
-                    Ok(Some(line)) => {
-                        let line = line.trim();
+                match frame {
+                    Ok(Some(Frame::Oversized(len))) => {
+                        tracing::warn!(server = %server, bytes = len, limit = MAX_MESSAGE, "skipped a stdout line longer than the message limit");
+                    }
+                    Ok(Some(Frame::Line(line))) => {
+                        let line = line.trim_ascii();
                         if line.is_empty() {
                             continue;
                         }
-                        match jsonrpc::parse(line.as_bytes()) {
+                        match jsonrpc::parse(line) {
                             Ok(incoming) => {
                                 for m in incoming.into_messages() {
                                     if inbound.send(m).await.is_err() {
@@ -187,5 +244,38 @@ impl Drop for StdioTransport {
         if self.child.get_mut().is_some() {
             signal_group(self.pid, Signal::KILL);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn frames(input: &[u8], max: usize) -> Vec<String> {
+        // A tiny buffer so lines span many reads.
+        let mut reader = BufReader::with_capacity(4, input);
+        let mut out = Vec::new();
+        while let Some(frame) = next_frame(&mut reader, max).await.unwrap() {
+            out.push(match frame {
+                Frame::Line(l) => String::from_utf8(l).unwrap(),
+                Frame::Oversized(n) => format!("<skipped {n}>"),
+            });
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn lines_over_the_limit_are_skipped_and_the_next_is_whole() {
+        let input = b"{\"a\":1}\n0123456789abcdef\n{\"b\":2}\nlast";
+        assert_eq!(
+            frames(input, 10).await,
+            ["{\"a\":1}", "<skipped 16>", "{\"b\":2}", "last"]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_endless_line_holds_no_more_than_the_limit() {
+        let input = vec![b'x'; 100_000];
+        assert_eq!(frames(&input, 1024).await, ["<skipped 100000>"]);
     }
 }
