@@ -76,6 +76,7 @@ const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("GET", "/key/list"),
     ("GET", "/spend/logs"),
     ("GET", "/key/info?key=sk-someone-else"),
+    ("GET", "/metrics"),
 ];
 
 /// A body that would do something on each POST route (a tool run, a model call).

@@ -107,7 +107,16 @@ fn mcp_status(s: &gatehouse_mcp::hub::ServerStatus) -> Value {
     })
 }
 
-pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+/// Prometheus metrics, for the master key: they name every model group, MCP server and
+/// routing rule, and show everyone's traffic.
+pub async fn metrics(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    if !caller.is_admin {
+        return crate::error::ApiError::Forbidden("/metrics needs the master key".into())
+            .into_response();
+    }
     match &state.metrics {
         Some(handle) => {
             let mut response = handle.render().into_response();
