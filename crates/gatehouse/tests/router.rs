@@ -1313,6 +1313,9 @@ async fn a_group_over_its_rpm_is_refused_without_asking_the_vendor() {
     expect_answer(post(&gw, ask("gpt-test", "one")).await, "one").await;
     let resp = post(&gw, ask("gpt-test", "two")).await;
     let status = resp.status().as_u16();
+    // When to come back: the minute's turn, at most 60 s away.
+    let retry_after: u64 = header(&resp, "retry-after").parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
     let err: Value = resp.json().await.unwrap();
     assert!(matches!(status, 429 | 503), "{status} {err}");
     assert!(

@@ -172,11 +172,14 @@ impl<D> Served<D> {
 pub enum Exhausted {
     /// The last attempt's failure, which nothing could recover from.
     Failed(Failure),
-    /// No member could be tried: all cooling down (`retry_in` until the first is back),
-    /// or over their own rpm/tpm.
+    /// No member could be tried: each cooling down or over its own rpm/tpm; `retry_in`
+    /// until the first is back (a cooldown's end, or the minute's turn for one at its
+    /// limit).
     Unavailable {
         group: String,
         retry_in: Option<Duration>,
+        /// Some member was left out for its rpm/tpm (not only cooldowns).
+        at_limit: bool,
     },
     /// No member carries any of the request's tags.
     NoTagMatch { group: String, tags: Vec<String> },
@@ -419,19 +422,28 @@ impl<'r, D> Plan<'r, D> {
             }
         }
         let before = members.len();
-        let retry_in = members
-            .iter()
-            .map(|m| m.stats().cooldown_until_ms())
-            .filter(|until| *until > now)
-            .min()
-            .map(|until| Duration::from_millis(until - now));
+        let mut back_at: Option<u64> = None;
+        let mut at_limit = false;
         members.retain(|m| {
-            !m.stats().is_cooling(now) && m.has_capacity(minute, self.ctx.input_tokens)
+            let until = m.stats().cooldown_until_ms();
+            if until > now {
+                back_at = Some(back_at.map_or(until, |b| b.min(until)));
+                return false;
+            }
+            if !m.has_capacity(minute, self.ctx.input_tokens) {
+                // Its window opens again when the minute turns.
+                let turn = (minute + 1) * 60_000;
+                back_at = Some(back_at.map_or(turn, |b| b.min(turn)));
+                at_limit = true;
+                return false;
+            }
+            true
         });
         if members.is_empty() && before > 0 {
             self.empty = Some(Exhausted::Unavailable {
                 group: group.name.clone(),
-                retry_in,
+                retry_in: back_at.map(|at| Duration::from_millis(at.saturating_sub(now))),
+                at_limit,
             });
         }
         strategy::order(&mut members, settings, minute, &mut rand::rng());
@@ -484,6 +496,7 @@ impl<'r, D> Plan<'r, D> {
         self.empty.clone().unwrap_or(Exhausted::Unavailable {
             group: self.primary.name.clone(),
             retry_in: None,
+            at_limit: false,
         })
     }
 }

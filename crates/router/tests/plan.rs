@@ -176,6 +176,7 @@ fn all_members_cooling_is_unavailable_with_the_wait() {
         Err(Exhausted::Unavailable {
             group,
             retry_in: Some(wait),
+            at_limit: false,
         }) => {
             assert_eq!(group, "g");
             assert!(wait <= Duration::from_secs(5) && wait > Duration::from_secs(4));
@@ -342,6 +343,26 @@ fn deployment_rpm_is_respected() {
         .filter(|_| run(&r, "g", RequestCtx::default(), |_| None).1 == Ok("a".into()))
         .count();
     assert_eq!(a_count, 3);
+    // Both at their limit: unavailable until the minute turns.
+    let mut a = spec("a");
+    a.rpm = Some(1);
+    let r = router(&[("g", vec![a])], RouterSettings::default());
+    assert!(run(&r, "g", RequestCtx::default(), |_| None).1.is_ok());
+    let now = gatehouse_router::now_ms();
+    match run(&r, "g", RequestCtx::default(), |_| None).1 {
+        Err(Exhausted::Unavailable {
+            retry_in: Some(wait),
+            at_limit: true,
+            ..
+        }) => {
+            let to_turn = 60_000 - now % 60_000;
+            assert!(
+                wait.as_millis() as u64 <= to_turn,
+                "{wait:?} vs {to_turn} ms"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

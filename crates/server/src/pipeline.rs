@@ -326,18 +326,24 @@ fn give_up(exhausted: Exhausted, last: Option<ApiError>) -> ApiError {
         Exhausted::Failed(_) => {
             last.unwrap_or_else(|| ApiError::Internal("the router gave up without an error".into()))
         }
-        Exhausted::Unavailable { group, retry_in } => ApiError::Unavailable {
-            message: match retry_in {
-                Some(wait) => format!(
-                    "no deployment of '{group}' is available: all are cooling down after failures; try again in {:.1}s",
-                    wait.as_secs_f64()
-                ),
-                None => format!(
-                    "no deployment of '{group}' is available: all are at their rpm/tpm limit"
-                ),
-            },
-            retry_after: retry_in,
-        },
+        Exhausted::Unavailable {
+            group,
+            retry_in,
+            at_limit,
+        } => {
+            let why = if at_limit {
+                "each is cooling down after failures or at its rpm/tpm limit for this minute"
+            } else {
+                "all are cooling down after failures"
+            };
+            let when = retry_in
+                .map(|wait| format!("; try again in {:.1}s", wait.as_secs_f64()))
+                .unwrap_or_default();
+            ApiError::Unavailable {
+                message: format!("no deployment of '{group}' is available: {why}{when}"),
+                retry_after: retry_in,
+            }
+        }
         Exhausted::NoTagMatch { group, tags } => ApiError::BadRequest(format!(
             "no deployment of '{group}' serves the tags {tags:?} (and none is tagged 'default')"
         )),
