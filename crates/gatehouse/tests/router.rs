@@ -232,8 +232,8 @@ async fn expect_stream(resp: reqwest::Response, text: &str) -> (String, Vec<Valu
     (id.expect("x-litellm-model-id"), chunks)
 }
 
-/// Failures are counted per calendar minute: start a cooldown scenario well inside one
-/// so that its failures land in the same minute.
+/// Deployment rpm/tpm windows are calendar minutes: start an rpm scenario well inside one
+/// so that its requests land in the same minute.
 async fn away_from_minute_boundary() {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -192,11 +192,7 @@ impl<D> Router<D> {
         };
         match outcome {
             Ok(()) => member.stats().record_probe_success(),
-            Err(failure) => plan::CooldownRule::of(self, member.group()).apply(
-                member,
-                now_ms() / 60_000,
-                failure,
-            ),
+            Err(failure) => plan::CooldownRule::of(self, member.group()).apply(member, failure),
         }
     }
 

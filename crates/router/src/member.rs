@@ -101,6 +101,7 @@ pub struct MemberStats {
     /// Failures since the last success (passive health).
     consecutive_failures: AtomicU64,
     window: Mutex<Window>,
+    failure_window: Mutex<FailureWindow>,
     /// The other replicas' figures, as last reported.
     remote_in_flight: AtomicU64,
     remote_latency_us: AtomicU64,
@@ -143,16 +144,27 @@ impl Report {
     }
 }
 
-/// Counters of the current minute.
+/// Requests and tokens of the current calendar minute (deployment rpm/tpm, as LiteLLM
+/// counts them).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Window {
     pub minute: u64,
     pub requests: u64,
     pub tokens: u64,
-    pub failures: u32,
-    /// Failures by [`FailureClass`], for `allowed_fails_policy`.
-    pub by_class: [u32; 6],
 }
+
+/// Failures within a minute of the first one (`allowed_fails`): a window that opens at a
+/// failure, as LiteLLM's expiring counter does, so a burst across a minute's turn still
+/// counts together.
+#[derive(Debug, Clone, Copy, Default)]
+struct FailureWindow {
+    since_ms: u64,
+    all: u32,
+    /// By [`FailureClass`], for `allowed_fails_policy`.
+    by_class: [u32; 6],
+}
+
+const FAILURE_WINDOW_MS: u64 = 60_000;
 
 /// Weight of the newest sample in the latency average.
 const LATENCY_ALPHA: f64 = 0.3;
@@ -281,16 +293,25 @@ impl MemberStats {
             .store(new.max(1.0) as u64, Ordering::Relaxed);
     }
 
-    /// Counts a failure; returns this minute's failures (all, and of its class).
-    pub(crate) fn record_failure(&self, minute: u64, failure: Failure) -> (u32, u32) {
+    /// Counts a failure at `now_ms`; returns the failures of the last minute (all, and
+    /// of its class).
+    pub(crate) fn record_failure(&self, now_ms: u64, failure: Failure) -> (u32, u32) {
         self.failures.fetch_add(1, Ordering::Relaxed);
         self.consecutive_failures.fetch_add(1, Ordering::Relaxed);
         let class = class_index(failure.class());
-        self.with_window(minute, |w| {
-            w.failures += 1;
-            w.by_class[class] += 1;
-            (w.failures, w.by_class[class])
-        })
+        let mut w = self
+            .failure_window
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if w.all == 0 || now_ms.saturating_sub(w.since_ms) >= FAILURE_WINDOW_MS {
+            *w = FailureWindow {
+                since_ms: now_ms,
+                ..FailureWindow::default()
+            };
+        }
+        w.all += 1;
+        w.by_class[class] += 1;
+        (w.all, w.by_class[class])
     }
 
     pub(crate) fn record_tokens(&self, minute: u64, tokens: u64) {
@@ -339,5 +360,24 @@ impl<D> InFlight<D> {
 impl<D> Drop for InFlight<D> {
     fn drop(&mut self) {
         self.member.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gatehouse_llm::ErrorKind;
+
+    const DOWN: Failure = Failure::Vendor(ErrorKind::Upstream);
+
+    #[test]
+    fn failures_count_within_a_minute_of_the_first_even_across_a_minutes_turn() {
+        let stats = MemberStats::default();
+        let turn = 120_000; // a calendar minute boundary
+        assert_eq!(stats.record_failure(turn - 1_000, DOWN).0, 1);
+        assert_eq!(stats.record_failure(turn + 1_000, DOWN).0, 2);
+        assert_eq!(stats.record_failure(turn + 58_000, DOWN).0, 3);
+        // A minute after the first, the count starts again.
+        assert_eq!(stats.record_failure(turn + 59_000, DOWN).0, 1);
     }
 }

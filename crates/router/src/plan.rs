@@ -17,7 +17,7 @@
 //!    else `default_fallbacks`. Fallback groups are not followed further (at most
 //!    `max_fallbacks` of them). A plain bad request is the client's error: no fallback.
 //! 5. Failures that blame the deployment count toward its cooldown: more than
-//!    `allowed_fails` (per class: `allowed_fails_policy`) in a minute take it out of
+//!    `allowed_fails` (per class: `allowed_fails_policy`) within a minute of the first take it out of
 //!    rotation for `cooldown_time`. A group's only member never cools down (there would
 //!    be nothing left to serve the group).
 
@@ -132,11 +132,11 @@ impl CooldownRule {
 
     /// Counts `failure` against `member`; cools it down past the allowed fails (a
     /// group's only member never cools down).
-    pub(crate) fn apply<D>(&self, member: &Member<D>, minute: u64, failure: Failure) {
+    pub(crate) fn apply<D>(&self, member: &Member<D>, failure: Failure) {
         if !failure.blames_deployment() {
             return;
         }
-        let (all, of_class) = member.stats().record_failure(minute, failure);
+        let (all, of_class) = member.stats().record_failure(now_ms(), failure);
         let over = match self.by_class.get(failure.class()) {
             Some(limit) => of_class > limit,
             None => all > self.allowed_fails,
@@ -155,7 +155,7 @@ impl<D> Served<D> {
     /// The answer failed after it started (a stream cut mid-way): counts toward the
     /// deployment's cooldown like a failed attempt.
     pub fn failed(&self, failure: Failure) {
-        self.cooldown.apply(&self.member, self.minute, failure);
+        self.cooldown.apply(&self.member, failure);
     }
 
     pub fn member(&self) -> &Arc<Member<D>> {
@@ -302,7 +302,7 @@ impl<'r, D> Plan<'r, D> {
         let settings = &self.router.settings;
         self.last_failure = Some(failure);
         let member = attempt.member.clone();
-        CooldownRule::of(self.router, &attempt.group).apply(&member, attempt.minute, failure);
+        CooldownRule::of(self.router, &attempt.group).apply(&member, failure);
         drop(attempt);
         match failure {
             Failure::Vendor(ErrorKind::ContextLength) => {
