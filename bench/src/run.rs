@@ -16,7 +16,7 @@ use crate::results::{Memory, Mode, Results, Route, Row, Startup};
 
 pub const MASTER_KEY: &str = "sk-bench";
 /// Any key works on the mock; the gateway sends its own (`sk-upstream`).
-const MOCK_KEY: &str = "sk-upstream";
+pub const MOCK_KEY: &str = "sk-upstream";
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// A latency scenario is cut short after this, whatever `--requests` says.
 pub const COUNT_PHASE_LIMIT: Duration = Duration::from_secs(30);
@@ -65,6 +65,7 @@ pub async fn run(args: &Args, bins: &Binaries) -> Result<Results, BenchError> {
         chat(args, bins, &mock, &mut results).await?;
         // After `chat` has stopped its gateway: only the two gateways compared here run.
         results.keys = keys_run::run(args, bins, &mock.url).await?;
+        crate::cache_run::run(args, bins, &mock.url).await?;
     }
     if let Some(script) = everything {
         results.mcp = mcp_run::run(args, bins, &script, &mock.url).await?;

@@ -6,6 +6,8 @@
 //! [`ConfigWarning`]s. [`Loaded::deployments`] gives each model with its provider resolved.
 
 mod anchors;
+pub mod cache;
+pub mod callbacks;
 mod decode;
 pub mod deployment;
 pub mod env;

@@ -104,6 +104,18 @@ pub fn load_str(
 
     let mut warnings = unsupported_keys(&config, &tree.value, &tree.lines);
     warnings.extend(migrate_legacy(&mut config, &tree.lines));
+    let callbacks = crate::callbacks::warnings(&config);
+    for (path, message) in crate::cache::settings(&config)
+        .1
+        .into_iter()
+        .chain(callbacks)
+    {
+        warnings.push(ConfigWarning {
+            line: tree.lines.line(&path),
+            path,
+            message,
+        });
+    }
     warnings.sort_by_key(|w| w.line.unwrap_or(usize::MAX));
     let deployments = resolve_all(&config);
     Ok(Loaded {

@@ -30,6 +30,12 @@ const IMPLEMENTED: &[(&str, &[&str])] = &[
             "database_url",
             "mcp_aliases",
             "mcp_max_iterations",
+            "cache",
+            "cache_params",
+            // Warned about per entry by `callbacks::warnings`.
+            "callbacks",
+            "success_callback",
+            "failure_callback",
             // Router keys LiteLLM also reads here (crates/router/src/settings.rs).
             "fallbacks",
             "context_window_fallbacks",

@@ -94,7 +94,7 @@ fn operator_reference_config_loads() {
         [
             "litellm_settings.master_key (line 15): general_settings.master_key is the canonical place; using this value",
             "litellm_settings.database_url (line 16): general_settings.database_url is the canonical place; using this value",
-            "litellm_settings.success_callback (line 19): not supported yet, ignored",
+            "litellm_settings.success_callback (line 19): callback 'langfuse' is not supported, ignored; Langfuse ingests OTLP: use callbacks: [otel] with OTEL_EXPORTER_OTLP_ENDPOINT at its /api/public/otel",
         ]
     );
 }
@@ -241,7 +241,7 @@ model_list:
       supports_vision: true
 litellm_settings:
   num_retires: 3
-  callbacks: [otel]
+  callbacks: [otel, langfuse]
   cache: false
 environment_variables:
   FOO: bar
@@ -254,7 +254,7 @@ environment_variables:
             r#"model_list[0].litellm_params.api_bse (line 5): sent to the provider as a request parameter; did you mean "api_base"?"#,
             "model_list[0].model_info.supports_vision (line 7): not supported yet, ignored",
             r#"litellm_settings.num_retires (line 9): unknown key, ignored (did you mean "num_retries"?)"#,
-            "litellm_settings.callbacks (line 10): not supported yet, ignored",
+            "litellm_settings.callbacks (line 10): callback 'langfuse' is not supported, ignored; Langfuse ingests OTLP: use callbacks: [otel] with OTEL_EXPORTER_OTLP_ENDPOINT at its /api/public/otel",
             "environment_variables (line 12): not supported yet, ignored",
         ]
     );
@@ -488,5 +488,88 @@ toolsets:
             r#"config.yaml:6: toolsets.my-set: toolset name "my-set" contains '-', which separates server and tool in tool names; use '_' ("my_set")"#,
             r#"config.yaml:8: toolsets.my-set.tools[0].server: "file" is not a configured MCP server (did you mean "files"?)"#,
         ]
+    );
+}
+
+#[test]
+fn cache_settings_are_read_and_what_we_lack_is_warned_by_name() {
+    use gatehouse_config::cache::{CacheBackend, CallType, settings};
+    let src = "\
+litellm_settings:
+  cache: true
+  cache_params:
+    type: redis
+    host: 10.0.0.5
+    port: 6380
+    password: pw
+    namespace: team
+    ttl: 30
+    mode: default_off
+    supported_call_types: [acompletion, atranscription, anthropic_messages]
+    similarity_threshold: 0.8
+    s3_bucket_name: b
+    cacheable_tools: [weather/get, docs/*]
+    colour: blue
+";
+    let loaded = load(src, &[]).unwrap();
+    let (cache, _) = settings(&loaded.config);
+    let cache = cache.unwrap();
+    assert_eq!(
+        cache.backend,
+        CacheBackend::Redis {
+            host: Some("10.0.0.5".into()),
+            port: Some(6380),
+            password: Some("pw".into()),
+            url: None
+        }
+    );
+    assert_eq!(cache.namespace.as_deref(), Some("team"));
+    assert_eq!(cache.ttl, std::time::Duration::from_secs(30));
+    assert!(cache.default_off);
+    assert_eq!(
+        cache.call_types,
+        [CallType::ChatCompletions, CallType::Messages]
+    );
+    assert!(cache.tool_cacheable("weather", "get"));
+    assert!(cache.tool_cacheable("docs", "anything"));
+    assert!(!cache.tool_cacheable("weather", "set"));
+    let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        [
+            "litellm_settings.cache_params.supported_call_types (line 11): call type 'atranscription' is not cached by Gatehouse (chat completions, embeddings, responses and anthropic_messages are)",
+            "litellm_settings.cache_params.similarity_threshold (line 12): not supported yet, ignored",
+            "litellm_settings.cache_params.s3_bucket_name (line 13): not supported yet, ignored",
+            "litellm_settings.cache_params.colour (line 15): unknown cache parameter, ignored",
+        ]
+    );
+}
+
+#[test]
+fn an_unsupported_cache_type_turns_the_cache_off_and_says_so() {
+    let loaded = load(
+        "litellm_settings:\n  cache: true\n  cache_params:\n    type: s3\n",
+        &[],
+    )
+    .unwrap();
+    assert!(
+        gatehouse_config::cache::settings(&loaded.config)
+            .0
+            .is_none()
+    );
+    let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        [
+            "litellm_settings.cache_params.type (line 4): cache type 's3' is not supported (local and redis are); the cache is off"
+        ]
+    );
+    // `cache: true` alone is the in-process cache, with nothing to warn about.
+    let loaded = load("litellm_settings:\n  cache: true\n", &[]).unwrap();
+    assert!(loaded.warnings.is_empty());
+    assert!(
+        gatehouse_config::cache::settings(&loaded.config)
+            .0
+            .is_some()
     );
 }

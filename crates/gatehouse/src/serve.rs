@@ -86,6 +86,7 @@ async fn serve(
     );
     let router_sharing = state.share_router_state();
     let health_checks = state.check_health();
+    let cache_writer = state.spawn_cache_writer();
     let local = state.auth.is_local();
     let host: IpAddr = match args.host.as_deref() {
         Some(h) => h
@@ -122,10 +123,10 @@ async fn serve(
     hub.shutdown().await;
     background.stop(state.persistence.as_ref()).await;
     upkeep.abort();
-    if let Some(task) = health_checks {
-        task.abort();
-    }
-    if let Some(task) = router_sharing {
+    for task in [health_checks, router_sharing, cache_writer]
+        .into_iter()
+        .flatten()
+    {
         task.abort();
     }
     tracing::info!("stopped");

@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod cache;
 pub mod cost;
 pub mod deployments;
 pub mod dialects;

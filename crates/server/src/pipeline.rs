@@ -7,6 +7,9 @@
 //!    retries, prompt size);
 //! 3. limits + accounting — `spend::account`: the key's rpm/tpm/parallel admission and
 //!    the request's `RequestRecord` (usage, cost, the spend row when the answer is over);
+//!    3b. cache — [`cache`]: a repeated request is answered from the response cache (a
+//!    $0 spend row marked as a hit); a miss runs steps 4–7 and stores their answer when
+//!    it finished cleanly. The route takes its `cache::lookup` before it changes the body;
 //! 4. attach MCP tools — `tools::attachments`, inside the accounting scope;
 //! 5. router — [`attempts`]: strategy, retries, fallbacks, cooldowns; each attempt calls
 //!    the provider adapter (map, send, map back) for one deployment;
@@ -31,6 +34,19 @@ use crate::auth::Caller;
 use crate::deployments::Deployment;
 use crate::error::ApiError;
 use crate::state::AppState;
+
+/// Step 3b: the response cache. `lookup` comes from `cache::lookup` (`None`: caching is
+/// off for this request); `rest` is the pipeline from attaching tools on.
+pub async fn cache<F>(
+    state: &AppState,
+    lookup: Option<crate::cache::Lookup>,
+    rest: F,
+) -> Result<Response, ApiError>
+where
+    F: Future<Output = Result<Response, ApiError>>,
+{
+    crate::cache::serve(state, lookup, rest).await
+}
 
 /// A request bound for one model group, checked against the key.
 #[derive(Debug, Clone)]

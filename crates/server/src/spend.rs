@@ -28,6 +28,7 @@ struct Tally {
     usage: cost::Usage,
     status: Option<String>,
     mcp_calls: Option<Value>,
+    cache_hit: bool,
 }
 
 pub struct RequestRecord {
@@ -109,6 +110,32 @@ impl RequestRecord {
         self.tally().mcp_calls = Some(calls);
     }
 
+    /// The MCP tool calls made so far, as `(server, tool)` pairs.
+    pub fn mcp_tools(&self) -> Vec<(String, String)> {
+        let t = self.tally();
+        let Some(Value::Array(calls)) = &t.mcp_calls else {
+            return Vec::new();
+        };
+        let field = |c: &Value, k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+        calls
+            .iter()
+            .map(|c| (field(c, "server"), field(c, "tool")))
+            .collect()
+    }
+
+    /// Whether the answer failed (a status other than success was set).
+    pub fn failed(&self) -> bool {
+        self.tally()
+            .status
+            .as_deref()
+            .is_some_and(|s| s != "success")
+    }
+
+    /// The answer came from the response cache: no deployment, no usage, $0.
+    pub fn set_cache_hit(&self) {
+        self.tally().cache_hit = true;
+    }
+
     /// Records one MCP tool execution in the audit log (sizes, not contents).
     pub fn audit(
         &self,
@@ -181,6 +208,7 @@ impl Drop for RequestRecord {
             latency_ms: self.started.elapsed().as_millis() as u64,
             status: t.status.clone().unwrap_or_else(|| "success".into()),
             mcp_calls: t.mcp_calls.clone().unwrap_or(Value::Null),
+            cache_hit: t.cache_hit,
             created_at: chrono::Utc::now(),
         };
         if !persistence.spend.try_log(row) {

@@ -73,6 +73,8 @@ pub struct AppState {
     pub responses: crate::dialects::store::ResponseStore,
     /// Per-key rpm/tpm/parallel limits: in memory, or shared through Redis.
     pub limiter: crate::limits::Limiter,
+    /// The response cache (`litellm_settings.cache`), when on.
+    pub cache: Option<Arc<crate::cache::ResponseCache>>,
 }
 
 impl AppState {
@@ -92,6 +94,13 @@ impl AppState {
             router = router.with_sink(Arc::new(sink));
             cooldown_feed = Some(feed);
         }
+        let cache = match gatehouse_config::cache::settings(config).0 {
+            Some(settings) => Some(Arc::new(
+                crate::cache::ResponseCache::new(settings, redis.as_deref())
+                    .map_err(StateError::Cache)?,
+            )),
+            None => None,
+        };
         let limiter = crate::limits::Limiter::from_settings(redis)
             .map_err(|e| DeploymentError::Redis(e.to_string()))?;
         let master_key = config
@@ -124,6 +133,7 @@ impl AppState {
             persistence,
             responses: Default::default(),
             limiter,
+            cache,
         })
     }
 }
@@ -137,6 +147,8 @@ pub enum StateError {
     /// upstream keys.
     #[error("cannot build the upstream HTTP client: {0}")]
     HttpClient(String),
+    #[error("response cache: {0}")]
+    Cache(String),
 }
 
 /// The client every upstream LLM call uses, built with our policy or not at all.
@@ -171,6 +183,12 @@ impl AppState {
             .unwrap_or_else(|e| e.into_inner())
             .take()?;
         Some(crate::router_sync::spawn(self.clone(), feed))
+    }
+
+    /// Starts the Redis response cache's writer (when the cache is in Redis); the caller
+    /// owns the task.
+    pub fn spawn_cache_writer(&self) -> Option<tokio::task::JoinHandle<()>> {
+        self.cache.as_ref()?.spawn_writer()
     }
 
     /// The deployment an attempt calls: the configured one, or for a wildcard route the

@@ -63,7 +63,7 @@ impl crate::listing::LogReader for Store {
     ) -> Result<crate::listing::Page<SpendRow>, StoreError> {
         let mut qb = QueryBuilder::<Db>::new(
             "SELECT id, request_id, key_hash, model, deployment, prompt_tokens, \
-             completion_tokens, cost, latency_ms, status, mcp_calls, created_at \
+             completion_tokens, cost, latency_ms, status, mcp_calls, cache_hit, created_at \
              FROM gatehouse_spend_logs WHERE 1 = 1",
         );
         if let Some(v) = &q.key_hash {

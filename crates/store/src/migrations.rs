@@ -55,6 +55,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "config_key_revocations",
         sql: revocations_v4,
     },
+    Migration {
+        version: 5,
+        name: "spend_cache_hits",
+        sql: cache_hits_v5,
+    },
 ];
 
 pub(crate) fn latest_version() -> i64 {
@@ -182,6 +187,16 @@ fn revocations_v4(_: Dialect) -> String {
         revoked_at BIGINT NOT NULL
     )"
     .to_string()
+}
+
+/// Answers served from the response cache are logged at $0 and marked, so spend reports
+/// can tell them from free models.
+fn cache_hits_v5(dialect: Dialect) -> String {
+    let column = match dialect {
+        Dialect::Sqlite => "INTEGER NOT NULL DEFAULT 0",
+        Dialect::Postgres => "BOOLEAN NOT NULL DEFAULT FALSE",
+    };
+    format!("ALTER TABLE gatehouse_spend_logs ADD COLUMN cache_hit {column}")
 }
 
 #[cfg(test)]

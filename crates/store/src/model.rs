@@ -227,6 +227,9 @@ pub struct SpendRow {
     pub status: String,
     /// MCP tool calls made while serving the request (JSON array), or null.
     pub mcp_calls: Value,
+    /// Served from the response cache (no upstream call, $0).
+    #[serde(default)]
+    pub cache_hit: bool,
     pub created_at: DateTime<Utc>,
 }
 

@@ -93,6 +93,7 @@ fn spend_from_row(row: &DbRow) -> Result<SpendRow, StoreError> {
         latency_ms: to_u64(row.try_get("latency_ms")?),
         status: row.try_get("status")?,
         mcp_calls: parse_opt_json("mcp_calls", &request_id, mcp)?,
+        cache_hit: row.try_get("cache_hit")?,
         created_at: from_ms(row.try_get("created_at")?),
         request_id,
     })
@@ -638,7 +639,7 @@ impl KeyStore for Store {
         for chunk in encoded.chunks(LOG_CHUNK) {
             let mut qb = QueryBuilder::<Db>::new(
                 "INSERT INTO gatehouse_spend_logs (request_id, key_hash, model, deployment, \
-                 prompt_tokens, completion_tokens, cost, latency_ms, status, mcp_calls, created_at) ",
+                 prompt_tokens, completion_tokens, cost, latency_ms, status, mcp_calls, cache_hit, created_at) ",
             );
             qb.push_values(chunk, |mut b, (r, pt, ct, lat, mcp)| {
                 b.push_bind(r.request_id.clone())
@@ -651,6 +652,7 @@ impl KeyStore for Store {
                     .push_bind(*lat)
                     .push_bind(r.status.clone())
                     .push_bind(mcp.clone())
+                    .push_bind(r.cache_hit)
                     .push_bind(to_ms(r.created_at));
             });
             qb.build().execute(&mut *tx).await?;
@@ -663,7 +665,7 @@ impl KeyStore for Store {
     async fn spend_logs(&self, filter: &LogFilter) -> Result<Vec<SpendRow>, StoreError> {
         let mut qb = QueryBuilder::<Db>::new(
             "SELECT request_id, key_hash, model, deployment, prompt_tokens, completion_tokens, \
-             cost, latency_ms, status, mcp_calls, created_at FROM gatehouse_spend_logs",
+             cost, latency_ms, status, mcp_calls, cache_hit, created_at FROM gatehouse_spend_logs",
         );
         push_log_filter(&mut qb, filter);
         let rows = qb.build().fetch_all(&self.pool).await?;

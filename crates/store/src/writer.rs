@@ -435,6 +435,7 @@ mod tests {
             latency_ms: 1,
             status: "success".into(),
             mcp_calls: serde_json::Value::Null,
+            cache_hit: false,
             created_at: Utc::now(),
         }
     }

@@ -63,7 +63,7 @@ suite!(
 );
 
 /// The newest schema version.
-const LATEST: i64 = 4;
+const LATEST: i64 = 5;
 
 fn ts(s: &str) -> DateTime<Utc> {
     gatehouse_store::parse_instant("test", s).unwrap()
@@ -92,6 +92,7 @@ fn spend_row(key_hash: &str, i: usize, cost: f64, at: DateTime<Utc>) -> SpendRow
         } else {
             json!(null)
         },
+        cache_hit: i.is_multiple_of(3),
         created_at: at,
     }
 }
@@ -105,6 +106,7 @@ mod cases {
         db.exec(
             "DELETE FROM gatehouse_migrations WHERE version >= 3;
              DROP TABLE gatehouse_key_revocations;
+             ALTER TABLE gatehouse_spend_logs DROP COLUMN cache_hit;
              DROP TABLE gatehouse_spend_minutes;
              DROP INDEX gatehouse_spend_page; DROP INDEX gatehouse_spend_page_by_key;
              DROP INDEX gatehouse_spend_page_by_model; DROP INDEX gatehouse_spend_page_by_status;

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 pub use headers::{headers, refusal_headers};
 pub use memory::MemoryBackend;
-pub use redis::{RedisBackend, RedisOptions};
+pub use redis::{RedisBackend, RedisOptions, lazy_connection};
 
 /// The limits configured on one key (`rpm_limit`, `tpm_limit`, `max_parallel_requests`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

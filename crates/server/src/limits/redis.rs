@@ -194,6 +194,19 @@ impl Slot {
     }
 }
 
+/// The gateway's one way to reach Redis from the request path (rate limits, the response
+/// cache): a connection manager that connects in the background and reconnects on its
+/// own, with few, quick attempts — callers' own timeouts and back-off do the rest.
+pub fn lazy_connection(url: &str) -> redis::RedisResult<ConnectionManager> {
+    let client = redis::Client::open(url)?;
+    let config = ConnectionManagerConfig::new()
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_secs(1))
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+        .set_response_timeout(Some(Duration::from_secs(1)));
+    client.get_connection_manager_lazy(config)
+}
+
 /// Rate-limit counters shared through Redis.
 pub struct RedisBackend {
     shared: Arc<Shared>,
@@ -206,16 +219,7 @@ impl RedisBackend {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(LimitError::NoRuntime);
         }
-        let client = redis::Client::open(url).map_err(LimitError::RedisUrl)?;
-        // Few, quick reconnection attempts: our own timeouts and back-off do the rest.
-        let config = ConnectionManagerConfig::new()
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(1))
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(1)));
-        let conn = client
-            .get_connection_manager_lazy(config)
-            .map_err(LimitError::RedisUrl)?;
+        let conn = lazy_connection(url).map_err(LimitError::RedisUrl)?;
         let shared = Arc::new(Shared {
             conn,
             admit: Script::new(ADMIT_LUA),

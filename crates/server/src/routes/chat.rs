@@ -9,12 +9,14 @@ use axum::response::Response;
 use serde_json::Value;
 
 use crate::auth::Caller;
+use crate::cache;
 use crate::error::ApiError;
 use crate::pipeline::{self, attempts};
 use crate::proxy::{Endpoint, forward_one};
 use crate::request::{RequestId, parse_object, read_body};
 use crate::state::AppState;
 use crate::{spend, tools};
+use gatehouse_config::cache::CallType;
 
 pub async fn chat_completions(
     State(state): State<Arc<AppState>>,
@@ -58,7 +60,14 @@ pub async fn chat_completions(
     let route = pipeline::route(&state, &caller, &headers, &model, &body, bytes.len())?;
     tracing::debug!(model = %model, stream, key = %caller.key_id, "chat completion");
     let record_id = request_id.clone();
-    spend::account(&state, &caller, &record_id, &model, async {
+    let cached = cache::lookup(
+        &state,
+        &route,
+        CallType::ChatCompletions,
+        &headers,
+        &mut body,
+    )?;
+    let rest = async {
         let attached = tools::attachments(
             &state.hub,
             &caller.mcp(),
@@ -85,6 +94,7 @@ pub async fn chat_completions(
         })
         .await?;
         Ok(routed.into_response())
-    })
-    .await
+    };
+    let handler = pipeline::cache(&state, cached, rest);
+    spend::account(&state, &caller, &record_id, &model, handler).await
 }

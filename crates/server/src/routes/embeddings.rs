@@ -13,6 +13,7 @@ use crate::pipeline::{self, attempts};
 use crate::proxy::{Endpoint, forward_one};
 use crate::request::{RequestId, parse_object, read_body};
 use crate::state::AppState;
+use gatehouse_config::cache::CallType;
 
 pub async fn embeddings(
     State(state): State<Arc<AppState>>,
@@ -27,7 +28,7 @@ pub async fn embeddings(
         state.settings.max_request_size_mb,
     )
     .await?;
-    let body = parse_object(&bytes)?;
+    let mut body = parse_object(&bytes)?;
     let model = match body.get("model") {
         Some(Value::String(m)) if !m.is_empty() => m.clone(),
         _ => {
@@ -44,7 +45,8 @@ pub async fn embeddings(
         });
     }
     let route = pipeline::route(&state, &caller, &headers, &model, &body, bytes.len())?;
-    crate::spend::account(&state, &caller, &request_id, &model, async {
+    let cached = crate::cache::lookup(&state, &route, CallType::Embeddings, &headers, &mut body)?;
+    let rest = async {
         let routed =
             attempts(&state, &route, |d| {
                 let (state, request_id, body) = (&state, &request_id, &body);
@@ -54,6 +56,7 @@ pub async fn embeddings(
             })
             .await?;
         Ok(routed.into_response())
-    })
-    .await
+    };
+    let handler = pipeline::cache(&state, cached, rest);
+    crate::spend::account(&state, &caller, &request_id, &model, handler).await
 }

@@ -85,6 +85,7 @@ pub async fn health(
         "mcp_servers": mcp,
         "background_health_checks": crate::health_checks::interval(&state.config)
             .map(|every| json!({"interval_s": every.as_secs_f64()})),
+        "cache": state.cache.as_ref().map(|c| c.health()),
     }))
 }
 

@@ -619,6 +619,8 @@ pub async fn spend_logs(
                 "request_duration_ms": r.latency_ms,
                 "status": r.status,
                 "mcp_calls": r.mcp_calls,
+                // LiteLLM's spend logs spell it as a string.
+                "cache_hit": if r.cache_hit { "True" } else { "False" },
                 "startTime": r.created_at,
             })
         })

@@ -48,7 +48,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let (body, model, len) = match read(&state, body).await {
+    let (mut body, model, len) = match read(&state, body).await {
         Ok(read) => read,
         Err(err) => return errors::anthropic_response(&err),
     };
@@ -56,7 +56,18 @@ pub async fn create(
         Ok(route) => route,
         Err(err) => return errors::anthropic_response(&err),
     };
-    let handler = create_inner(&state, &caller, &request_id, &headers, body, route);
+    let cached = match crate::cache::lookup(
+        &state,
+        &route,
+        gatehouse_config::cache::CallType::Messages,
+        &headers,
+        &mut body,
+    ) {
+        Ok(cached) => cached,
+        Err(err) => return errors::anthropic_response(&err),
+    };
+    let rest = create_inner(&state, &caller, &request_id, &headers, body, route);
+    let handler = pipeline::cache(&state, cached, rest);
     match spend::account(&state, &caller, &request_id, &model, handler).await {
         Ok(response) => response,
         Err(err) => errors::anthropic_response(&err),

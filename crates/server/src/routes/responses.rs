@@ -26,6 +26,7 @@ use gatehouse_llm::responses::{self, ResponsesContext, ResponsesStreamWriter};
 use serde_json::{Map, Value, json};
 
 use crate::auth::Caller;
+use crate::cache;
 use crate::deployments::Deployment;
 use crate::dialects::usage::{self, Shape};
 use crate::dialects::{approvals, chunks, errors, replay, sse};
@@ -41,6 +42,7 @@ use crate::tools::{self, AttachedServer};
 use crate::upstream::body::passthrough_bytes;
 use crate::upstream::send::{UpstreamCall, send};
 use crate::upstream::stream::{first_data, first_event_is_error, peek};
+use gatehouse_config::cache::CallType;
 
 const RESPONSES_PATH: &str = "/responses";
 
@@ -64,7 +66,7 @@ pub async fn create(
         state.settings.max_request_size_mb,
     )
     .await?;
-    let body = parse_object(&bytes)?;
+    let mut body = parse_object(&bytes)?;
     let model = match body.get("model") {
         Some(Value::String(m)) if !m.is_empty() => m.clone(),
         _ => {
@@ -85,7 +87,8 @@ pub async fn create(
     });
     let needs_translation = !all_native || uses_gateway_mcp(&state, &headers, &body, &route);
     let record_id = request_id.clone();
-    spend::account(&state, &caller, &record_id, &model, async {
+    let cached = cache::lookup(&state, &route, CallType::Responses, &headers, &mut body)?;
+    let rest = async {
         // Inside the accounting scope: approved MCP calls run after the key's limits.
         let translation = if needs_translation {
             Some(Translation::prepare(&state, &caller, &headers, &body, &route).await?)
@@ -102,8 +105,9 @@ pub async fn create(
             translation,
         )
         .await
-    })
-    .await
+    };
+    let handler = pipeline::cache(&state, cached, rest);
+    spend::account(&state, &caller, &record_id, &model, handler).await
 }
 
 async fn answer(
