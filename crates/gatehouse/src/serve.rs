@@ -87,6 +87,10 @@ async fn serve(
     let router_sharing = state.share_router_state();
     let health_checks = state.check_health();
     let cache_writer = state.spawn_cache_writer();
+    let span_exporter = state.spawn_span_exporter();
+    if let Some(tracer) = &state.tracer {
+        tracing::info!(endpoint = %tracer.endpoint(), "exporting OpenTelemetry traces (OTLP/HTTP protobuf)");
+    }
     let local = state.auth.is_local();
     let host: IpAddr = match args.host.as_deref() {
         Some(h) => h
@@ -128,6 +132,10 @@ async fn serve(
         .flatten()
     {
         task.abort();
+    }
+    // The last spans (the requests that just finished) still go out, briefly.
+    if let Some(exporter) = span_exporter {
+        exporter.stop().await;
     }
     tracing::info!("stopped");
     result.map_err(|e| format!("server error: {e}"))

@@ -98,6 +98,8 @@ pub struct CallOptions {
     /// configured header of the same name is replaced for this call; session headers
     /// (`mcp-session-id`, `content-type`, `host`, ...) cannot be set.
     pub headers: Vec<(String, String)>,
+    /// Entries for the call's `params._meta` (e.g. `traceparent`, SEP-414).
+    pub meta: Vec<(String, Value)>,
 }
 
 impl std::fmt::Debug for CallOptions {
@@ -834,7 +836,15 @@ impl Hub {
         } else {
             arguments
         };
-        let params = json!({"name": tool, "arguments": arguments});
+        let mut params = json!({"name": tool, "arguments": arguments});
+        if !opts.meta.is_empty()
+            && let Value::Object(p) = &mut params
+        {
+            p.insert(
+                "_meta".into(),
+                Value::Object(opts.meta.iter().cloned().collect()),
+            );
+        }
         self.call_tool_params(server, tool, params, &opts).await
     }
 

@@ -10,7 +10,8 @@
 //!    carry a CSRF token and a SameSite=Strict session cookie).
 //! 4. `auth::require_key` — every route but liveness and the admin UI (`/ui`, which checks
 //!    its own session cookie): leaves `Caller` and `McpCaller`.
-//! 5. The handler — reads its body itself, size-limited (413 past
+//! 5. `otel::inbound` — when tracing is on: the client's `traceparent`, for the spans.
+//! 6. The handler — reads its body itself, size-limited (413 past
 //!    `max_request_size_mb`), and answers errors in its client's dialect.
 
 use std::future::Future;
@@ -76,6 +77,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method);
     let mut app = api
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::otel::inbound,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_key,

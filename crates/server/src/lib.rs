@@ -15,6 +15,7 @@ pub mod guard;
 pub mod health_checks;
 pub mod limits;
 pub mod mcp_calls;
+pub mod otel;
 pub mod pipeline;
 pub mod providers;
 pub mod proxy;

@@ -309,7 +309,13 @@ where
             .timeouts
             .apply(state.deployment_for(attempt.deployment(), attempt.wildcard()));
         record.set_deployment(&deployment);
-        match call(deployment.clone()).await {
+        let mut span = attempt_span(&record, &deployment, attempt.group(), plan.fallbacks_used());
+        let outcome = call(deployment.clone()).await;
+        if let (Some(span), Err(err)) = (span.as_mut(), &outcome) {
+            span.fail(err.kind(), err.to_string());
+        }
+        drop(span);
+        match outcome {
             Ok(value) => {
                 let fallbacks = plan.fallbacks_used();
                 record.set_served(attempt.succeeded(&state.router));
@@ -335,6 +341,28 @@ where
             }
         }
     }
+}
+
+/// The span of one upstream attempt (tracing on), whose context the upstream call carries
+/// as `traceparent`. It ends when the attempt has its answer (for a stream: its head).
+fn attempt_span(
+    record: &crate::spend::RequestRecord,
+    deployment: &Deployment,
+    group: &str,
+    fallbacks: u32,
+) -> Option<crate::otel::Span> {
+    let mut span = record.child_span(
+        format!("chat {}", deployment.upstream_model),
+        crate::otel::Kind::Client,
+    )?;
+    span.set("gen_ai.operation.name", "chat");
+    span.set("gen_ai.system", deployment.provider.name);
+    span.set("gen_ai.request.model", deployment.upstream_model.clone());
+    span.set("gatehouse.deployment.id", deployment.id.clone());
+    span.set("gatehouse.model_group", group);
+    span.set("gatehouse.fallbacks", u64::from(fallbacks));
+    record.set_upstream_trace(span.context());
+    Some(span)
 }
 
 fn give_up(exhausted: Exhausted, last: Option<ApiError>) -> ApiError {

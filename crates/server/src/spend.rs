@@ -29,6 +29,10 @@ struct Tally {
     status: Option<String>,
     mcp_calls: Option<Value>,
     cache_hit: bool,
+    /// The request's span (tracing on), ended with the record.
+    span: Option<crate::otel::Span>,
+    /// The current upstream attempt's span context, sent upstream as `traceparent`.
+    upstream_trace: Option<crate::otel::TraceContext>,
 }
 
 pub struct RequestRecord {
@@ -57,13 +61,28 @@ impl RequestRecord {
         limits: crate::limits::KeyLimits,
         permit: Option<crate::limits::Permit>,
     ) -> Arc<Self> {
+        let mut tally = Tally::default();
+        if let Some(tracer) = &state.tracer {
+            let inbound = crate::otel::current_inbound();
+            let operation = inbound.map_or("chat", |i| i.operation);
+            let mut span = crate::otel::Span::start(
+                tracer.clone(),
+                inbound.and_then(|i| i.parent),
+                format!("{operation} {model}"),
+                crate::otel::Kind::Server,
+            );
+            span.set("gen_ai.operation.name", operation);
+            span.set("gen_ai.request.model", model);
+            span.set("gatehouse.request_id", request_id);
+            tally.span = Some(span);
+        }
         Arc::new(Self {
             state,
             request_id: request_id.to_owned(),
             key_hash,
             model: model.to_owned(),
             started: Instant::now(),
-            tally: Mutex::default(),
+            tally: Mutex::new(tally),
             limits,
             _permit: permit,
         })
@@ -131,6 +150,23 @@ impl RequestRecord {
             .is_some_and(|s| s != "success")
     }
 
+    /// A span under the request's (tracing on), e.g. an attempt or a tool call.
+    pub fn child_span(&self, name: String, kind: crate::otel::Kind) -> Option<crate::otel::Span> {
+        let parent = self.tally().span.as_ref()?.context();
+        let tracer = self.state.tracer.clone()?;
+        Some(crate::otel::Span::start(tracer, parent, name, kind))
+    }
+
+    /// The span context upstream calls carry from now on (the current attempt's).
+    pub fn set_upstream_trace(&self, context: Option<crate::otel::TraceContext>) {
+        self.tally().upstream_trace = context;
+    }
+
+    /// `traceparent` for an upstream call: the current attempt's span.
+    pub fn upstream_traceparent(&self) -> Option<String> {
+        self.tally().upstream_trace.map(|c| c.header())
+    }
+
     /// The answer came from the response cache: no deployment, no usage, $0.
     pub fn set_cache_hit(&self) {
         self.tally().cache_hit = true;
@@ -179,6 +215,20 @@ impl Drop for RequestRecord {
             let mut t = self.tally();
             if let Some(served) = t.served.take() {
                 served.record_tokens(t.usage.prompt + t.usage.completion);
+            }
+            if let Some(mut span) = t.span.take() {
+                span.set("gen_ai.usage.input_tokens", t.usage.prompt);
+                span.set("gen_ai.usage.output_tokens", t.usage.completion);
+                span.set("gatehouse.cache_hit", t.cache_hit);
+                if let Some(d) = &t.deployment {
+                    span.set("gen_ai.system", d.provider.name);
+                    span.set("gen_ai.response.model", d.upstream_model.clone());
+                    span.set("gatehouse.deployment.id", d.id.clone());
+                }
+                if let Some(status) = t.status.as_deref().filter(|s| *s != "success") {
+                    span.fail(status.trim_start_matches("error:"), status);
+                }
+                span.end();
             }
         }
         if !self.limits.is_unlimited() {

@@ -75,6 +75,8 @@ pub struct AppState {
     pub limiter: crate::limits::Limiter,
     /// The response cache (`litellm_settings.cache`), when on.
     pub cache: Option<Arc<crate::cache::ResponseCache>>,
+    /// OpenTelemetry traces (`OTEL_EXPORTER_OTLP_ENDPOINT`, `callbacks: [otel]`), when on.
+    pub tracer: Option<Arc<crate::otel::Tracer>>,
 }
 
 impl AppState {
@@ -134,6 +136,11 @@ impl AppState {
             responses: Default::default(),
             limiter,
             cache,
+            tracer: crate::otel::Tracer::from_env(
+                &|name| std::env::var(name).ok(),
+                gatehouse_config::callbacks::otel(config),
+            )
+            .map(Arc::new),
         })
     }
 }
@@ -183,6 +190,12 @@ impl AppState {
             .unwrap_or_else(|e| e.into_inner())
             .take()?;
         Some(crate::router_sync::spawn(self.clone(), feed))
+    }
+
+    /// Starts the OTLP span exporter (when tracing is on); the caller owns it and stops
+    /// it at shutdown (which sends what is still queued).
+    pub fn spawn_span_exporter(&self) -> Option<crate::otel::Exporter> {
+        self.tracer.as_ref()?.spawn_exporter(self.http.clone())
     }
 
     /// Starts the Redis response cache's writer (when the cache is in Redis); the caller

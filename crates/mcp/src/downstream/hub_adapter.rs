@@ -81,6 +81,7 @@ fn options(
         // Only this server's `x-mcp-<server>-*` headers: one client's credential for
         // server A must never reach server B.
         headers: hub.client_headers(server, &ctx.client_headers),
+        meta: Vec::new(),
     };
     (opts, done.drop_guard())
 }

@@ -121,6 +121,20 @@ pub async fn execute_all_with(
     .await
 }
 
+/// The span of one tool execution (tracing on), under the request's.
+fn tool_span(call: &ToolCall, tool: &McpTool) -> Option<crate::otel::Span> {
+    let record = crate::spend::current()?;
+    let mut span = record.child_span(
+        format!("execute_tool {}", tool.tool),
+        crate::otel::Kind::Internal,
+    )?;
+    span.set("gen_ai.operation.name", "execute_tool");
+    span.set("gen_ai.tool.name", tool.tool.clone());
+    span.set("gen_ai.tool.call.id", call.id.clone());
+    span.set("gatehouse.mcp.server", tool.server.clone());
+    Some(span)
+}
+
 async fn execute_one(
     hub: &Arc<Hub>,
     call: &ToolCall,
@@ -138,6 +152,7 @@ async fn execute_one(
             tool: tool.tool.clone(),
         });
     }
+    let mut tool_span = tool_span(call, tool);
     let (arguments, result) = match check_arguments(&tool.schema, &call.arguments) {
         Err(reason) => (
             Value::String(call.arguments.clone()),
@@ -154,15 +169,36 @@ async fn execute_one(
                     });
                 }) as Arc<dyn Fn(Value) + Send + Sync>
             });
+            // The MCP request's own span; its context goes in `_meta` (SEP-414).
+            let mut mcp_span = tool_span.as_ref().map(|s| {
+                let mut span = s.child(
+                    format!("tools/call {}", tool.tool),
+                    crate::otel::Kind::Client,
+                );
+                span.set("mcp.method.name", "tools/call");
+                span.set("gen_ai.tool.name", tool.tool.clone());
+                span.set("gatehouse.mcp.server", tool.server.clone());
+                span
+            });
+            let meta = mcp_span
+                .as_ref()
+                .and_then(crate::otel::Span::context)
+                .map(|c| vec![("traceparent".to_owned(), Value::String(c.header()))])
+                .unwrap_or_default();
             let options = CallOptions {
                 cancel: Some(cancel.child_token()),
                 on_progress,
                 headers,
+                meta,
                 ..CallOptions::default()
             };
             let result = hub
                 .call_tool_with(&tool.server, &tool.tool, args.clone(), options)
                 .await;
+            if let (Some(span), Err(e)) = (mcp_span.as_mut(), &result) {
+                span.fail("mcp_error", e.to_string());
+            }
+            drop(mcp_span);
             let result = match result {
                 Ok(r) if r.get("isError").and_then(Value::as_bool) == Some(true) => {
                     Err(result_text(&r))
@@ -179,6 +215,12 @@ async fn execute_one(
         Err(text) => (false, format!("Error: {text}"), Some(text)),
     };
     let outcome = if ok { "ok" } else { "error" };
+    if let Some(mut span) = tool_span.take() {
+        if let Some(error) = &error {
+            span.fail("tool_error", error.clone());
+        }
+        span.end();
+    }
     metrics::counter!("gatehouse_mcp_tool_calls_total", "server" => tool.server.clone(), "outcome" => outcome).increment(1);
     metrics::histogram!("gatehouse_mcp_tool_seconds", "server" => tool.server.clone())
         .record(duration.as_secs_f64());

@@ -71,6 +71,12 @@ async fn send_once(
         .post(url)
         .headers(upstream_headers(call))
         .body(call.body.clone());
+    // Tracing on: the upstream sees this attempt's span as its parent.
+    let mut traceparent = None;
+    crate::spend::with(|r| traceparent = r.upstream_traceparent());
+    if let Some(tp) = traceparent {
+        builder = builder.header("traceparent", tp);
+    }
     let wait = if call.stream {
         deployment.stream_timeout.unwrap_or(deployment.timeout)
     } else {
