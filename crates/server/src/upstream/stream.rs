@@ -25,6 +25,15 @@ pub fn sse_error_event(err: &ApiError) -> Bytes {
     Bytes::from(format!("data: {}\n\n", err.openai_body()))
 }
 
+/// The error of a stream the upstream ended before its final event (`[DONE]`, Anthropic
+/// `message_stop`, Gemini's `finishReason`, ...): cut on the way, whatever the transport
+/// said, so the client must not take what it got for the whole answer.
+pub fn cut_error() -> ApiError {
+    ApiError::UpstreamUnreachable(
+        "the upstream ended the stream before it finished (no final event)".into(),
+    )
+}
+
 /// Peek before commit: waits for a stream's first bytes before the response head goes
 /// out, so that a stream failing at once — no first byte within `idle`, a connection
 /// closed or broken before any event, or a first event that `in_band` reads as an error —
@@ -173,9 +182,7 @@ fn cut_off<S>(st: Relay<S>) -> Step<S> {
         return None;
     }
     metrics::counter!("gatehouse_stream_errors_total", "kind" => "cut").increment(1);
-    let err = ApiError::UpstreamUnreachable(
-        "the upstream ended the stream before it finished (no [DONE])".into(),
-    );
+    let err = cut_error();
     if let Some(record) = &st.record {
         record.stream_failed(&err);
     }
