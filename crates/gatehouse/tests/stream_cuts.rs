@@ -77,9 +77,9 @@ async fn stream(gw: &Gateway, path: &str, body: Value) -> String {
 
 /// The scripted cuts: a broken-off body, and a clean end without the final event. The
 /// cut comes after the first text pieces (Anthropic: `message_start`,
-/// `content_block_start`, one delta; Gemini: two chunks, no `finishReason`).
+/// `content_block_start`, `ping`, one delta; Gemini: two chunks, no `finishReason`).
 fn cuts(model: &str) -> Vec<(&'static str, Reply)> {
-    let after_chunks = if model == "claude" { 3 } else { 2 };
+    let after_chunks = if model == "claude" { 4 } else { 2 };
     vec![
         (
             "connection dropped",
