@@ -98,105 +98,89 @@ fn cuts(model: &str) -> Vec<(&'static str, Reply)> {
     ]
 }
 
-#[tokio::test]
-async fn chat_completions_get_an_error_chunk_and_no_done() {
+/// Sends every scripted cut to every model through `path` (the body from `body(model)`),
+/// and hands each answer's events to `check` with a context line for its messages.
+async fn each_cut(path: &str, body: impl Fn(&str) -> Value, check: impl Fn(&str, &[Event])) {
     let (mock, gw) = setup().await;
     for model in ["claude", "gem"] {
         for (cut, reply) in cuts(model) {
             mock.push_reply(reply);
-            let text = stream(
-                &gw,
-                "/v1/chat/completions",
-                json!({"model": model, "stream": true,
-                       "messages": [{"role": "user", "content": "go"}]}),
-            )
-            .await;
-            let ctx = format!("{model}, {cut}: {text}");
-            let evs = events(&text);
-            let content: String = evs
-                .iter()
-                .filter_map(|e| e.data["choices"][0]["delta"]["content"].as_str())
-                .collect();
-            assert!(
-                !content.is_empty() && TEXT.starts_with(&content) && content != TEXT,
-                "{ctx}"
-            );
-            let last = evs.last().unwrap();
-            assert!(last.data["error"]["message"].is_string(), "{ctx}");
-            assert!(!text.contains("[DONE]"), "{ctx}");
-            assert!(
-                evs.iter()
-                    .all(|e| e.data["choices"][0]["finish_reason"].is_null()),
-                "a cut stream must not finish: {ctx}"
-            );
+            let text = stream(&gw, path, body(model)).await;
+            check(&format!("{model}, {cut}: {text}"), &events(&text));
         }
     }
+}
+
+#[tokio::test]
+async fn chat_completions_get_an_error_chunk_and_no_done() {
+    let body = |model: &str| json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "go"}]});
+    each_cut("/v1/chat/completions", body, |ctx, evs| {
+        let content: String = evs
+            .iter()
+            .filter_map(|e| e.data["choices"][0]["delta"]["content"].as_str())
+            .collect();
+        assert!(
+            !content.is_empty() && TEXT.starts_with(&content) && content != TEXT,
+            "{ctx}"
+        );
+        let last = evs.last().unwrap();
+        assert!(last.data["error"]["message"].is_string(), "{ctx}");
+        assert!(evs.iter().all(|e| e.data != "[DONE]"), "{ctx}");
+        assert!(
+            evs.iter()
+                .all(|e| e.data["choices"][0]["finish_reason"].is_null()),
+            "a cut stream must not finish: {ctx}"
+        );
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn messages_get_an_error_event_and_no_message_stop() {
-    let (mock, gw) = setup().await;
     // claude is passed through byte for byte, gem is translated.
-    for model in ["claude", "gem"] {
-        for (cut, reply) in cuts(model) {
-            mock.push_reply(reply);
-            let text = stream(
-                &gw,
-                "/v1/messages",
-                json!({"model": model, "max_tokens": 64, "stream": true,
-                       "messages": [{"role": "user", "content": "go"}]}),
-            )
-            .await;
-            let ctx = format!("{model}, {cut}: {text}");
-            let evs = events(&text);
-            assert_eq!(evs[0].name.as_deref(), Some("message_start"), "{ctx}");
-            let last = evs.last().unwrap();
-            assert_eq!(last.name.as_deref(), Some("error"), "{ctx}");
-            assert_eq!(last.data["type"], "error", "{ctx}");
-            assert!(last.data["error"]["message"].is_string(), "{ctx}");
-            assert!(
-                evs.iter().all(|e| {
-                    e.name.as_deref() != Some("message_stop")
-                        && e.data["delta"]["stop_reason"].is_null()
-                }),
-                "a cut stream must not stop normally: {ctx}"
-            );
-        }
-    }
+    let body = |model: &str| {
+        json!({"model": model, "max_tokens": 64, "stream": true,
+               "messages": [{"role": "user", "content": "go"}]})
+    };
+    each_cut("/v1/messages", body, |ctx, evs| {
+        assert_eq!(evs[0].name.as_deref(), Some("message_start"), "{ctx}");
+        let last = evs.last().unwrap();
+        assert_eq!(last.name.as_deref(), Some("error"), "{ctx}");
+        assert_eq!(last.data["type"], "error", "{ctx}");
+        assert!(last.data["error"]["message"].is_string(), "{ctx}");
+        assert!(
+            evs.iter().all(|e| {
+                e.name.as_deref() != Some("message_stop")
+                    && e.data["delta"]["stop_reason"].is_null()
+            }),
+            "a cut stream must not stop normally: {ctx}"
+        );
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn responses_get_response_failed_and_no_completed() {
-    let (mock, gw) = setup().await;
-    for model in ["claude", "gem"] {
-        for (cut, reply) in cuts(model) {
-            mock.push_reply(reply);
-            let text = stream(
-                &gw,
-                "/v1/responses",
-                json!({"model": model, "input": "go", "stream": true, "store": false}),
-            )
-            .await;
-            let ctx = format!("{model}, {cut}: {text}");
-            let evs = events(&text);
-            assert!(evs.iter().all(|e| e.data["type"].is_string()), "{ctx}");
-            let delta: String = evs
-                .iter()
-                .filter(|e| e.data["type"] == "response.output_text.delta")
-                .filter_map(|e| e.data["delta"].as_str())
-                .collect();
-            assert!(!delta.is_empty() && TEXT.starts_with(&delta), "{ctx}");
-            let last = evs.last().unwrap();
-            assert_eq!(last.data["type"], "response.failed", "{ctx}");
-            assert_eq!(last.data["response"]["status"], "failed", "{ctx}");
-            assert!(
-                last.data["response"]["error"]["message"].is_string(),
-                "{ctx}"
-            );
-            assert!(
-                evs.iter().all(|e| e.data["type"] != "response.completed"),
-                "{ctx}"
-            );
-        }
-    }
+    let body = |model: &str| json!({"model": model, "input": "go", "stream": true, "store": false});
+    each_cut("/v1/responses", body, |ctx, evs| {
+        assert!(evs.iter().all(|e| e.data["type"].is_string()), "{ctx}");
+        let delta: String = evs
+            .iter()
+            .filter(|e| e.data["type"] == "response.output_text.delta")
+            .filter_map(|e| e.data["delta"].as_str())
+            .collect();
+        assert!(!delta.is_empty() && TEXT.starts_with(&delta), "{ctx}");
+        let last = evs.last().unwrap();
+        assert_eq!(last.data["type"], "response.failed", "{ctx}");
+        assert_eq!(last.data["response"]["status"], "failed", "{ctx}");
+        assert!(
+            last.data["response"]["error"]["message"].is_string(),
+            "{ctx}"
+        );
+        assert!(
+            evs.iter().all(|e| e.data["type"] != "response.completed"),
+            "{ctx}"
+        );
+    })
+    .await;
 }

@@ -2,9 +2,9 @@
 //! seen had it been streamed: for answers that exist only whole (the MCP tool loop runs
 //! its rounds before the final answer is known).
 
+use serde_json::{Value, json};
+
 use crate::json::set;
-use crate::sse;
-use serde_json::{Map, Value, json};
 
 struct Events {
     out: Vec<u8>,
@@ -13,14 +13,7 @@ struct Events {
 
 impl Events {
     fn emit(&mut self, kind: &str, fields: Value) {
-        let mut event = Map::new();
-        event.insert("type".into(), json!(kind));
-        event.insert("sequence_number".into(), json!(self.seq));
-        self.seq += 1;
-        if let Value::Object(fields) = fields {
-            event.extend(fields);
-        }
-        sse::encode(Some(kind), &Value::Object(event).to_string(), &mut self.out);
+        super::stream::encode_event(&mut self.seq, kind, fields, &mut self.out);
     }
 }
 
