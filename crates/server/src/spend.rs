@@ -227,7 +227,7 @@ impl UsageScanner {
     pub fn scan(&mut self, chunk: &[u8]) -> Option<cost::Usage> {
         let mut found = None;
         let mut rest = chunk;
-        while let Some(end) = rest.iter().position(|b| *b == b'\n') {
+        while let Some(end) = memchr::memchr(b'\n', rest) {
             let line = &rest[..end];
             if self.partial.is_empty() {
                 found = usage_of_line(line).or(found);
@@ -248,13 +248,18 @@ impl UsageScanner {
 fn usage_of_line(line: &[u8]) -> Option<cost::Usage> {
     let data = line.strip_prefix(b"data:")?;
     // Cheap pre-check: most chunks carry no usage (or `"usage":null`).
-    if !data.windows(9).any(|w| w == b"\"usage\":{")
-        && !data.windows(10).any(|w| w == b"\"usage\": {")
+    if memchr::memmem::find(data, b"\"usage\":{").is_none()
+        && memchr::memmem::find(data, b"\"usage\": {").is_none()
     {
         return None;
     }
-    let v: Value = serde_json::from_slice(data).ok()?;
-    cost::Usage::from_value(v.get("usage")?)
+    // Only `usage` is built; the rest of the chunk is skipped without allocating.
+    #[derive(serde::Deserialize)]
+    struct Chunk {
+        usage: Option<Value>,
+    }
+    let chunk: Chunk = serde_json::from_slice(data).ok()?;
+    cost::Usage::from_value(&chunk.usage?)
 }
 
 /// Runs a model request under the key's limits and with a spend record: refused with 429
