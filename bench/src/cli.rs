@@ -35,6 +35,10 @@ pub struct Args {
     /// Streams held open at once in the scale scenario.
     #[arg(long, default_value_t = 10_000)]
     pub streams: usize,
+    /// Keep the held streams open this many seconds after they are all open, before
+    /// letting them finish (time to look at the gateway with other tools).
+    #[arg(long, default_value_t = 0.0)]
+    pub hold_secs: f64,
     /// Measured requests per latency scenario (one connection).
     #[arg(long, default_value_t = 5000)]
     pub requests: u64,
@@ -110,6 +114,9 @@ impl Args {
         }
         if self.concurrency.iter().any(|&c| c == 0 || c > 1024) {
             return Err("--concurrency values must be in 1..=1024".into());
+        }
+        if !(0.0..=3600.0).contains(&self.hold_secs) {
+            return Err("--hold-secs must be in [0, 3600]".into());
         }
         if self.streams == 0 || self.streams > 100_000 {
             return Err("--streams must be in 1..=100000".into());

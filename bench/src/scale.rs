@@ -120,7 +120,7 @@ pub async fn run(
         );
     }
     let mut out = ScaleResults {
-        streams: Some(open_streams(bins, upstream, streams).await?),
+        streams: Some(open_streams(bins, upstream, streams, args.hold_secs).await?),
         ..ScaleResults::default()
     };
     bodies(bins, &upstream.url, nginx_url, &mut out).await?;
@@ -153,6 +153,7 @@ async fn open_streams(
     bins: &Binaries,
     upstream: &FastUpstream,
     n: usize,
+    hold_secs: f64,
 ) -> Result<StreamsResult, BenchError> {
     let (service, target) = gateway(bins, &upstream.url).await?;
     let mut result = StreamsResult {
@@ -185,6 +186,10 @@ async fn open_streams(
             started.elapsed().as_secs_f64(),
             service.rss_kib().unwrap_or(0)
         );
+        if hold_secs > 0.0 {
+            eprintln!("holding them {hold_secs} s (gateway pid {})", service.pid());
+            tokio::time::sleep(Duration::from_secs_f64(hold_secs)).await;
+        }
         upstream.release(true);
         while let Some(joined) = tasks.join_next().await {
             let failure = match joined {
