@@ -469,12 +469,13 @@ mod tests {
         let t = keys(&results);
         assert_eq!(t.rows.len(), 2);
         assert_eq!(t.rows[0][0], "off");
-        assert_eq!(t.rows[0][9], "-");
+        // p99.9 sits after p99, so "added" starts at column 10.
+        assert_eq!(t.rows[0][10], "-");
         assert_eq!(t.rows[1][0], "on");
         assert_eq!(t.rows[1][2], "100");
         assert_eq!(t.rows[1][3], "0.230");
-        assert_eq!(t.rows[1][9], "0.030");
-        assert_eq!(t.rows[1][10], "0.100");
+        assert_eq!(t.rows[1][10], "0.030");
+        assert_eq!(t.rows[1][11], "0.100");
         let md = markdown(
             &Facts {
                 date: "d".into(),
@@ -509,8 +510,8 @@ mod tests {
         };
         let t = mcp(&results);
         assert_eq!(t.rows.len(), 2);
-        assert_eq!(t.rows[0][10], "-");
-        assert_eq!(t.rows[1][10], "0.250");
+        assert_eq!(t.rows[0][11], "-");
+        assert_eq!(t.rows[1][11], "0.250");
         assert_eq!(t.rows[1][3], "10");
     }
 }

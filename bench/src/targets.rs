@@ -342,6 +342,7 @@ mod tests {
                 mcp_row(Method::ToolsCall, Route::Gateway, 1600),
             ],
             keys: vec![keys_row(KeysSide::Off, 250), keys_row(KeysSide::On, 300)],
+            scale: None,
         }
     }
 
