@@ -203,7 +203,10 @@ async fn open_streams(
         tokio::time::sleep(Duration::from_secs(1)).await;
         result.rss_after.push(service.rss_kib());
         if hold_secs > 0.0 {
-            eprintln!("streams closed; waiting {hold_secs} s (gateway pid {})", service.pid());
+            eprintln!(
+                "streams closed; waiting {hold_secs} s (gateway pid {})",
+                service.pid()
+            );
             tokio::time::sleep(Duration::from_secs_f64(hold_secs)).await;
         }
     }

@@ -383,6 +383,9 @@ mod tests {
         );
         // An empty `usage` counts as zeros; a line that is not JSON counts as none.
         assert!(s.scan(b"data: {\"usage\": {}}\n\n").is_some());
-        assert!(s.scan(b"data: {\"usage\":{\"prompt_tokens\":1}\n\n").is_none());
+        assert!(
+            s.scan(b"data: {\"usage\":{\"prompt_tokens\":1}\n\n")
+                .is_none()
+        );
     }
 }
