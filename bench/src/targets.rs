@@ -121,19 +121,7 @@ pub fn evaluate(results: &Results) -> Vec<Check> {
             MAX_AFTER_LOAD_RSS_BYTES,
         ),
     ] {
-        let rss_limit = format!("<= {:.1} MB", max as f64 / 1e6);
-        match kib {
-            Some(kib) => {
-                let bytes = kib * 1024;
-                checks.push(Check::new(
-                    name,
-                    format!("{:.1} MB", bytes as f64 / 1e6),
-                    rss_limit,
-                    bytes <= max,
-                ));
-            }
-            None => checks.push(Check::missing(name, rss_limit)),
-        }
+        checks.push(at_most_bytes(name, kib.map(|k| k * 1024), max));
     }
     let startup_limit = format!("<= {} ms", MAX_STARTUP.as_millis());
     let startup_name = format!(
@@ -186,21 +174,22 @@ fn held_streams(checks: &mut Vec<Check>, s: &crate::scale::StreamsResult) {
         None => checks.push(Check::missing(name, limit)),
     }
     let name = "held streams: RSS growth from round 1 to round 2, after close";
-    let limit = format!("<= {:.1} MB", MAX_ROUND_GROWTH_BYTES as f64 / 1e6);
-    match (
+    let growth = match (
         s.rss_after.first().copied().flatten(),
         s.rss_after.get(1).copied().flatten(),
     ) {
-        (Some(first), Some(second)) => {
-            let growth = second.saturating_sub(first) * 1024;
-            checks.push(Check::new(
-                name,
-                format!("{:.1} MB", growth as f64 / 1e6),
-                limit,
-                growth <= MAX_ROUND_GROWTH_BYTES,
-            ));
-        }
-        _ => checks.push(Check::missing(name, limit)),
+        (Some(first), Some(second)) => Some(second.saturating_sub(first) * 1024),
+        _ => None,
+    };
+    checks.push(at_most_bytes(name, growth, MAX_ROUND_GROWTH_BYTES));
+}
+
+/// A memory figure against its limit, both in decimal MB.
+fn at_most_bytes(name: &str, bytes: Option<u64>, max: u64) -> Check {
+    let limit = format!("<= {:.1} MB", max as f64 / 1e6);
+    match bytes {
+        Some(b) => Check::new(name, format!("{:.1} MB", b as f64 / 1e6), limit, b <= max),
+        None => Check::missing(name, limit),
     }
 }
 
@@ -489,6 +478,35 @@ mod tests {
                 "idle RSS after start",
                 "idle RSS after load",
                 "start to first served request (worst of 2)",
+                "failed requests, all scenarios"
+            ]
+        );
+    }
+
+    #[test]
+    fn held_streams_are_judged_per_stream_and_by_growth() {
+        let mut r = passing();
+        r.scale = Some(crate::scale::ScaleResults {
+            streams: Some(crate::scale::StreamsResult {
+                streams: 1000,
+                // 16 MiB before; +19,000 KiB open is 19.5 KB per stream.
+                rss_before: Some(16_384),
+                rss_open: vec![Some(16_384 + 19_000), Some(40_000)],
+                rss_after: vec![Some(30_000), Some(30_000 + 1_000)],
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        assert_eq!(failed(&evaluate(&r)), Vec::<&str>::new());
+        let streams = r.scale.as_mut().and_then(|s| s.streams.as_mut()).unwrap();
+        streams.rss_open[0] = Some(16_384 + 20_000); // 20.5 KB per stream
+        streams.rss_after[1] = Some(30_000 + 2_000); // 2.05 MB more after round 2
+        streams.errors = 3;
+        assert_eq!(
+            failed(&evaluate(&r)),
+            vec![
+                "1000 held streams: added RSS per stream",
+                "held streams: RSS growth from round 1 to round 2, after close",
                 "failed requests, all scenarios"
             ]
         );
