@@ -93,16 +93,31 @@ fn spend_rows(db: &TempDatabase) -> u64 {
 
 fn psql_db(db: &TempDatabase, sql: &str) -> String {
     let out = std::process::Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", &db.0, "-tAc", sql])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            &db.0,
+            "-tAc",
+            sql,
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_changes_on_one_replica_reach_the_other_within_a_second() {
-    let mock = MockServer::start(MockOptions::with_api_key("sk-up")).await.unwrap();
+    let mock = MockServer::start(MockOptions::with_api_key("sk-up"))
+        .await
+        .unwrap();
     let db = TempDatabase::create();
     let cfg = config(&mock, &pg_url(&db), None);
     let a = Gateway::start(&cfg);
@@ -122,7 +137,12 @@ async fn key_changes_on_one_replica_reach_the_other_within_a_second() {
     admin(&a.url, "/key/unblock", json!({"key": key})).await;
     until_status(&b.url, &key, 200, second).await;
 
-    admin(&a.url, "/key/update", json!({"key": key, "models": ["none-such"]})).await;
+    admin(
+        &a.url,
+        "/key/update",
+        json!({"key": key, "models": ["none-such"]}),
+    )
+    .await;
     let deadline = Instant::now() + second;
     loop {
         let resp = chat(&b.url, &key).await;
@@ -130,7 +150,10 @@ async fn key_changes_on_one_replica_reach_the_other_within_a_second() {
             assert!(resp.status().is_client_error(), "{}", resp.status());
             break;
         }
-        assert!(Instant::now() < deadline, "the update did not reach the other replica");
+        assert!(
+            Instant::now() < deadline,
+            "the update did not reach the other replica"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     admin(&a.url, "/key/update", json!({"key": key, "models": []})).await;
@@ -147,7 +170,9 @@ async fn key_changes_on_one_replica_reach_the_other_within_a_second() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_budget_spent_through_one_replica_holds_on_the_other() {
-    let mock = MockServer::start(MockOptions::with_api_key("sk-up")).await.unwrap();
+    let mock = MockServer::start(MockOptions::with_api_key("sk-up"))
+        .await
+        .unwrap();
     let db = TempDatabase::create();
     let cfg = config(&mock, &pg_url(&db), None);
     let a = Gateway::start(&cfg);
@@ -163,7 +188,12 @@ async fn a_budget_spent_through_one_replica_holds_on_the_other() {
         .unwrap();
     assert!(cost > 0.0);
     // Room for four more requests' worth after the first.
-    admin(&a.url, "/key/update", json!({"key": key, "max_budget": cost * 4.5})).await;
+    admin(
+        &a.url,
+        "/key/update",
+        json!({"key": key, "max_budget": cost * 4.5}),
+    )
+    .await;
     until_status(&b.url, &key, 200, Duration::from_secs(1)).await;
     let mut served_on_a = 1;
     loop {
@@ -184,7 +214,10 @@ async fn a_budget_spent_through_one_replica_holds_on_the_other() {
         if resp.status() == 400 {
             let v: Value = resp.json().await.unwrap();
             assert!(
-                v["error"]["message"].as_str().unwrap_or("").contains("Budget"),
+                v["error"]["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("Budget"),
                 "{v}"
             );
             break;
@@ -197,12 +230,17 @@ async fn a_budget_spent_through_one_replica_holds_on_the_other() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    eprintln!("budget refused on B {:?} after A refused", started.elapsed());
+    eprintln!(
+        "budget refused on B {:?} after A refused",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_means_local_limits_said_out_loud_then_shared_again() {
-    let mock = MockServer::start(MockOptions::with_api_key("sk-up")).await.unwrap();
+    let mock = MockServer::start(MockOptions::with_api_key("sk-up"))
+        .await
+        .unwrap();
     let db = TempDatabase::create();
     let mut redis = Redis::start();
     let cfg = config(&mock, &pg_url(&db), Some(&redis.url()));
@@ -265,7 +303,8 @@ async fn redis_down_means_local_limits_said_out_loud_then_shared_again() {
             .unwrap();
         assert!(metrics.contains("gatehouse_redis_up 0"), "{metrics}");
         assert!(
-            gw.logs().contains("rate limits are now enforced per replica"),
+            gw.logs()
+                .contains("rate limits are now enforced per replica"),
             "{}",
             gw.logs()
         );
@@ -338,7 +377,9 @@ async fn load(url: &str, key: &str, requests: usize, workers: usize) -> (usize, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_and_a_sigkill_lose_no_spend_rows() {
-    let mock = MockServer::start(MockOptions::with_api_key("sk-up")).await.unwrap();
+    let mock = MockServer::start(MockOptions::with_api_key("sk-up"))
+        .await
+        .unwrap();
     let db = TempDatabase::create();
     let relay = PgRelay::start();
     // Replica A reaches Postgres through the relay; B directly.
@@ -360,7 +401,11 @@ async fn a_database_outage_and_a_sigkill_lose_no_spend_rows() {
     // A loses its database: it keeps authenticating from memory and spools spend rows.
     relay.cut();
     let (ok2, failed2) = load(&lb.url, &key, 200, 4).await;
-    assert_eq!((ok2, failed2), (200, 0), "an outage on one replica fails no request");
+    assert_eq!(
+        (ok2, failed2),
+        (200, 0),
+        "an outage on one replica fails no request"
+    );
     let started = Instant::now();
     loop {
         let ready: Value = client()
@@ -373,7 +418,10 @@ async fn a_database_outage_and_a_sigkill_lose_no_spend_rows() {
             .await
             .unwrap();
         if ready["db"] == "unreachable" {
-            assert!(ready["shared_state"]["database"]["spend_rows_spooled"].as_u64() > Some(0), "{ready}");
+            assert!(
+                ready["shared_state"]["database"]["spend_rows_spooled"].as_u64() > Some(0),
+                "{ready}"
+            );
             break;
         }
         assert!(started.elapsed() < Duration::from_secs(15), "{ready}");
@@ -389,7 +437,10 @@ async fn a_database_outage_and_a_sigkill_lose_no_spend_rows() {
     let (ok3, failed3) = during.await.unwrap();
     drop(a);
     eprintln!("during the kill: {ok3} served, {failed3} failed (in flight on the killed replica)");
-    assert!(failed3 <= 4, "only requests in flight on the killed replica fail: {failed3}");
+    assert!(
+        failed3 <= 4,
+        "only requests in flight on the killed replica fail: {failed3}"
+    );
     // The other replica never noticed.
     let (ok4, failed4) = load(&b.url, &key, 50, 2).await;
     assert_eq!((ok4, failed4), (50, 0));
@@ -412,14 +463,29 @@ async fn a_database_outage_and_a_sigkill_lose_no_spend_rows() {
         a2.logs()
     );
     // A row can exist for a request whose answer the kill cut off on its way out.
-    assert!(rows <= served + failed3 as u64, "{rows} rows for {served} served");
-    assert!(a2.logs().contains("adopted the spend rows"), "{}", a2.logs());
+    assert!(
+        rows <= served + failed3 as u64,
+        "{rows} rows for {served} served"
+    );
+    assert!(
+        a2.logs().contains("adopted the spend rows"),
+        "{}",
+        a2.logs()
+    );
     // The key's stored spend matches the rows.
     let sums = psql_db(
         &db,
         "SELECT (SELECT SUM(cost) FROM gatehouse_spend_logs)::numeric(20,9) || ' ' || \
          (SELECT SUM(spend) FROM gatehouse_keys)::numeric(20,9)",
     );
-    let parts: Vec<f64> = sums.split_whitespace().map(|p| p.parse().unwrap()).collect();
-    assert!((parts[0] - parts[1]).abs() < 1e-6, "rows {} vs key spend {}", parts[0], parts[1]);
+    let parts: Vec<f64> = sums
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert!(
+        (parts[0] - parts[1]).abs() < 1e-6,
+        "rows {} vs key spend {}",
+        parts[0],
+        parts[1]
+    );
 }

@@ -226,7 +226,10 @@ async fn an_unreachable_redis_falls_back_to_local_limits_quickly() {
         match limiter.admit("key", &limits).await {
             Ok(permit) => {
                 admitted += 1;
-                assert!(permit.status().requests.is_some(), "local limits report their quota");
+                assert!(
+                    permit.status().requests.is_some(),
+                    "local limits report their quota"
+                );
             }
             Err(refusal) => assert_eq!(refusal.limit, LimitKind::Rpm),
         }

@@ -8,14 +8,21 @@
 //! row is on disk from the moment its request is over. Lines are numbered from the
 //! spool's start (not the file's): `[.., done)` are in the database, `[done, memory_end)`
 //! are also in the writer's memory, `[memory_end, total)` are on disk only (the queue or
-//! memory was full, or they were adopted). When every line is done the file is truncated,
-//! so under normal load it holds about one flush interval of rows. Writes are not
-//! fsynced: a killed process loses nothing (the kernel has the data), a power cut may
-//! lose the last seconds.
+//! memory was full, or they were adopted). How many of the file's lines are done is kept
+//! in a side file, `<name>.done` (8 bytes, rewritten after every write to the database),
+//! so an adopter skips them. When every line is done the file is truncated; under load
+//! that never pauses, the done prefix is compacted away every `COMPACT_LINES` lines (the
+//! rest is copied to a new file). Writes are not fsynced: a killed process loses nothing
+//! (the kernel has the data), a power cut may lose the last seconds. Each step is
+//! ordered so a kill between two of them can write a row twice, never lose one.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+
+/// Done lines at the front of the file beyond which it is compacted.
+const COMPACT_LINES: u64 = 10_000;
 
 use crate::SpendRow;
 
@@ -23,6 +30,8 @@ use crate::SpendRow;
 pub(crate) struct Spool {
     path: PathBuf,
     file: File,
+    /// `<path>.done`: how many of the file's lines are in the database.
+    done_file: File,
     /// Number of the file's first line.
     start: u64,
     /// Bytes in the file (to cut off a failed append's partial line).
@@ -39,24 +48,11 @@ impl Spool {
     /// Returns the spool and how many rows it adopted (all on disk only, to be loaded).
     pub(crate) fn open(dir: &Path) -> io::Result<(Spool, u64)> {
         std::fs::create_dir_all(dir)?;
-        // Unique among live processes (pid) and within one (a counter).
-        static OPENED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let name = format!(
-            "spend-{}-{}-{}.jsonl",
-            std::process::id(),
-            chrono::Utc::now().timestamp_millis(),
-            OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        );
-        let path = dir.join(name);
-        let file = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .read(true)
-            .open(&path)?;
-        file.try_lock().map_err(io::Error::other)?;
+        let (path, file, done_file) = new_file(dir)?;
         let mut spool = Spool {
             path,
             file,
+            done_file,
             start: 0,
             len: 0,
             total: 0,
@@ -88,7 +84,9 @@ impl Spool {
             if orphan.try_lock().is_err() {
                 continue; // a live replica's, or being adopted right now
             }
-            let (rows, bad) = read_rows(&orphan, 0, usize::MAX)?;
+            let done_path = done_path(&path);
+            let skip = read_done(&done_path);
+            let (rows, bad) = read_rows(&orphan, skip, usize::MAX)?;
             if bad > 0 {
                 tracing::warn!(file = %path.display(), lines = bad, "spool lines that do not parse were skipped (cut off by a kill?)");
             }
@@ -98,6 +96,7 @@ impl Spool {
             // the lock after us finds nothing to adopt twice.
             orphan.set_len(0)?;
             std::fs::remove_file(&path)?;
+            let _ = std::fs::remove_file(&done_path);
             tracing::info!(file = %path.display(), rows = rows.len(), "adopted the spend rows of a replica that stopped without writing them");
         }
         Ok(adopted)
@@ -154,11 +153,49 @@ impl Spool {
     /// once every line is.
     pub(crate) fn written(&mut self, n: u64) -> io::Result<()> {
         self.done = (self.done + n + std::mem::take(&mut self.bad_in_window)).min(self.memory_end);
-        if self.done == self.total && self.start != self.total {
-            self.file.set_len(0)?;
-            self.len = 0;
-            self.start = self.total;
+        if self.done == self.total {
+            if self.start != self.total {
+                // Marker first: a kill before the truncation replays rows, never skips.
+                self.done_file.write_all_at(&0u64.to_le_bytes(), 0)?;
+                self.file.set_len(0)?;
+                self.len = 0;
+                self.start = self.total;
+            }
+        } else if self.done - self.start >= COMPACT_LINES {
+            self.compact()?;
+        } else {
+            self.done_file
+                .write_all_at(&(self.done - self.start).to_le_bytes(), 0)?;
         }
+        Ok(())
+    }
+
+    /// Copies the lines not yet done to a new file and drops the old one. A kill in
+    /// between leaves both (the rest is then written twice).
+    fn compact(&mut self) -> io::Result<()> {
+        let mut reader = BufReader::new(self.file.try_clone()?);
+        std::io::Seek::seek(&mut reader, std::io::SeekFrom::Start(0))?;
+        let mut skipped = 0;
+        let mut scratch = Vec::new();
+        while skipped < self.done - self.start {
+            scratch.clear();
+            if reader.read_until(b'\n', &mut scratch)? == 0 {
+                break;
+            }
+            skipped += 1;
+        }
+        let mut rest = Vec::new();
+        reader.read_to_end(&mut rest)?;
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let (path, mut file, done_file) = new_file(dir)?;
+        file.write_all(&rest)?;
+        let old = std::mem::replace(&mut self.path, path);
+        self.file = file;
+        self.done_file = done_file;
+        self.len = rest.len() as u64;
+        self.start = self.done;
+        std::fs::remove_file(&old)?;
+        let _ = std::fs::remove_file(done_path(&old));
         Ok(())
     }
 
@@ -181,7 +218,50 @@ impl Spool {
     pub(crate) fn close(self) {
         if self.total == self.done {
             let _ = std::fs::remove_file(&self.path);
+            let _ = std::fs::remove_file(done_path(&self.path));
         }
+    }
+}
+
+/// A new, locked spool file in `dir` and its done marker.
+fn new_file(dir: &Path) -> io::Result<(PathBuf, File, File)> {
+    // Unique among live processes (pid) and within one (a counter).
+    static OPENED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let name = format!(
+        "spend-{}-{}-{}.jsonl",
+        std::process::id(),
+        chrono::Utc::now().timestamp_millis(),
+        OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let path = dir.join(name);
+    let file = OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .read(true)
+        .open(&path)?;
+    file.try_lock().map_err(io::Error::other)?;
+    let done_file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(done_path(&path))?;
+    Ok((path, file, done_file))
+}
+
+fn done_path(spool: &Path) -> PathBuf {
+    let mut p = spool.as_os_str().to_owned();
+    p.push(".done");
+    PathBuf::from(p)
+}
+
+/// The done count of an orphan's marker; 0 (replay everything) when missing or torn.
+fn read_done(path: &Path) -> u64 {
+    match std::fs::read(path) {
+        Ok(bytes) => bytes
+            .get(..8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map_or(0, u64::from_le_bytes),
+        Err(_) => 0,
     }
 }
 
@@ -221,6 +301,33 @@ fn read_rows(file: &File, skip: u64, max: usize) -> io::Result<(Vec<SpendRow>, u
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_done_prefix_under_steady_load_is_compacted_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _) = Spool::open(dir.path()).unwrap();
+        let mut seq = 0;
+        // Never idle: one row stays unwritten after every write.
+        s.append(&[row(0)]).unwrap();
+        assert!(s.accept(0));
+        for i in 1..=COMPACT_LINES + 5 {
+            s.append(&[row(i)]).unwrap();
+            assert!(s.accept(i));
+            s.written(1).unwrap();
+            seq = i;
+        }
+        assert_eq!(s.unwritten(), 1);
+        let size = std::fs::metadata(&s.path).unwrap().len();
+        assert!(size < 5_000, "the file was compacted: {size} bytes");
+        // The survivor of a kill now: only the one unwritten row comes back.
+        let path = s.path.clone();
+        drop(s);
+        let (_b, adopted) = Spool::open(dir.path()).unwrap();
+        assert_eq!(adopted, 1, "row {seq} only");
+        assert!(!path.exists());
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 2, "the new spool and its marker only");
+    }
+
     fn row(i: u64) -> SpendRow {
         SpendRow {
             request_id: format!("r{i}"),
@@ -252,15 +359,19 @@ mod tests {
         drop(a);
         let (mut b, adopted) = Spool::open(dir.path()).unwrap();
         assert!(!path.exists(), "the orphan file is removed once adopted");
-        // Line 1 was written, but the file does not say so: at-least-once, all three come back.
-        assert_eq!(adopted, 3);
-        assert_eq!(b.disk_only(), 3);
+        // Line 1 was written, and the marker says so: only the other two come back.
+        assert_eq!(adopted, 2);
+        assert_eq!(b.disk_only(), 2);
         let loaded = b.load(10).unwrap();
         let ids: Vec<_> = loaded.iter().map(|r| r.request_id.as_str()).collect();
-        assert_eq!(ids, ["r1", "r2", "r3"]);
-        b.written(3).unwrap();
+        assert_eq!(ids, ["r2", "r3"]);
+        b.written(2).unwrap();
         assert_eq!(b.unwritten(), 0);
-        assert_eq!(std::fs::metadata(&b.path).unwrap().len(), 0, "truncated when all written");
+        assert_eq!(
+            std::fs::metadata(&b.path).unwrap().len(),
+            0,
+            "truncated when all written"
+        );
         let (_c, adopted) = Spool::open(dir.path()).unwrap();
         assert_eq!(adopted, 0, "a live replica's spool is never adopted");
     }
@@ -276,19 +387,30 @@ mod tests {
         assert_eq!(s.disk_only(), 3);
         s.written(2).unwrap();
         let next = s.load(2).unwrap();
-        assert_eq!(next.iter().map(|r| r.prompt_tokens).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(
+            next.iter().map(|r| r.prompt_tokens).collect::<Vec<_>>(),
+            [2, 3]
+        );
         s.written(2).unwrap();
         let last = s.load(2).unwrap();
         assert_eq!(last.len(), 1);
         s.written(1).unwrap();
         assert_eq!((s.unwritten(), s.disk_only()), (0, 0));
         assert_eq!(std::fs::metadata(&s.path).unwrap().len(), 0);
+        assert_eq!(read_done(&done_path(&s.path)), 0);
         // Numbering goes on after a truncation; the file starts over.
         s.append(&[row(7)]).unwrap();
         assert!(s.accept(5));
         s.written(1).unwrap();
         s.append(&[row(8), row(9)]).unwrap();
         assert!(!s.accept(7), "line 6 comes first");
-        assert_eq!(s.load(5).unwrap().iter().map(|r| r.prompt_tokens).collect::<Vec<_>>(), [8, 9]);
+        assert_eq!(
+            s.load(5)
+                .unwrap()
+                .iter()
+                .map(|r| r.prompt_tokens)
+                .collect::<Vec<_>>(),
+            [8, 9]
+        );
     }
 }

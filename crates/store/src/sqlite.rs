@@ -116,10 +116,7 @@ async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
 }
 
 /// `BEGIN IMMEDIATE` already made this transaction the only writer.
-async fn try_job_lock(
-    _: &mut sqlx::Transaction<'static, Db>,
-    _: i64,
-) -> Result<bool, StoreError> {
+async fn try_job_lock(_: &mut sqlx::Transaction<'static, Db>, _: i64) -> Result<bool, StoreError> {
     Ok(true)
 }
 

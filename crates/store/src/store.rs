@@ -86,9 +86,7 @@ pub trait KeyStore: crate::LogReader + Send + Sync + std::fmt::Debug {
 
     /// A listener for other replicas' key changes, where the backend can tell (Postgres
     /// `LISTEN/NOTIFY`); `None` where only the periodic refresh applies.
-    async fn key_change_listener(
-        &self,
-    ) -> Result<Option<crate::KeyChangeListener>, StoreError> {
+    async fn key_change_listener(&self) -> Result<Option<crate::KeyChangeListener>, StoreError> {
         Ok(None)
     }
 

@@ -203,7 +203,9 @@ impl SpendWriter {
         }
         match s.append_lines(&line, 1) {
             Ok(seq) => {
-                self.counters.spooled.store(s.unwritten(), Ordering::Relaxed);
+                self.counters
+                    .spooled
+                    .store(s.unwritten(), Ordering::Relaxed);
                 if self.spool_failing.swap(false, Ordering::Relaxed) {
                     tracing::info!("the spend spool accepts rows again");
                 }
@@ -386,12 +388,16 @@ async fn run(
         tracing::error!(rows = lost, "spend writer stopped with unwritten rows");
     }
     if kept > 0 {
-        tracing::warn!(rows = kept, "spend rows not yet written stay in the spool; the next start here writes them");
+        tracing::warn!(
+            rows = kept,
+            "spend rows not yet written stay in the spool; the next start here writes them"
+        );
     }
     if let Some(spool) = buf.spool.take() {
         // The writer handle may still hold the other reference; it only appends, and a
         // row appended now is in the file for the next start.
-        let spool = Arc::try_unwrap(spool).map(|m| m.into_inner().unwrap_or_else(PoisonError::into_inner));
+        let spool =
+            Arc::try_unwrap(spool).map(|m| m.into_inner().unwrap_or_else(PoisonError::into_inner));
         if let Ok(spool) = spool {
             spool.close();
         }

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use common::{Backend, run};
-use gatehouse_store::{KeyCache, KeyRecord, KeySource, KeyUpdate, SpendRow, SpendWriter, SpendWriterConfig};
+use gatehouse_store::{
+    KeyCache, KeyRecord, KeySource, KeyUpdate, SpendRow, SpendWriter, SpendWriterConfig,
+};
 use sqlx::Connection;
 
 fn record(key: &str) -> KeyRecord {
@@ -78,7 +80,9 @@ async fn budget_resets_wait_while_another_replica_holds_the_job() {
             store.insert(&rec).await.unwrap();
 
             // Another replica is doing the job.
-            let mut other = sqlx::postgres::PgConnection::connect(&db.url).await.unwrap();
+            let mut other = sqlx::postgres::PgConnection::connect(&db.url)
+                .await
+                .unwrap();
             sqlx::query("SELECT pg_advisory_lock($1)")
                 .bind(gatehouse_store::BUDGET_RESET_JOB)
                 .execute(&mut other)
@@ -188,7 +192,10 @@ async fn rows_a_writer_could_not_store_are_written_by_the_next_one() {
                 let stats = first.stats();
                 assert_eq!((stats.spend_written, stats.dropped), (0, 0), "{stats:?}");
                 drop(first);
-                assert_eq!(db.scalar("SELECT COUNT(*) FROM gatehouse_spend_logs").await, 0);
+                assert_eq!(
+                    db.scalar("SELECT COUNT(*) FROM gatehouse_spend_logs").await,
+                    0
+                );
 
                 let store = db.open().await;
                 let second = SpendWriter::spawn(
@@ -201,11 +208,18 @@ async fn rows_a_writer_could_not_store_are_written_by_the_next_one() {
                 assert_eq!(second.stats().adopted, 30);
                 let started = Instant::now();
                 while second.stats().spooled > 0 {
-                    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", second.stats());
+                    assert!(
+                        started.elapsed() < Duration::from_secs(5),
+                        "{:?}",
+                        second.stats()
+                    );
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 second.shutdown().await;
-                assert_eq!(db.scalar("SELECT COUNT(*) FROM gatehouse_spend_logs").await, 30);
+                assert_eq!(
+                    db.scalar("SELECT COUNT(*) FROM gatehouse_spend_logs").await,
+                    30
+                );
                 let distinct = db
                     .scalar("SELECT COUNT(DISTINCT request_id) FROM gatehouse_spend_logs")
                     .await;
