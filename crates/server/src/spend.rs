@@ -166,9 +166,9 @@ impl Drop for RequestRecord {
             return;
         };
         // The row carries the cost to the key's stored spend (and, unless
-        // `disable_spend_logs`, to the log); the budget sees it here at once.
+        // `disable_spend_logs`, to the log); the writer adds it to the cached key at once,
+        // so the budget holds here before the batch is written.
         let cost = self.cost();
-        persistence.keys.add_spend(&self.key_hash, cost);
         let t = self.tally();
         let row = gatehouse_store::SpendRow {
             request_id: self.request_id.clone(),
