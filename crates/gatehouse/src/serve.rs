@@ -123,7 +123,7 @@ async fn serve(
         );
     }
     tracing::info!(
-        models = state.router.names().len(),
+        models = state.router.names().len() + state.router.wildcard_names().count(),
         mcp_servers = config.mcp_servers.len(),
         config = %loaded.origin,
         startup_ms = started.elapsed().as_secs_f64() * 1e3,
