@@ -84,6 +84,18 @@ async fn until_status(gw: &str, key: &str, want: u16, within: Duration) -> Durat
     }
 }
 
+async fn readiness(gw: &str) -> Value {
+    client()
+        .get(format!("{gw}/health/readiness"))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 fn spend_rows(db: &TempDatabase) -> u64 {
     psql_db(db, "SELECT COUNT(*) FROM gatehouse_spend_logs")
         .trim()
@@ -280,15 +292,7 @@ async fn redis_down_means_local_limits_said_out_loud_then_shared_again() {
     }
     assert_eq!(ok, 6, "three per replica while Redis is down");
     for gw in [&a, &b] {
-        let ready: Value = client()
-            .get(format!("{}/health/readiness", gw.url))
-            .bearer_auth(MASTER)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let ready = readiness(&gw.url).await;
         assert_eq!(ready["cache"], "unreachable", "{ready}");
         assert_eq!(ready["shared_state"]["redis"]["limits"], "local", "{ready}");
         assert_eq!(ready["status"], "degraded");
@@ -324,15 +328,7 @@ async fn redis_down_means_local_limits_said_out_loud_then_shared_again() {
     }
     assert!(ok <= 3, "shared again: {ok} served for a limit of 2");
     for gw in [&a, &b] {
-        let ready: Value = client()
-            .get(format!("{}/health/readiness", gw.url))
-            .bearer_auth(MASTER)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let ready = readiness(&gw.url).await;
         assert_eq!(ready["cache"], "connected", "{ready}");
         assert!(gw.logs().contains("Redis is back"), "{}", gw.logs());
     }
@@ -408,15 +404,7 @@ async fn a_database_outage_and_a_sigkill_lose_no_spend_rows() {
     );
     let started = Instant::now();
     loop {
-        let ready: Value = client()
-            .get(format!("{}/health/readiness", a.url))
-            .bearer_auth(MASTER)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let ready = readiness(&a.url).await;
         if ready["db"] == "unreachable" {
             assert!(
                 ready["shared_state"]["database"]["spend_rows_spooled"].as_u64() > Some(0),
