@@ -84,6 +84,18 @@ async fn until_status(gw: &str, key: &str, want: u16, within: Duration) -> Durat
     }
 }
 
+async fn readiness(gw: &str) -> Value {
+    client()
+        .get(format!("{gw}/health/readiness"))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 fn spend_rows(db: &TempDatabase) -> u64 {
     psql_db(db, "SELECT COUNT(*) FROM gatehouse_spend_logs")
         .trim()
@@ -280,15 +292,7 @@ async fn redis_down_means_local_limits_said_out_loud_then_shared_again() {
     }
     assert_eq!(ok, 6, "three per replica while Redis is down");
     for gw in [&a, &b] {
-        let ready: Value = client()
-            .get(format!("{}/health/readiness", gw.url))
-            .bearer_auth(MASTER)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let ready = readiness(&gw.url).await;
         assert_eq!(ready["cache"], "unreachable", "{ready}");
         assert_eq!(ready["shared_state"]["redis"]["limits"], "local", "{ready}");
         assert_eq!(ready["status"], "degraded");
@@ -324,15 +328,7 @@ async fn redis_down_means_local_limits_said_out_loud_then_shared_again() {
     }
     assert!(ok <= 3, "shared again: {ok} served for a limit of 2");
     for gw in [&a, &b] {
-        let ready: Value = client()
-            .get(format!("{}/health/readiness", gw.url))
-            .bearer_auth(MASTER)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let ready = readiness(&gw.url).await;
         assert_eq!(ready["cache"], "connected", "{ready}");
         assert!(gw.logs().contains("Redis is back"), "{}", gw.logs());
     }
@@ -408,15 +404,7 @@ async fn a_database_outage_and_a_sigkill_lose_no_spend_rows() {
     );
     let started = Instant::now();
     loop {
-        let ready: Value = client()
-            .get(format!("{}/health/readiness", a.url))
-            .bearer_auth(MASTER)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let ready = readiness(&a.url).await;
         if ready["db"] == "unreachable" {
             assert!(
                 ready["shared_state"]["database"]["spend_rows_spooled"].as_u64() > Some(0),
@@ -488,4 +476,93 @@ async fn a_database_outage_and_a_sigkill_lose_no_spend_rows() {
         parts[0],
         parts[1]
     );
+}
+
+/// server-everything over streamable HTTP on `port`.
+fn http_everything(port: u16) -> common::Child2 {
+    let child = std::process::Command::new("node")
+        .arg(common::everything())
+        .arg("streamableHttp")
+        .env("PORT", port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    common::wait_for_port(port);
+    common::Child2(child)
+}
+
+async fn mcp(url: &str, sid: Option<&str>, body: Value) -> reqwest::Response {
+    let mut r = client()
+        .post(format!("{url}/mcp"))
+        .bearer_auth(MASTER)
+        .header("accept", "application/json, text/event-stream")
+        .json(&body);
+    if let Some(s) = sid {
+        r = r.header("mcp-session-id", s);
+    }
+    r.send().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mcp_session_moves_between_replicas_behind_the_balancer() {
+    let mock = MockServer::start(MockOptions::with_api_key("sk-up"))
+        .await
+        .unwrap();
+    let db = TempDatabase::create();
+    let port = common::free_port();
+    let mut upstream = http_everything(port);
+    let cfg = format!(
+        "{}mcp_servers:\n  ev:\n    url: http://127.0.0.1:{port}/mcp\n",
+        config(&mock, &pg_url(&db), None)
+    );
+    let a = Gateway::start(&cfg);
+    let b = Gateway::start(&cfg);
+    let lb = Nginx::start(&[&a.url, &b.url]);
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let resp = mcp(&lb.url, None, init).await;
+    assert_eq!(resp.status(), 200);
+    let sid = resp.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let call = |n: u64| {
+        json!({"jsonrpc": "2.0", "id": n, "method": "tools/call",
+            "params": {"name": "ev-echo", "arguments": {"message": format!("call {n}")}}})
+    };
+    // Round-robin: consecutive calls land on both replicas; each has its own upstream
+    // session to the HTTP server and resumes the client's session from its sealed id.
+    for n in 1..=6 {
+        let v: Value = mcp(&lb.url, Some(&sid), call(n))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            v["result"]["content"][0]["text"],
+            format!("Echo: call {n}"),
+            "{v}"
+        );
+    }
+    // The HTTP server restarts (its sessions die with it): each replica re-initialises
+    // its upstream session; the client's session goes on.
+    drop(upstream);
+    upstream = http_everything(port);
+    let mut answered = 0;
+    for n in 7..=16 {
+        let v: Value = mcp(&lb.url, Some(&sid), call(n))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if v["result"]["content"][0]["text"] == format!("Echo: call {n}") {
+            answered += 1;
+        }
+    }
+    assert_eq!(
+        answered, 10,
+        "after the upstream restart {answered} of 10 calls answered"
+    );
+    drop(upstream);
 }
