@@ -19,6 +19,26 @@ pub struct Args {
     /// The mock binary (default: `gatehouse-mock` next to this binary).
     #[arg(long)]
     pub mock_bin: Option<PathBuf>,
+    /// What answers the chat requests: the bench's own minimal hyper server (`fast`, the
+    /// default: ready-made answers, as cheap as an upstream gets) or `gatehouse-mock`.
+    #[arg(long, value_enum, default_value = "fast")]
+    pub upstream: UpstreamKind,
+    /// The nginx binary for the plain-proxy reference route.
+    #[arg(long, default_value = "/usr/sbin/nginx")]
+    pub nginx_bin: PathBuf,
+    /// Leave the nginx route out.
+    #[arg(long)]
+    pub no_nginx: bool,
+    /// Also run the scale scenarios: many streams held open, 1 MB bodies.
+    #[arg(long)]
+    pub scale: bool,
+    /// Streams held open at once in the scale scenario.
+    #[arg(long, default_value_t = 10_000)]
+    pub streams: usize,
+    /// Keep the held streams open this many seconds after they are all open, before
+    /// letting them finish (time to look at the gateway with other tools).
+    #[arg(long, default_value_t = 0.0)]
+    pub hold_secs: f64,
     /// Measured requests per latency scenario (one connection).
     #[arg(long, default_value_t = 5000)]
     pub requests: u64,
@@ -74,6 +94,12 @@ pub struct Args {
     pub markdown: Option<PathBuf>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UpstreamKind {
+    Fast,
+    Mock,
+}
+
 impl Args {
     /// Both phases of a throughput scenario must fit in a short run.
     pub fn validate(&self) -> Result<(), String> {
@@ -92,6 +118,12 @@ impl Args {
         }
         if self.concurrency.iter().any(|&c| c == 0 || c > 1024) {
             return Err("--concurrency values must be in 1..=1024".into());
+        }
+        if !(0.0..=3600.0).contains(&self.hold_secs) {
+            return Err("--hold-secs must be in [0, 3600]".into());
+        }
+        if self.streams == 0 || self.streams > 100_000 {
+            return Err("--streams must be in 1..=100000".into());
         }
         if self.client_threads == 0 || self.client_threads > 64 {
             return Err("--client-threads must be in 1..=64".into());

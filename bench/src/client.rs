@@ -83,8 +83,14 @@ struct RpcBody {
 impl Prepared {
     /// `POST /v1/chat/completions` for model `bench`, streaming or not.
     pub fn chat(target: &Target, stream: bool) -> Prepared {
+        Prepared::chat_with(target, stream, "Say hello to the benchmark", "")
+    }
+
+    /// The same with another user message and extra top-level fields (`extra` starts
+    /// with a comma), which the gateway forwards and the bench's upstream reads.
+    pub fn chat_with(target: &Target, stream: bool, content: &str, extra: &str) -> Prepared {
         let body = format!(
-            r#"{{"model":"bench","messages":[{{"role":"user","content":"Say hello to the benchmark"}}],"stream":{stream}}}"#
+            r#"{{"model":"bench","messages":[{{"role":"user","content":"{content}"}}],"stream":{stream}{extra}}}"#
         );
         Prepared {
             method: Method::POST,

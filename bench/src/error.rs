@@ -43,6 +43,8 @@ pub enum BenchError {
     MissingPeer { what: &'static str, path: PathBuf },
     #[error("cannot open an MCP session on the {route} route: {detail}")]
     McpSession { route: &'static str, detail: String },
+    #[error("cannot start the bench's own upstream: {0}")]
+    Upstream(std::io::Error),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }

@@ -31,7 +31,7 @@ pub fn keys_on_config(upstream_url: &str) -> String {
     format!(
         "{}general_settings:\n  master_key: {MASTER_KEY}\n\
          virtual_keys:\n  - api_key: {VIRTUAL_KEY}\n    models: [bench]\n    \
-         rpm_limit: 100000000\n    tpm_limit: 100000000000\n    max_parallel_requests: 1000\n",
+         rpm_limit: 100000000\n    tpm_limit: 100000000000\n    max_parallel_requests: 100000\n",
         model_list(upstream_url)
     )
 }
@@ -157,6 +157,6 @@ mod tests {
         assert_eq!(k.models, vec!["bench".to_string()]);
         assert_eq!(k.rpm_limit, Some(100_000_000));
         assert_eq!(k.tpm_limit, Some(100_000_000_000));
-        assert_eq!(k.max_parallel_requests, Some(1000));
+        assert_eq!(k.max_parallel_requests, Some(100_000));
     }
 }

@@ -11,12 +11,15 @@ mod keys_run;
 mod load;
 mod mcp;
 mod mcp_run;
+mod nginx;
 mod procs;
 mod report;
 mod results;
 mod run;
+mod scale;
 mod stats;
 mod targets;
+mod upstream;
 
 use std::process::ExitCode;
 
@@ -64,7 +67,7 @@ fn bench(args: &cli::Args) -> Result<bool, BenchError> {
         report::scenarios(&results).text()
     );
     println!(
-        "Gateway vs. direct (ms):\n{}",
+        "nginx and gateway vs. direct (ms):\n{}",
         report::comparison(&results).text()
     );
     if !results.mcp.is_empty() {
@@ -80,6 +83,9 @@ fn bench(args: &cli::Args) -> Result<bool, BenchError> {
         );
     }
     println!("Gateway process:\n{}", report::process(&results).text());
+    if results.scale.is_some() {
+        println!("Scale:\n{}", report::scale(&results).text());
+    }
     println!("Targets:\n{}", report::checks(&judged).text());
     let passed = judged.iter().all(|c| c.pass);
     println!(

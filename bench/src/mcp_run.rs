@@ -53,7 +53,8 @@ pub async fn run(
 ) -> Result<Vec<McpRow>, BenchError> {
     let mut server = Service::everything(script)?;
     let mcp_url = format!("{}{DIRECT_PATH}", server.url);
-    let (mut gateway, _) = start_gateway(bins, mock_url, Some(&mcp_url)).await?;
+    let config = crate::procs::gateway_config(mock_url, Some(&mcp_url), MASTER_KEY);
+    let (mut gateway, _) = start_gateway(bins, &config).await?;
     let direct = Target::from_url(&server.url, "")?;
     let via = Target::from_url(&gateway.url, MASTER_KEY)?;
     let direct_session = open_session(&direct, DIRECT_PATH, "direct").await?;

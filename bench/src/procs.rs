@@ -75,19 +75,6 @@ impl Service {
         )
     }
 
-    /// `gatehouse --config FILE --port 0 --host 127.0.0.1`, with a config whose only model
-    /// `bench` points at `upstream_url`/v1 and, given `mcp_url`, whose only MCP server `ev`
-    /// is that streamable-HTTP URL. `RUST_LOG` is removed so the default log level is what
-    /// gets measured.
-    pub fn gateway(
-        bin: &Path,
-        upstream_url: &str,
-        mcp_url: Option<&str>,
-        master_key: &str,
-    ) -> Result<Service, BenchError> {
-        Service::gateway_with_config(bin, &gateway_config(upstream_url, mcp_url, master_key))
-    }
-
     /// `gatehouse --config FILE --port 0 --host 127.0.0.1` with `config` written to a
     /// fresh temp dir of its own, so the SQLite key store the gateway creates beside the
     /// config is never shared with another gateway of the run. `RUST_LOG` is removed so

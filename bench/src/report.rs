@@ -66,8 +66,8 @@ fn lat(s: Option<Summary>, pick: fn(&Summary) -> std::time::Duration) -> String 
 /// Every scenario, one line each (latencies in ms).
 pub fn scenarios(results: &Results) -> Table {
     let mut t = Table::new(&[
-        "mode", "route", "conns", "requests", "p50", "p90", "p99", "mean", "TTFB p50", "TTFB p99",
-        "req/s", "errors",
+        "mode", "route", "conns", "requests", "p50", "p90", "p99", "p99.9", "mean", "TTFB p50",
+        "TTFB p99", "req/s", "errors",
     ]);
     for r in &results.rows {
         let stream = r.mode == Mode::Stream;
@@ -79,6 +79,7 @@ pub fn scenarios(results: &Results) -> Table {
             lat(r.full, |s| s.p50),
             lat(r.full, |s| s.p90),
             lat(r.full, |s| s.p99),
+            lat(r.full, |s| s.p999),
             lat(r.full, |s| s.mean),
             if stream {
                 lat(r.first_byte, |s| s.p50)
@@ -97,24 +98,26 @@ pub fn scenarios(results: &Results) -> Table {
     t
 }
 
-/// Gateway minus direct, per scenario (ms), and the throughput ratio.
+/// Each proxy (nginx, the gateway) minus direct, per scenario (ms), its throughput as a
+/// share of direct's, and the gateway's as a share of nginx's.
 pub fn comparison(results: &Results) -> Table {
     let mut t = Table::new(&[
         "mode",
         "conns",
+        "route",
         "added p50",
         "added p99",
+        "added p99.9",
         "added TTFB p50",
         "added TTFB p99",
-        "throughput gateway/direct",
+        "throughput / direct",
+        "gateway / nginx",
     ]);
-    let mut seen = Vec::new();
-    for r in results.rows.iter().filter(|r| r.route == Route::Gateway) {
-        if seen.contains(&(r.mode, r.connections)) {
+    for r in &results.rows {
+        if r.route == Route::Direct {
             continue;
         }
-        seen.push((r.mode, r.connections));
-        let Some((direct, via)) = results.pair(r.mode, r.connections) else {
+        let Some(direct) = results.row(r.mode, Route::Direct, r.connections) else {
             continue;
         };
         let added = |a: Option<Summary>,
@@ -125,28 +128,37 @@ pub fn comparison(results: &Results) -> Table {
                 _ => "-".into(),
             }
         };
+        let share = |of: f64| {
+            if of > 0.0 {
+                f3(r.per_second / of)
+            } else {
+                "-".into()
+            }
+        };
         let stream = r.mode == Mode::Stream;
-        let ratio = if direct.per_second > 0.0 {
-            f3(via.per_second / direct.per_second)
-        } else {
-            "-".into()
+        let of_nginx = match (r.route, results.row(r.mode, Route::Nginx, r.connections)) {
+            (Route::Gateway, Some(nginx)) => share(nginx.per_second),
+            _ => "-".into(),
         };
         t.rows.push(vec![
             r.mode.label().into(),
             r.connections.to_string(),
-            added(via.full, direct.full, |s| s.p50),
-            added(via.full, direct.full, |s| s.p99),
+            r.route.label().into(),
+            added(r.full, direct.full, |s| s.p50),
+            added(r.full, direct.full, |s| s.p99),
+            added(r.full, direct.full, |s| s.p999),
             if stream {
-                added(via.first_byte, direct.first_byte, |s| s.p50)
+                added(r.first_byte, direct.first_byte, |s| s.p50)
             } else {
                 "-".into()
             },
             if stream {
-                added(via.first_byte, direct.first_byte, |s| s.p99)
+                added(r.first_byte, direct.first_byte, |s| s.p99)
             } else {
                 "-".into()
             },
-            ratio,
+            share(direct.per_second),
+            of_nginx,
         ]);
     }
     t
@@ -163,6 +175,7 @@ pub fn mcp(results: &Results) -> Table {
         "p50",
         "p90",
         "p99",
+        "p99.9",
         "mean",
         "req/s",
         "errors",
@@ -186,6 +199,7 @@ pub fn mcp(results: &Results) -> Table {
             lat(r.full, |s| s.p50),
             lat(r.full, |s| s.p90),
             lat(r.full, |s| s.p99),
+            lat(r.full, |s| s.p999),
             lat(r.full, |s| s.mean),
             format!("{:.0}", r.per_second),
             r.errors.to_string(),
@@ -206,6 +220,7 @@ pub fn keys(results: &Results) -> Table {
         "p50",
         "p90",
         "p99",
+        "p99.9",
         "mean",
         "req/s",
         "errors",
@@ -227,6 +242,7 @@ pub fn keys(results: &Results) -> Table {
             lat(r.full, |s| s.p50),
             lat(r.full, |s| s.p90),
             lat(r.full, |s| s.p99),
+            lat(r.full, |s| s.p999),
             lat(r.full, |s| s.mean),
             format!("{:.0}", r.per_second),
             r.errors.to_string(),
@@ -275,6 +291,89 @@ pub fn process(results: &Results) -> Table {
     ]);
     t.rows
         .push(vec!["gateway peak RSS (VmHWM)".into(), mib(m.peak)]);
+    t
+}
+
+/// The scale scenarios: held streams and 1 MB bodies (empty without `--scale`).
+pub fn scale(results: &Results) -> Table {
+    let mut t = Table::new(&["measure", "value"]);
+    let Some(scale) = &results.scale else {
+        return t;
+    };
+    let kib = |k: Option<u64>| k.map(|k| format!("{:.1} MiB", k as f64 / 1024.0));
+    let dash = |s: Option<String>| s.unwrap_or_else(|| "-".into());
+    if let Some(s) = &scale.streams {
+        t.rows.push(vec![
+            "streams held open at once".into(),
+            s.streams.to_string(),
+        ]);
+        t.rows.push(vec![
+            "gateway RSS before the streams".into(),
+            dash(kib(s.rss_before)),
+        ]);
+        for (i, (open, after)) in s.rss_open.iter().zip(&s.rss_after).enumerate() {
+            let secs = s.open_time.get(i).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+            t.rows.push(vec![
+                format!(
+                    "round {}: RSS with all open (opened in) / 1 s after they ended",
+                    i + 1
+                ),
+                format!("{} ({secs:.1} s) / {}", dash(kib(*open)), dash(kib(*after))),
+            ]);
+        }
+        t.rows.push(vec![
+            "added RSS per open stream (round 1)".into(),
+            dash(s.kib_per_stream().map(|k| format!("{:.1} KB", k * 1.024))),
+        ]);
+        t.rows.push(vec![
+            "held-stream errors".into(),
+            format!(
+                "{}{}",
+                s.errors,
+                s.first_error
+                    .as_deref()
+                    .map(|e| format!(" (first: {e})"))
+                    .unwrap_or_default()
+            ),
+        ]);
+    }
+    for b in &scale.bodies {
+        let direct = scale
+            .bodies
+            .iter()
+            .find(|d| d.kind == b.kind && d.route == Route::Direct);
+        let added = match (b.full, direct.and_then(|d| d.full)) {
+            (Some(v), Some(d)) if b.route != Route::Direct => {
+                format!(", added p50 {}", f3(added_ms(v.p50, d.p50)))
+            }
+            _ => String::new(),
+        };
+        t.rows.push(vec![
+            format!("{}, {}, c=1: p50 / p99 ms", b.kind, b.route.label()),
+            format!(
+                "{} / {}{added}, errors {}{}",
+                lat(b.full, |s| s.p50),
+                lat(b.full, |s| s.p99),
+                b.errors,
+                b.first_error
+                    .as_deref()
+                    .map(|e| format!(" (first: {e})"))
+                    .unwrap_or_default()
+            ),
+        ]);
+    }
+    let (before, after, peak) = scale.body_rss;
+    if !scale.bodies.is_empty() {
+        t.rows.push(vec![
+            "gateway RSS before / after the 1 MB bodies, peak".into(),
+            format!(
+                "{} / {}, {}",
+                dash(kib(before)),
+                dash(kib(after)),
+                dash(kib(peak))
+            ),
+        ]);
+    }
     t
 }
 
@@ -328,6 +427,10 @@ pub fn markdown(facts: &Facts, results: &Results, judged: &[Check]) -> String {
     }
     out.push_str(&process(results).markdown());
     out.push('\n');
+    if results.scale.is_some() {
+        out.push_str(&scale(results).markdown());
+        out.push('\n');
+    }
     out.push_str(&checks(judged).markdown());
     out
 }
@@ -366,12 +469,13 @@ mod tests {
         let t = keys(&results);
         assert_eq!(t.rows.len(), 2);
         assert_eq!(t.rows[0][0], "off");
-        assert_eq!(t.rows[0][9], "-");
+        // p99.9 sits after p99, so "added" starts at column 10.
+        assert_eq!(t.rows[0][10], "-");
         assert_eq!(t.rows[1][0], "on");
         assert_eq!(t.rows[1][2], "100");
         assert_eq!(t.rows[1][3], "0.230");
-        assert_eq!(t.rows[1][9], "0.030");
-        assert_eq!(t.rows[1][10], "0.100");
+        assert_eq!(t.rows[1][10], "0.030");
+        assert_eq!(t.rows[1][11], "0.100");
         let md = markdown(
             &Facts {
                 date: "d".into(),
@@ -406,8 +510,8 @@ mod tests {
         };
         let t = mcp(&results);
         assert_eq!(t.rows.len(), 2);
-        assert_eq!(t.rows[0][10], "-");
-        assert_eq!(t.rows[1][10], "0.250");
+        assert_eq!(t.rows[0][11], "-");
+        assert_eq!(t.rows[1][11], "0.250");
         assert_eq!(t.rows[1][3], "10");
     }
 }

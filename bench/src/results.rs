@@ -21,10 +21,11 @@ impl Mode {
     }
 }
 
-/// Straight to the mock, or through the gateway to the mock.
+/// Straight to the upstream, through nginx, or through the gateway to the upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
     Direct,
+    Nginx,
     Gateway,
 }
 
@@ -32,6 +33,7 @@ impl Route {
     pub fn label(self) -> &'static str {
         match self {
             Route::Direct => "direct",
+            Route::Nginx => "nginx",
             Route::Gateway => "gateway",
         }
     }
@@ -167,6 +169,8 @@ pub struct Results {
     pub mcp: Vec<McpRow>,
     /// The key-overhead scenario (empty when it was not run).
     pub keys: Vec<KeysRow>,
+    /// The scale scenarios (`--scale`).
+    pub scale: Option<crate::scale::ScaleResults>,
 }
 
 impl Results {

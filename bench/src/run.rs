@@ -5,14 +5,16 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::cli::Args;
+use crate::cli::{Args, UpstreamKind};
 use crate::client::{Conn, Prepared, Target};
 use crate::error::BenchError;
 use crate::keys_run;
 use crate::load::{self, Amount, Plan};
 use crate::mcp_run;
+use crate::nginx::Nginx;
 use crate::procs::Service;
 use crate::results::{Memory, Mode, Results, Route, Row, Startup};
+use crate::upstream::FastUpstream;
 
 pub const MASTER_KEY: &str = "sk-bench";
 /// Any key works on the mock; the gateway sends its own (`sk-upstream`).
@@ -30,6 +32,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Binaries {
     pub gateway: PathBuf,
     pub mock: PathBuf,
+    pub nginx: PathBuf,
 }
 
 impl Binaries {
@@ -48,6 +51,7 @@ impl Binaries {
                 .mock_bin
                 .clone()
                 .unwrap_or_else(|| dir.join("gatehouse-mock")),
+            nginx: args.nginx_bin.clone(),
         }
     }
 }
@@ -59,16 +63,42 @@ pub async fn run(args: &Args, bins: &Binaries) -> Result<Results, BenchError> {
     } else {
         Some(mcp_run::everything_script(args)?)
     };
-    let mock = Service::mock(&bins.mock)?;
+    // Whichever upstream answers, it lives for the whole run (dropped at the end).
+    let (fast, _mock, upstream_url) = match args.upstream {
+        UpstreamKind::Fast => {
+            let fast = FastUpstream::start()?;
+            let url = fast.url.clone();
+            (Some(fast), None, url)
+        }
+        UpstreamKind::Mock => {
+            let mock = Service::mock(&bins.mock)?;
+            let url = mock.url.clone();
+            (None, Some(mock), url)
+        }
+    };
+    let nginx = match args.no_nginx || args.mcp_only {
+        true => None,
+        false => Some(Nginx::start(&bins.nginx, &upstream_url)?),
+    };
+    let nginx_url = nginx.as_ref().map(|n| n.url.as_str());
     let mut results = Results::default();
     if !args.mcp_only {
-        chat(args, bins, &mock, &mut results).await?;
+        chat(args, bins, &upstream_url, nginx_url, &mut results).await?;
         // After `chat` has stopped its gateway: only the two gateways compared here run.
-        results.keys = keys_run::run(args, bins, &mock.url).await?;
-        crate::cache_run::run(args, bins, &mock.url).await?;
+        results.keys = keys_run::run(args, bins, &upstream_url).await?;
+        crate::cache_run::run(args, bins, &upstream_url).await?;
     }
     if let Some(script) = everything {
-        results.mcp = mcp_run::run(args, bins, &script, &mock.url).await?;
+        results.mcp = mcp_run::run(args, bins, &script, &upstream_url).await?;
+    }
+    if args.scale {
+        let Some(fast) = &fast else {
+            return Err(BenchError::NotServing {
+                what: "the scale scenarios",
+                detail: "they need the bench's own upstream (--upstream fast)".into(),
+            });
+        };
+        results.scale = Some(crate::scale::run(args, bins, fast, nginx_url).await?);
     }
     Ok(results)
 }
@@ -77,16 +107,19 @@ pub async fn run(args: &Args, bins: &Binaries) -> Result<Results, BenchError> {
 async fn chat(
     args: &Args,
     bins: &Binaries,
-    mock: &Service,
+    upstream_url: &str,
+    nginx_url: Option<&str>,
     results: &mut Results,
 ) -> Result<(), BenchError> {
-    let direct = Target::from_url(&mock.url, MOCK_KEY)?;
+    let direct = Target::from_url(upstream_url, MOCK_KEY)?;
+    // Auth, limits, spend logging and metrics on: what a deployment runs.
+    let config = keys_run::keys_on_config(upstream_url);
 
     let mut gateway: Option<Service> = None;
     for trial in 0..args.startup_trials.max(1) {
         // Dropping the previous trial's gateway kills it before the next starts.
         drop(gateway.take());
-        let (service, startup) = start_gateway(bins, &mock.url, None).await?;
+        let (service, startup) = start_gateway(bins, &config).await?;
         eprintln!(
             "start-up #{}: liveliness after {:.1} ms, first chat after {:.1} ms",
             trial + 1,
@@ -107,7 +140,11 @@ async fn chat(
         idle_after_start: gateway.rss_kib(),
         ..Memory::default()
     };
-    let via = Target::from_url(&gateway.url, MASTER_KEY)?;
+    let via = Target::from_url(&gateway.url, keys_run::VIRTUAL_KEY)?;
+    let nginx_target = match nginx_url {
+        Some(url) => Some(Target::from_url(url, MOCK_KEY)?),
+        None => None,
+    };
 
     for &mode in &args.modes {
         let latency = Plan {
@@ -134,13 +171,17 @@ async fn chat(
             });
         }
         let stream = mode == Mode::Stream;
-        let routes = [
-            (direct.clone(), Prepared::chat(&direct, stream)),
-            (via.clone(), Prepared::chat(&via, stream)),
-        ];
+        let mut routes = vec![(Route::Direct, direct.clone())];
+        routes.extend(nginx_target.clone().map(|t| (Route::Nginx, t)));
+        routes.push((Route::Gateway, via.clone()));
+        let prepared: Vec<(Target, Prepared)> = routes
+            .iter()
+            .map(|(_, t)| (t.clone(), Prepared::chat(t, stream)))
+            .collect();
         for plan in plans {
-            let outcomes = load::compare(&routes, &plan).await?;
-            for (route, outcome) in [Route::Direct, Route::Gateway].into_iter().zip(outcomes) {
+            let outcomes = load::compare(&prepared, &plan).await?;
+            for ((route, _), outcome) in routes.iter().zip(outcomes) {
+                let route = *route;
                 let row = Row::new(mode, route, plan.connections, outcome);
                 print_progress(&row);
                 results.rows.push(row);
@@ -185,10 +226,9 @@ fn print_progress(row: &Row) {
 /// and bind all count.
 pub async fn start_gateway(
     bins: &Binaries,
-    mock_url: &str,
-    mcp_url: Option<&str>,
+    config: &str,
 ) -> Result<(Service, Startup), BenchError> {
-    let service = Service::gateway(&bins.gateway, mock_url, mcp_url, MASTER_KEY)?;
+    let service = Service::gateway_with_config(&bins.gateway, config)?;
     let target = Target::from_url(&service.url, MASTER_KEY)?;
     let probe_deadline = Instant::now() + PROBE_TIMEOUT;
     let live = Prepared::get(&target, "/health/liveliness");

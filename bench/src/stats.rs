@@ -11,6 +11,7 @@ pub struct Summary {
     pub p50: Duration,
     pub p90: Duration,
     pub p99: Duration,
+    pub p999: Duration,
     pub max: Duration,
     pub mean: Duration,
 }
@@ -29,6 +30,7 @@ impl Summary {
             p50: nearest_rank(&samples, 50.0),
             p90: nearest_rank(&samples, 90.0),
             p99: nearest_rank(&samples, 99.0),
+            p999: nearest_rank(&samples, 99.9),
             max: samples[count - 1],
             mean: total / u32::try_from(count).unwrap_or(u32::MAX),
         })

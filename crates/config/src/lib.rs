@@ -10,6 +10,7 @@ pub mod cache;
 pub mod callbacks;
 mod decode;
 pub mod deployment;
+pub mod discover;
 pub mod env;
 pub mod error;
 mod lines;
@@ -27,9 +28,7 @@ mod warn;
 pub use deployment::ResolvedDeployment;
 pub use error::{ConfigError, ConfigErrors, ConfigWarning};
 pub use lines::LineIndex;
-pub use load::{
-    DEFAULT_ORIGIN, DEFAULT_YAML, Loaded, embedded_default, load_default, load_file, load_str,
-};
+pub use load::{Loaded, load_file, load_str};
 pub use provider::{Dialect, Provider};
 pub use schema::*;
 pub use transport::McpTransport;

@@ -12,12 +12,6 @@ use crate::tree::parse;
 use crate::validate::validate;
 use crate::warn::{migrate_legacy, unsupported_keys};
 
-/// The config used when none is given: see `default.yaml` for what it contains.
-pub const DEFAULT_YAML: &str = include_str!("../default.yaml");
-
-/// The origin label used for the embedded default in messages.
-pub const DEFAULT_ORIGIN: &str = "<embedded default>";
-
 /// A loaded, validated configuration.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -126,18 +120,6 @@ pub fn load_str(
         lines: tree.lines,
         deployments,
     })
-}
-
-/// Loads the embedded default config (`crates/config/default.yaml`) with `env`.
-pub fn load_default(env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded, ConfigErrors> {
-    load_str(DEFAULT_YAML, DEFAULT_ORIGIN, env)
-}
-
-/// The embedded default config, substituted from the process environment. It needs no
-/// variable; it fails only when one it reads is set to something invalid (e.g. a
-/// `GATEHOUSE_DEFAULT_UPSTREAM` that is not an http(s) URL).
-pub fn embedded_default() -> Result<Loaded, ConfigErrors> {
-    load_default(&|n| std::env::var(n).ok())
 }
 
 #[cfg(test)]

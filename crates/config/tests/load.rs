@@ -4,9 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use gatehouse_config::{
-    ConfigErrors, Dialect, Loaded, McpTransport, load_default, load_file, load_str,
-};
+use gatehouse_config::{ConfigErrors, Dialect, Loaded, McpTransport, load_file, load_str};
 
 fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
     let map: HashMap<String, String> = pairs
@@ -338,29 +336,6 @@ fn duplicate_keys_are_rejected() {
     assert_eq!(
         err.to_string(),
         "config.yaml:3: duplicate key \"master_key\" (first defined on line 2)"
-    );
-}
-
-#[test]
-fn embedded_default_loads_with_empty_env() {
-    let loaded = load_default(&|_: &str| None).unwrap();
-    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
-    let d = loaded.deployments();
-    assert_eq!(d.len(), 1);
-    assert_eq!(d[0].model_name, "mock-gpt");
-    assert_eq!(d[0].provider.dialect, Dialect::OpenAi);
-    assert_eq!(d[0].api_base(), Some("http://127.0.0.1:8000/v1"));
-    assert!(d[0].params.api_key.is_none());
-    assert!(loaded.config.general_settings.master_key.is_none());
-
-    let moved = load_default(&env_of(&[(
-        "GATEHOUSE_DEFAULT_UPSTREAM",
-        "http://10.0.0.5:9000/v1",
-    )]))
-    .unwrap();
-    assert_eq!(
-        moved.deployments()[0].api_base(),
-        Some("http://10.0.0.5:9000/v1")
     );
 }
 

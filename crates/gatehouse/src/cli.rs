@@ -36,9 +36,17 @@ pub enum Command {
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct ServeArgs {
-    /// config.yaml in LiteLLM's format. Without it, the embedded default config is served.
+    /// config.yaml in LiteLLM's format. Without it, the providers found in the environment
+    /// are served (see docs/configuration.md).
     #[arg(long, short = 'c', env = "GATEHOUSE_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Serve this one model (`openai/gpt-4o`, `ollama/llama3`, ...) under its own name
+    /// instead of a config, as LiteLLM's `--model`.
+    #[arg(long, short = 'm', conflicts_with = "config")]
+    pub model: Option<String>,
+    /// The `api_base` of `--model` (LiteLLM's flag).
+    #[arg(long = "api_base", alias = "api-base", requires = "model")]
+    pub api_base: Option<String>,
     /// Address to bind. Default: 0.0.0.0 with a master key, 127.0.0.1 in local mode.
     #[arg(long)]
     pub host: Option<String>,
@@ -58,21 +66,90 @@ pub struct CheckArgs {
     pub config: Option<PathBuf>,
 }
 
-/// Loads the config named on the command line, or the embedded default.
-pub fn load(path: Option<&PathBuf>) -> Result<Loaded, ConfigErrors> {
+/// The config to serve and, when it was discovered, what the environment offered.
+pub struct Source {
+    pub loaded: Loaded,
+    /// `None` for a config file or `--model`; the discovery's findings otherwise.
+    pub discovered: Option<Findings>,
+}
+
+pub struct Findings {
+    /// One line per route source (`openai/* (OPENAI_API_KEY)`); empty when none.
+    pub found: Vec<String>,
+    /// What was found but not served, and why.
+    pub notes: Vec<String>,
+}
+
+impl Source {
+    /// Says what was discovered: each source, each note, and once, when nothing serves,
+    /// how to add a provider.
+    pub fn report(&self, say: impl Fn(bool, &str)) {
+        let Some(findings) = &self.discovered else {
+            return;
+        };
+        for found in &findings.found {
+            say(false, &format!("serving {found}"));
+        }
+        for note in &findings.notes {
+            say(true, note);
+        }
+        if findings.found.is_empty() {
+            say(true, gatehouse_config::discover::NOTHING_FOUND);
+        }
+    }
+}
+
+/// Loads `--config`, or the one `--model`, or discovers providers from the environment.
+pub fn load(args: &ServeArgs) -> Result<Source, ConfigErrors> {
+    if let Some(path) = &args.config {
+        let loaded = gatehouse_config::load_file(path)?;
+        return Ok(Source {
+            loaded,
+            discovered: None,
+        });
+    }
+    if let Some(model) = &args.model {
+        let env = |n: &str| std::env::var(n).ok();
+        let loaded =
+            gatehouse_config::discover::single_model(model, args.api_base.as_deref(), &env)?;
+        return Ok(Source {
+            loaded,
+            discovered: None,
+        });
+    }
+    let d = crate::discover::from_environment()?;
+    Ok(Source {
+        loaded: d.loaded,
+        discovered: Some(Findings {
+            found: d.found,
+            notes: d.notes,
+        }),
+    })
+}
+
+/// The config for commands that only need its store settings (`gatehouse keys`): the
+/// file, or an empty config, which puts the store in the user's data directory.
+pub fn load_for_store(path: Option<&PathBuf>) -> Result<Loaded, ConfigErrors> {
     match path {
         Some(path) => gatehouse_config::load_file(path),
-        None => gatehouse_config::embedded_default(),
+        None => gatehouse_config::load_str("model_list: []\n", "<no config>", &|n| {
+            std::env::var(n).ok()
+        }),
     }
 }
 
 pub fn check(args: &CheckArgs) -> ExitCode {
-    match load(args.config.as_ref()) {
-        Ok(loaded) => {
-            println!("{}", loaded.summary());
+    let serve = ServeArgs {
+        config: args.config.clone(),
+        ..ServeArgs::default()
+    };
+    match load(&serve) {
+        Ok(source) => {
+            println!("{}", source.loaded.summary());
+            source.report(|_, line| println!("{line}"));
             // What start-up checks beyond the file itself: deployments and router settings
             // (providers, fallback groups, routing rules).
-            if let Err(e) = gatehouse_server::deployments::build_router(&loaded.config) {
+            if let Err(e) = gatehouse_server::deployments::build_router(&source.loaded.config) {
                 eprintln!("{e}");
                 return ExitCode::FAILURE;
             }

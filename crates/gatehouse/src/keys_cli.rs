@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use gatehouse_store::{KeyFilter, KeyRecord, KeySource, KeyUpdate};
 use serde_json::{Value, json};
 
-use crate::cli::load;
+use crate::cli::load_for_store;
 use crate::persistence::{database_url, ensure_sqlite_dir};
 
 #[derive(Args, Debug)]
@@ -93,7 +93,7 @@ pub fn run(args: KeysArgs) -> ExitCode {
 }
 
 async fn execute(args: KeysArgs) -> Result<String, String> {
-    let loaded = load(args.config.as_ref()).map_err(|e| e.to_string())?;
+    let loaded = load_for_store(args.config.as_ref()).map_err(|e| e.to_string())?;
     let url = database_url(&loaded.config, loaded.source_dir.as_deref());
     ensure_sqlite_dir(&url)?;
     let store = gatehouse_store::open(&url)

@@ -3,6 +3,7 @@
 
 mod cli;
 mod connect;
+mod discover;
 mod keys_cli;
 mod logging;
 mod persistence;

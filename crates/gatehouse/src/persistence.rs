@@ -12,6 +12,8 @@ use tokio::task::JoinHandle;
 /// How stale another replica's key changes may be here.
 const KEY_REFRESH: Duration = Duration::from_secs(5);
 const BUDGET_RESET_CHECK: Duration = Duration::from_secs(60);
+/// Spend batches on a shared database: other replicas see spend this late at most.
+const SHARED_FLUSH: Duration = Duration::from_millis(250);
 
 /// The database URL: `general_settings.database_url` (or LiteLLM's
 /// `litellm_settings.database_url`, copied there by the loader), else `DATABASE_URL`, else
@@ -52,6 +54,21 @@ fn data_dir() -> PathBuf {
         .or_else(|| var("HOME").map(|h| h.join(".local/share")))
         .map(|d| d.join("gatehouse"))
         .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Where unwritten spend rows wait on local disk: `GATEHOUSE_SPOOL_DIR`, else `spool/`
+/// beside the config (or in the data directory). Replicas on one host may share it: each
+/// keeps its own locked file, and adopts only files whose owner is gone.
+pub fn spool_dir(config_dir: Option<&Path>) -> PathBuf {
+    if let Some(dir) = std::env::var_os("GATEHOUSE_SPOOL_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let base = match config_dir {
+        Some(dir) => dir.to_path_buf(),
+        None => data_dir(),
+    };
+    let dir = base.join("spool");
+    std::path::absolute(&dir).unwrap_or(dir)
 }
 
 /// SQLite creates the file but not its directory.
@@ -129,11 +146,26 @@ pub async fn open(
         .await
         .map_err(|e| format!("loading keys: {e}"))?;
     let refresher = keys.spawn_refresher(KEY_REFRESH);
+    let spool = spool_dir(config_dir);
     let writer_config = SpendWriterConfig {
         log_rows: !config.general_settings.disable_spend_logs.unwrap_or(false),
+        spool_dir: Some(spool.clone()),
+        // Other replicas see a key's spend once it is written: write often enough that a
+        // budget holds across replicas within a second (a small transaction each time).
+        flush_interval: if store.backend() == "postgres" {
+            SHARED_FLUSH
+        } else {
+            SpendWriterConfig::default().flush_interval
+        },
         ..SpendWriterConfig::default()
     };
-    let spend = SpendWriter::spawn(store.clone(), writer_config);
+    let spend = SpendWriter::spawn_with_cache(store.clone(), Some(keys.clone()), writer_config);
+    let adopted = spend.stats().adopted;
+    if adopted > 0 {
+        tracing::info!(rows = adopted, dir = %spool.display(), "writing spend rows left in the spool by an earlier run");
+    }
+    // Every replica runs this; the store lets one at a time do the work (a Postgres
+    // advisory lock), and a reset another replica just did is a no-op.
     let reset_store = store.clone();
     let budget_reset = tokio::spawn(async move {
         let mut tick = tokio::time::interval(BUDGET_RESET_CHECK);

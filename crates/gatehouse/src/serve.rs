@@ -17,20 +17,32 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 pub fn run(args: ServeArgs) -> ExitCode {
     let started = Instant::now();
-    let loaded = match load(args.config.as_ref()) {
-        Ok(loaded) => loaded,
+    let source = match load(&args) {
+        Ok(source) => source,
         Err(errors) => {
             eprintln!("{errors}");
             return ExitCode::FAILURE;
         }
     };
     logging::init(
-        loaded.config.litellm_settings.json_logs.unwrap_or(false),
+        source
+            .loaded
+            .config
+            .litellm_settings
+            .json_logs
+            .unwrap_or(false),
         args.detailed_debug,
     );
-    for warning in &loaded.warnings {
-        tracing::warn!("{}: {warning}", loaded.origin);
+    for warning in &source.loaded.warnings {
+        tracing::warn!("{}: {warning}", source.loaded.origin);
     }
+    source.report(|warn, line| {
+        if warn {
+            tracing::warn!("{line}");
+        } else {
+            tracing::info!("{line}");
+        }
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -41,7 +53,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(args, loaded, started)) {
+    match runtime.block_on(serve(args, source.loaded, started)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             tracing::error!("{message}");
@@ -116,7 +128,7 @@ async fn serve(
         );
     }
     tracing::info!(
-        models = state.router.names().len(),
+        models = state.router.names().len() + state.router.wildcard_names().count(),
         mcp_servers = config.mcp_servers.len(),
         config = %loaded.origin,
         startup_ms = started.elapsed().as_secs_f64() * 1e3,

@@ -559,25 +559,36 @@ async fn mcp_approvals_ask_first_and_run_on_approval() {
 #[tokio::test]
 async fn a_passed_through_stream_cut_mid_way_ends_with_an_error_event() {
     let (mock, gw) = setup("").await;
-    mock.push_reply(Reply::DropMidStream {
-        text: "this answer will be cut".into(),
-        after_chunks: 3,
-    });
-    let resp = post(
-        &gw,
-        json!({"model": "gpt-native", "input": "x", "stream": true}),
-    )
-    .await;
-    assert_eq!(resp.status(), 200);
-    let evs = events(&resp.text().await.unwrap());
-    let last = evs.last().unwrap();
-    assert_eq!(last["type"], "error", "{evs:?}");
-    assert!(
-        last["message"].as_str().unwrap().contains("upstream"),
-        "{last}"
-    );
-    assert!(
-        evs.iter().all(|e| e["type"].is_string()),
-        "every event has its type"
-    );
+    let text = "this answer will be cut".to_owned();
+    // The connection breaks off, or the body ends cleanly without `response.completed`.
+    for cut in [
+        Reply::DropMidStream {
+            text: text.clone(),
+            after_chunks: 3,
+        },
+        Reply::EndMidStream {
+            text: text.clone(),
+            after_chunks: 3,
+        },
+    ] {
+        mock.push_reply(cut);
+        let resp = post(
+            &gw,
+            json!({"model": "gpt-native", "input": "x", "stream": true}),
+        )
+        .await;
+        assert_eq!(resp.status(), 200);
+        let evs = events(&resp.text().await.unwrap());
+        let last = evs.last().unwrap();
+        assert_eq!(last["type"], "error", "{evs:?}");
+        assert!(
+            last["message"].as_str().unwrap().contains("upstream"),
+            "{last}"
+        );
+        assert!(
+            evs.iter().all(|e| e["type"].is_string()),
+            "every event has its type"
+        );
+        assert!(evs.iter().all(|e| e["type"] != "response.completed"));
+    }
 }

@@ -1944,12 +1944,18 @@ async fn background_health_checks_take_a_dead_member_out_before_a_client_meets_i
     let deadline = Instant::now() + Duration::from_secs(10);
     let health = loop {
         let health = get_json(&gw, "/health").await;
-        let probed = health["unhealthy_endpoints"]
+        let dead_probed = health["unhealthy_endpoints"]
             .as_array()
             .unwrap()
             .iter()
             .any(|e| e["model_id"] == "dead" && e["last_health_check"]["ok"] == false);
-        if probed {
+        // Probes run concurrently: wait for both.
+        let good_probed = health["healthy_endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["model_id"] == "good" && !e["last_health_check"].is_null());
+        if dead_probed && good_probed {
             break health;
         }
         assert!(

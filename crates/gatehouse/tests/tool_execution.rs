@@ -511,3 +511,135 @@ general_settings:
         }
     }
 }
+
+/// The function names offered to the model in the mock's `n`-th request.
+fn offered(mock: &MockServer, n: usize) -> Vec<String> {
+    mock.requests_to("/v1/chat/completions")[n].body["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| t["function"]["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A key whose metadata asks for the lazy catalog gets three functions instead of the
+/// catalog, and the model reaches a real tool through them; another key gets every tool.
+#[tokio::test]
+async fn a_lazy_key_gets_search_describe_call_and_the_tool_still_runs() {
+    let mock = MockServer::start(MockOptions::default()).await.unwrap();
+    let extra = "virtual_keys:\n  - api_key: sk-lazy-chat\n    metadata: {mcp_catalog: lazy}\n  - api_key: sk-full-chat\n";
+    let gw = Gateway::start(&base_config(&mock, "", &everything_server("ev", ""), extra));
+    let ask = |key: &'static str, text: String| {
+        let gw = &gw;
+        async move {
+            let resp = chat(
+                gw,
+                key,
+                &[("x-mcp-servers", "ev")],
+                json!({"model": "gpt", "messages": [{"role": "user", "content": text}]}),
+            )
+            .await;
+            assert_eq!(resp.status(), 200);
+            resp.json::<Value>().await.unwrap()
+        }
+    };
+
+    let body = ask(
+        "sk-lazy-chat",
+        r#"CALL search_tools {"query": "echo message"}"#.into(),
+    )
+    .await;
+    assert_eq!(
+        offered(&mock, 0),
+        ["search_tools", "describe_tool", "call_tool"]
+    );
+    let text = content(&body);
+    assert!(text.starts_with("Tool said: "), "{text}");
+    let found: Value = serde_json::from_str(text.trim_start_matches("Tool said: ")).unwrap();
+    assert_eq!(found["tools"][0]["name"], "ev-echo", "{found}");
+
+    let body = ask(
+        "sk-lazy-chat",
+        r#"CALL describe_tool {"name": "ev-get-sum"}"#.into(),
+    )
+    .await;
+    let text = content(&body);
+    assert!(
+        text.contains("\"inputSchema\"") && text.contains("\"a\""),
+        "{text}"
+    );
+
+    let call = r#"CALL call_tool {"name": "ev-echo", "arguments": {"message": "lazily"}}"#;
+    let body = ask("sk-lazy-chat", call.into()).await;
+    assert_eq!(content(&body), "Tool said: Echo: lazily", "{body}");
+    let calls = body["mcp_calls"].as_array().unwrap();
+    assert_eq!(
+        (
+            calls[0]["server"].as_str(),
+            calls[0]["tool"].as_str(),
+            &calls[0]["ok"]
+        ),
+        (Some("ev"), Some("echo"), &json!(true)),
+        "{calls:?}"
+    );
+
+    // Bad lazy calls are answered to the model, never sent anywhere.
+    let call = r#"CALL call_tool {"name": "ev-nope", "arguments": {}}"#;
+    let body = ask("sk-lazy-chat", call.into()).await;
+    assert!(
+        content(&body).contains("Error: unknown tool 'ev-nope'"),
+        "{body}"
+    );
+
+    mock.clear_requests();
+    let body = ask(
+        "sk-full-chat",
+        r#"CALL ev-echo {"message": "fully"}"#.into(),
+    )
+    .await;
+    assert_eq!(content(&body), "Tool said: Echo: fully");
+    let names = offered(&mock, 0);
+    assert!(
+        names.len() > 3 && names.contains(&"ev-echo".to_owned()),
+        "{names:?}"
+    );
+    assert!(!names.contains(&"search_tools".to_owned()));
+}
+
+/// `mcp_settings.catalog: lazy` makes every chat loop lazy; a tool that needs approval
+/// stays an ordinary function so its call still reaches the client.
+#[tokio::test]
+async fn configured_lazy_catalog_keeps_tools_needing_approval_visible() {
+    let mock = MockServer::start(MockOptions::default()).await.unwrap();
+    let servers = format!(
+        "{}{}",
+        everything_server("ev", ""),
+        everything_server(
+            "careful",
+            "    require_approval: always\n    allowed_tools: [echo]\n"
+        )
+    );
+    let gw = Gateway::start(&base_config(
+        &mock,
+        "",
+        &servers,
+        "mcp_settings:\n  catalog: lazy\n",
+    ));
+    let resp = chat(
+        &gw,
+        MASTER,
+        &[("x-mcp-servers", "ev,careful")],
+        json!({"model": "gpt", "messages": [{"role": "user", "content": "CALL careful-echo {\"message\": \"ok?\"}"}]}),
+    )
+    .await;
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        offered(&mock, 0),
+        ["careful-echo", "search_tools", "describe_tool", "call_tool"]
+    );
+    assert_eq!(body["choices"][0]["finish_reason"], "tool_calls", "{body}");
+    assert_eq!(
+        body["choices"][0]["message"]["tool_calls"][0]["function"]["name"],
+        "careful-echo"
+    );
+}

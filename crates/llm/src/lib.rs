@@ -15,6 +15,11 @@
 //!   SSE writer, for providers reached through the chat shape.
 //! - [`messages_in`]: the Anthropic Messages API (Claude Code, anthropic SDKs) inbound,
 //!   the same three mappers plus Anthropic-shaped error bodies.
+//! - [`mapper`]: [`ChunkMapper`], the one trait every vendor stream mapper is driven by
+//!   (and which says whether the vendor's stream reached its final event), and
+//!   [`ChunkWriter`], the same for the inbound dialects' stream writers.
+//! - [`usage`]: token usage in one vendor-neutral shape, and its reading from
+//!   passed-through Anthropic and Responses answers.
 //! - [`sse`]: a vendor-neutral server-sent-events line parser.
 //! - [`error`]: the mapping error and the vendor-neutral upstream error classification.
 //!
@@ -26,12 +31,15 @@ pub mod anthropic;
 pub mod bedrock;
 pub mod error;
 pub mod gemini;
+pub mod mapper;
 pub mod messages_in;
 pub mod openai;
 pub mod responses;
 pub mod sse;
+pub mod usage;
 
 pub use error::{ErrorKind, MapError, UpstreamError};
+pub use mapper::{ChunkMapper, ChunkWriter};
 
 /// Writing into JSON that may have come from outside.
 pub mod json {

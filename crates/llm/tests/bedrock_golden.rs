@@ -7,15 +7,14 @@ mod golden_util;
 
 use gatehouse_llm::bedrock::{self, StreamMapper, eventstream};
 use gatehouse_llm::openai::ChatRequest;
-use golden_util::{blessing, cases, check, save};
+use golden_util::{check, drive, each_case, name};
 use serde_json::{Value, json};
 
 const DIR: &str = "bedrock";
 
 #[test]
 fn request_fixtures() {
-    let mut all = cases(DIR, "request");
-    for case in &mut all {
+    each_case(DIR, "request", |case| {
         let req: ChatRequest = serde_json::from_value(case["openai_request"].clone()).unwrap();
         let model = case["model_id"].as_str().unwrap();
         let actual = match bedrock::chat_to_converse(&req, model) {
@@ -29,34 +28,26 @@ fn request_fixtures() {
             Err(e) => json!({"error": e.to_string(), "client_error": e.is_client_error()}),
         };
         check(case, "expected", actual);
-    }
-    if blessing() {
-        save(DIR, "request", &all);
-    }
+    });
 }
 
 #[test]
 fn response_fixtures() {
-    let mut all = cases(DIR, "response");
-    for case in &mut all {
+    each_case(DIR, "response", |case| {
         let body = serde_json::to_vec(&case["converse_response"]).unwrap();
         let actual = match bedrock::converse_to_chat(&body, "br", "req-1", 1764043000) {
             Ok(chat) => serde_json::to_value(chat).unwrap(),
             Err(e) => json!({"error": e.to_string()}),
         };
         check(case, "expected", actual);
-    }
-    if blessing() {
-        save(DIR, "response", &all);
-    }
+    });
 }
 
 /// The fixture events go through the real binary framing (encoded, then decoded from
 /// 5-byte pieces) before the mapper, as they do in the server.
 #[test]
 fn stream_fixtures() {
-    let mut all = cases(DIR, "stream");
-    for case in &mut all {
+    each_case(DIR, "stream", |case| {
         let mut wire = Vec::new();
         for ev in case["events"].as_array().unwrap() {
             let name = ev["event"].as_str().unwrap();
@@ -73,56 +64,30 @@ fn stream_fixtures() {
             wire.extend(eventstream::encode(&headers, &payload));
         }
         let mut decoder = eventstream::Decoder::new();
-        let mut mapper =
-            StreamMapper::new("br", "req-1", 1764043000, case["include_usage"] == true);
-        let mut out = Vec::new();
-        let mut error = Value::Null;
-        'feed: for piece in wire.chunks(5) {
+        let mut events = Vec::new();
+        for piece in wire.chunks(5) {
             for msg in decoder.push(piece).unwrap() {
                 let name = msg
                     .header(":event-type")
                     .or_else(|| msg.header(":exception-type"))
                     .unwrap();
-                match mapper.on_event(name, std::str::from_utf8(&msg.payload).unwrap()) {
-                    Ok(chunks) => out.extend(chunks),
-                    Err(e) => {
-                        error = json!(e.to_string());
-                        break 'feed;
-                    }
-                }
+                let data = String::from_utf8(msg.payload.to_vec()).unwrap();
+                events.push((Some(name.to_owned()), data));
             }
         }
-        if error.is_null() {
-            decoder.finish().unwrap();
-            out.extend(mapper.finish());
-        }
-        let chunks: Vec<Value> = out
-            .into_iter()
-            .map(|c| {
-                let mut v = serde_json::to_value(c).unwrap();
-                let obj = v.as_object_mut().unwrap();
-                assert_eq!(obj.remove("object").unwrap(), "chat.completion.chunk");
-                assert_eq!(obj.remove("id").unwrap(), "chatcmpl-req-1");
-                obj.remove("created");
-                obj.remove("model");
-                v
-            })
-            .collect();
-        check(
-            case,
-            "expected",
-            json!({"chunks": chunks, "complete": mapper.is_complete(), "error": error}),
-        );
-    }
-    if blessing() {
-        save(DIR, "stream", &all);
-    }
+        decoder.finish().unwrap();
+        let mut mapper =
+            StreamMapper::new("br", "req-1", 1764043000, case["include_usage"] == true);
+        let envelope = json!({"object": "chat.completion.chunk", "id": "chatcmpl-req-1",
+            "model": "br", "created": 1764043000});
+        let actual = drive(&mut mapper, &events, &envelope, &name(case));
+        check(case, "expected", actual);
+    });
 }
 
 #[test]
 fn error_fixtures() {
-    let mut all = cases(DIR, "error");
-    for case in &mut all {
+    each_case(DIR, "error", |case| {
         let status = u16::try_from(case["status"].as_u64().unwrap()).unwrap();
         let body = match &case["body"] {
             Value::String(s) => s.as_bytes().to_vec(),
@@ -134,8 +99,5 @@ fn error_fixtures() {
             "expected",
             json!({"kind": mapped.kind, "status": mapped.status, "retryable": mapped.retryable, "body": mapped.body}),
         );
-    }
-    if blessing() {
-        save(DIR, "error", &all);
-    }
+    });
 }

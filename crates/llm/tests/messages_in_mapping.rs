@@ -61,7 +61,7 @@ fn malformed_requests_are_client_errors() {
     for req in [
         json!({"max_tokens": 1, "messages": []}),
         json!({"model": "m", "messages": "hi"}),
-        json!({"model": "m", "messages": [{"role": "system", "content": "x"}]}),
+        json!({"model": "m", "messages": [{"role": "tool", "content": "x"}]}),
         json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "tool_result"}]}]}),
         json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "file", "file_id": "f"}}]}]}),
     ] {

@@ -94,6 +94,7 @@ pub fn parse_call(tool: &str, arguments: &Value) -> Result<Option<LazyCall>, Str
     }))
 }
 
+#[derive(Debug)]
 struct Entry {
     tool: Value,
     name: String,
@@ -102,6 +103,7 @@ struct Entry {
 }
 
 /// The tools a lazy endpoint searches, by the names clients call them.
+#[derive(Debug)]
 pub struct LazyCatalog {
     entries: Vec<Entry>,
 }

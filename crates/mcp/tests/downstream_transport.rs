@@ -474,7 +474,8 @@ async fn prompts_and_resources_are_namespaced_and_routed_back() {
     let bad = gw
         .rpc(&sid, "resources/read", json!({"uri": "test://static/1"}))
         .await;
-    assert_eq!(bad["error"]["code"], -32602);
+    // A URI of no server of the endpoint: the handshake era's resource-not-found.
+    assert_eq!(bad["error"]["code"], -32002);
     let lvl = gw
         .rpc(&sid, "logging/setLevel", json!({"level": "debug"}))
         .await;

@@ -160,3 +160,80 @@ async fn a_cancelled_call_is_cancelled_on_a_2026_upstream() {
     }
     hub.shutdown().await;
 }
+
+/// Resource not found is `-32002` in the handshake era and `-32602` in 2026-07-28: each
+/// client gets its own era's code, from a 2026-07-28 upstream (the Python SDK answers
+/// `-32602`) and for a URI no server of the endpoint has (the gateway answers).
+#[tokio::test]
+async fn resource_not_found_reaches_each_era_in_its_own_code() {
+    let py = PyServer::start();
+    let cfg = config(json!({
+        "modern": {"transport": "http", "url": format!("http://127.0.0.1:{}/mcp", py.port)},
+        "estdio": everything_stdio(),
+    }));
+    let hub = Hub::with_settings(&cfg, HubSettings::default()).unwrap();
+    hub.start();
+    wait_ready(&hub, &["modern", "estdio"]).await;
+    let base = serve_hub(&hub).await;
+    let http = reqwest::Client::new();
+    let accept = "application/json, text/event-stream";
+
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let resp = http
+        .post(format!("{base}/mcp"))
+        .header("accept", accept)
+        .json(&init)
+        .send()
+        .await
+        .unwrap();
+    let sid = resp.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let handshake_read = |uri: &'static str| {
+        let req = http
+            .post(format!("{base}/mcp"))
+            .header("accept", accept)
+            .header("mcp-session-id", &sid)
+            .header("mcp-protocol-version", "2025-11-25")
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "resources/read", "params": {"uri": uri}}));
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let modern_read = |uri: &'static str| {
+        let req = http
+            .post(format!("{base}/mcp"))
+            .header("accept", accept)
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "resources/read")
+            .header("mcp-name", uri)
+            .json(
+                &json!({"jsonrpc": "2.0", "id": 1, "method": "resources/read", "params": {
+                "uri": uri,
+                "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                          "io.modelcontextprotocol/clientCapabilities": {}}}}),
+            );
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+
+    let found = handshake_read("modern+note://hello").await;
+    assert_eq!(
+        found["result"]["contents"][0]["text"], "hello from a 2026-07-28 resource",
+        "{found}"
+    );
+    for uri in ["modern+note://missing", "nowhere+note://x"] {
+        let v = handshake_read(uri).await;
+        assert_eq!(v["error"]["code"], -32002, "{uri}: {v}");
+        assert_eq!(v["error"]["data"]["uri"], uri, "{v}");
+        let (status, v) = modern_read(uri).await;
+        assert_eq!(
+            (status, &v["error"]["code"]),
+            (400, &json!(-32602)),
+            "{uri}: {v}"
+        );
+    }
+    hub.shutdown().await;
+}

@@ -176,6 +176,17 @@ impl Caller {
             })
     }
 
+    /// The MCP catalog mode this key asked for (`metadata: {"mcp_catalog": "lazy"}`), for
+    /// every MCP endpoint it uses and its chat tool loops.
+    pub fn catalog_mode(&self) -> Option<gatehouse_mcp::CatalogMode> {
+        self.key
+            .as_ref()?
+            .metadata
+            .get("mcp_catalog")
+            .and_then(serde_json::Value::as_str)
+            .and_then(gatehouse_mcp::CatalogMode::parse)
+    }
+
     /// Who owns what this caller leaves behind (pending tool turns, stored responses): the
     /// key's hash, never its alias (aliases are not unique); the master key and local
     /// mode share one owner.
@@ -216,13 +227,7 @@ pub async fn require_key(
             req.extensions_mut().insert(caller.mcp());
             // A key may ask for the lazy MCP catalog for every endpoint it uses
             // (`metadata: {"mcp_catalog": "lazy"}`); `?catalog=` on the URL still wins.
-            if let Some(mode) = caller
-                .key
-                .as_ref()
-                .and_then(|k| k.metadata.get("mcp_catalog"))
-                .and_then(serde_json::Value::as_str)
-                .and_then(gatehouse_mcp::CatalogMode::parse)
-            {
+            if let Some(mode) = caller.catalog_mode() {
                 req.extensions_mut().insert(mode);
             }
             req.extensions_mut().insert(caller);

@@ -43,6 +43,8 @@ pub struct Deployment {
     /// Background health checks may probe it with a one-token chat request: a chat model
     /// (`model_info.mode` unset or `chat`) with a concrete upstream model (no wildcard).
     pub chat_probe: bool,
+    /// The upstream URLs this deployment calls, parsed once.
+    pub urls: crate::upstream::send::UrlCache,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -177,6 +179,7 @@ fn resolve(
         price,
         any_provider,
         chat_probe,
+        urls: Default::default(),
     })
 }
 
@@ -332,6 +335,7 @@ pub(crate) mod tests_support {
             price: None,
             any_provider: false,
             chat_probe: true,
+            urls: Default::default(),
         }
     }
 }

@@ -116,7 +116,7 @@ async fn two_replicas_enforce_one_rpm_limit_together() {
     }
     assert_eq!(admitted, 10);
     assert_eq!(
-        replicas[0].fail_open_count() + replicas[1].fail_open_count(),
+        replicas[0].local_fallback_count() + replicas[1].local_fallback_count(),
         0
     );
     scope.cleanup().await;
@@ -207,7 +207,7 @@ async fn tokens_recorded_on_one_replica_limit_the_other() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreachable_redis_fails_open_quickly() {
+async fn an_unreachable_redis_falls_back_to_local_limits_quickly() {
     // A port nothing listens on: bind one, note it, close it.
     let port = {
         let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -216,27 +216,31 @@ async fn an_unreachable_redis_fails_open_quickly() {
     let limiter = Limiter::from_settings(Some(format!("redis://127.0.0.1:{port}"))).unwrap();
     assert_eq!(limiter.backend_name(), "redis");
     let limits = KeyLimits {
-        rpm: Some(1),
-        tpm: Some(1),
-        max_parallel: Some(1),
+        rpm: Some(3),
+        tpm: None,
+        max_parallel: None,
     };
     let started = Instant::now();
-    let mut permits = Vec::new();
+    let mut admitted = 0;
     for _ in 0..20 {
-        let permit = limiter.admit("key", &limits).await.expect("fails open");
-        assert_eq!(
-            permit.status().requests,
-            None,
-            "no limit is claimed while failing open"
-        );
-        permits.push(permit);
+        match limiter.admit("key", &limits).await {
+            Ok(permit) => {
+                admitted += 1;
+                assert!(
+                    permit.status().requests.is_some(),
+                    "local limits report their quota"
+                );
+            }
+            Err(refusal) => assert_eq!(refusal.limit, LimitKind::Rpm),
+        }
     }
-    limiter.record_tokens("key", &limits, 5_000);
+    assert_eq!(admitted, 3, "the replica's own counters enforce the limit");
     // 20 decisions: at most one waits the 50 ms timeout; the back-off answers the rest at once.
     assert!(
         started.elapsed() < Duration::from_secs(1),
         "took {:?}",
         started.elapsed()
     );
-    assert_eq!(limiter.fail_open_count(), 20);
+    assert_eq!(limiter.local_fallback_count(), 20);
+    assert_eq!(limiter.redis_up(), Some(false));
 }

@@ -2,14 +2,21 @@
 //!
 //! It loads every key at start, answers `lookup` from a hash map (a short read lock, no
 //! I/O), applies local writes immediately (write-through methods), and pulls other
-//! replicas' changes every few seconds by `updated_at` watermark plus deletion
-//! tombstones. If the database is unreachable it keeps serving the last known keys.
+//! replicas' changes by `updated_at` watermark plus deletion tombstones: at once when the
+//! store signals a change (Postgres `LISTEN/NOTIFY`), and every few seconds regardless as
+//! a safety net. If the database is unreachable it keeps serving the last known keys.
+//!
+//! Spend is the one field changed on the request path: a finished request's cost is added
+//! here at once (`add_spend`) and reaches the database later in the spend writer's batch.
+//! Until then it is kept as *unflushed* per key and added on top of whatever a refresh
+//! reads, so a refresh never makes this replica forget spend it has not written yet.
 //!
 //! A key unknown to the cache is unknown to the request path until the next refresh:
 //! falling back to the database on a miss would put it on the hot path (and let anyone
 //! with random keys load it).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -18,18 +25,30 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::time::to_ms;
-use crate::{KeyRecord, KeyStore, KeyUpdate, StoreError, hash_key};
+use crate::{KeyChangeListener, KeyRecord, KeySignal, KeyStore, KeyUpdate, StoreError, hash_key};
 
-/// Each refresh re-reads this much before the watermark, covering transactions that
-/// committed late and clock skew between replicas (assumed NTP-synced within a minute).
+/// Each periodic refresh re-reads this much before the watermark, covering transactions
+/// that committed late and clock skew between replicas (assumed NTP-synced within a minute).
 const OVERLAP_MS: i64 = 60_000;
+/// A refresh on a change signal runs right after the change committed, so it needs less
+/// overlap; anything it misses (a replica's clock far behind) the periodic one catches.
+const SIGNAL_OVERLAP_MS: i64 = 5_000;
+/// Pause before connecting a new change listener after the last one failed.
+const LISTEN_RETRY: Duration = Duration::from_secs(2);
 
 type KeyMap = HashMap<String, Arc<KeyRecord>>;
+
+#[derive(Debug, Default)]
+struct Inner {
+    keys: KeyMap,
+    /// Cost added here but not yet in the database's `spend`, per key hash.
+    unflushed: HashMap<String, f64>,
+}
 
 #[derive(Debug)]
 pub struct KeyCache {
     store: Arc<dyn KeyStore>,
-    keys: RwLock<KeyMap>,
+    keys: RwLock<Inner>,
     /// Highest `updated_at` / deletion time seen (Unix ms, database-written values).
     watermark: AtomicI64,
     consecutive_failures: AtomicU64,
@@ -47,7 +66,10 @@ impl KeyCache {
             .collect();
         Ok(Arc::new(KeyCache {
             store,
-            keys: RwLock::new(map),
+            keys: RwLock::new(Inner {
+                keys: map,
+                unflushed: HashMap::new(),
+            }),
             watermark: AtomicI64::new(watermark),
             consecutive_failures: AtomicU64::new(0),
             refreshing: tokio::sync::Mutex::new(()),
@@ -56,7 +78,7 @@ impl KeyCache {
 
     /// The key with this hash, if known. Never touches the database.
     pub fn lookup(&self, hash: &str) -> Option<Arc<KeyRecord>> {
-        self.read().get(hash).cloned()
+        self.read().keys.get(hash).cloned()
     }
 
     /// `lookup(hash_key(key))`.
@@ -65,11 +87,11 @@ impl KeyCache {
     }
 
     pub fn len(&self) -> usize {
-        self.read().len()
+        self.read().keys.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.read().is_empty()
+        self.read().keys.is_empty()
     }
 
     /// The store behind the cache (for admin reads such as `list`).
@@ -112,40 +134,79 @@ impl KeyCache {
         Ok((key, self.put(rec)))
     }
 
-    /// Replaces the cached copy of one key.
+    /// Replaces the cached copy of one key (a record read from the store: spend not yet
+    /// flushed from here is added on top).
     pub fn put(&self, key: KeyRecord) -> Arc<KeyRecord> {
-        let key = Arc::new(key);
-        self.write().insert(key.token_hash.clone(), key.clone());
+        let mut inner = self.write();
+        let key = Arc::new(with_unflushed(key, &inner.unflushed));
+        inner.keys.insert(key.token_hash.clone(), key.clone());
         key
     }
 
     /// Adds a request's cost to the key's spend in memory at once, so its budget holds on
-    /// this replica before the spend writer's batch reaches the database (which then
-    /// carries the same addition back on the next refresh).
+    /// this replica before the spend writer's batch reaches the database. The writer
+    /// reports the batch with `settle_spend`.
     pub fn add_spend(&self, hash: &str, cost: f64) {
         if !(cost.is_finite() && cost > 0.0) {
             return;
         }
-        let mut map = self.write();
-        if let Some(current) = map.get(hash) {
-            let mut updated = KeyRecord::clone(current);
-            updated.spend += cost;
-            map.insert(hash.to_owned(), Arc::new(updated));
+        let mut inner = self.write();
+        let Some(current) = inner.keys.get(hash) else {
+            return;
+        };
+        let mut updated = KeyRecord::clone(current);
+        updated.spend += cost;
+        inner.keys.insert(hash.to_owned(), Arc::new(updated));
+        *inner.unflushed.entry(hash.to_owned()).or_default() += cost;
+    }
+
+    /// Runs `write`, which adds `costs` to the keys' stored spend, with refreshes held
+    /// off; on success those costs stop counting as unflushed. Holding refreshes off
+    /// means no refresh can read the new stored spend while the same cost still counts
+    /// as unflushed (counted twice), nor read the old one and apply it after (lost).
+    pub async fn settle_spend<F, E>(&self, costs: &[(String, f64)], write: F) -> Result<(), E>
+    where
+        F: Future<Output = Result<(), E>>,
+    {
+        let _no_refresh = self.refreshing.lock().await;
+        write.await?;
+        let mut inner = self.write();
+        for (hash, cost) in costs {
+            if let Some(left) = inner.unflushed.get_mut(hash) {
+                *left -= cost;
+                // Float sums never come back to exactly zero; a cent's billionth is zero.
+                if *left <= 1e-9 {
+                    inner.unflushed.remove(hash);
+                }
+            }
         }
+        Ok(())
+    }
+
+    /// Spend added here that the database does not have yet, summed over keys.
+    pub fn unflushed_spend(&self) -> f64 {
+        self.read().unflushed.values().sum()
     }
 
     /// Forgets one key locally.
     pub fn invalidate(&self, hash: &str) {
-        self.write().remove(hash);
+        let mut inner = self.write();
+        inner.keys.remove(hash);
+        inner.unflushed.remove(hash);
     }
 
-    /// Pulls changes since the watermark. Returns how many keys changed or went away.
+    /// Pulls changes since the watermark (less a minute of overlap). Returns how many
+    /// keys changed or went away.
     pub async fn refresh(&self) -> Result<usize, StoreError> {
+        self.refresh_with_overlap(OVERLAP_MS).await
+    }
+
+    async fn refresh_with_overlap(&self, overlap_ms: i64) -> Result<usize, StoreError> {
         let _one_at_a_time = self.refreshing.lock().await;
         let since = self
             .watermark
             .load(Ordering::Acquire)
-            .saturating_sub(OVERLAP_MS);
+            .saturating_sub(overlap_ms);
         let changes = match self.store.changes_since(since).await {
             Ok(c) => c,
             Err(e) => {
@@ -156,17 +217,19 @@ impl KeyCache {
         self.consecutive_failures.store(0, Ordering::Relaxed);
         let n = changes.upserted.len() + changes.deleted.len();
         {
-            let mut map = self.write();
+            let mut inner = self.write();
+            let Inner { keys, unflushed } = &mut *inner;
             for h in &changes.deleted {
-                map.remove(h);
+                keys.remove(h);
+                unflushed.remove(h);
             }
             for k in changes.upserted {
                 // A local write may be newer than what this query read.
-                let newer = map
+                let newer = keys
                     .get(&k.token_hash)
                     .is_none_or(|cur| cur.updated_at <= k.updated_at);
                 if newer {
-                    map.insert(k.token_hash.clone(), Arc::new(k));
+                    keys.insert(k.token_hash.clone(), Arc::new(with_unflushed(k, unflushed)));
                 }
             }
         }
@@ -175,8 +238,9 @@ impl KeyCache {
         Ok(n)
     }
 
-    /// Refreshes every `every` until the handle is stopped or dropped. Failures are
-    /// logged and retried; the cache keeps its last known keys meanwhile.
+    /// Refreshes every `every`, and at once whenever the store signals a key change,
+    /// until the handle is stopped or dropped. Failures are logged and retried; the cache
+    /// keeps its last known keys meanwhile.
     pub fn spawn_refresher(self: &Arc<Self>, every: Duration) -> RefreshHandle {
         let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
         let cache = Arc::clone(self);
@@ -184,18 +248,26 @@ impl KeyCache {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await; // the first tick is immediate; the cache was just loaded
+            let mut listener = Listening::Connect;
             loop {
                 tokio::select! {
                     _ = &mut stop_rx => break,
-                    _ = tick.tick() => {
-                        if let Err(e) = cache.refresh().await {
-                            tracing::warn!(
-                                error = %e,
-                                failures = cache.consecutive_failures(),
-                                "key cache refresh failed; serving last known keys"
-                            );
+                    _ = tick.tick() => cache.refresh_logged(OVERLAP_MS).await,
+                    signal = listener.next(&cache.store) => match signal {
+                        Ok(Some(_)) => {
+                            cache.refresh_logged(SIGNAL_OVERLAP_MS).await;
+                            // Changes signalled while that refresh ran are in it or in
+                            // the next one; one more refresh covers them all.
+                            if listener.drain_buffered() > 0 {
+                                cache.refresh_logged(SIGNAL_OVERLAP_MS).await;
+                            }
                         }
-                    }
+                        Ok(None) => listener = Listening::Unsupported,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "key change listener failed; relying on the periodic refresh until it reconnects");
+                            listener = Listening::RetryAt(tokio::time::Instant::now() + LISTEN_RETRY);
+                        }
+                    },
                 }
             }
         });
@@ -205,14 +277,73 @@ impl KeyCache {
         }
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, KeyMap> {
+    async fn refresh_logged(&self, overlap_ms: i64) {
+        if let Err(e) = self.refresh_with_overlap(overlap_ms).await {
+            tracing::warn!(
+                error = %e,
+                failures = self.consecutive_failures(),
+                "key cache refresh failed; serving last known keys"
+            );
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
         // A panic while holding the lock cannot leave the map half-updated in a way that
         // matters (each entry is replaced whole), so keep serving.
         self.keys.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, KeyMap> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
         self.keys.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn with_unflushed(mut key: KeyRecord, unflushed: &HashMap<String, f64>) -> KeyRecord {
+    if let Some(extra) = unflushed.get(&key.token_hash) {
+        key.spend += extra;
+    }
+    key
+}
+
+/// The refresher's change listener, through its life: connecting (again), listening, or
+/// not available from this store.
+enum Listening {
+    Connect,
+    RetryAt(tokio::time::Instant),
+    On(KeyChangeListener),
+    Unsupported,
+}
+
+impl Listening {
+    /// The next change signal; `Ok(None)` once it is known the store has none (the
+    /// caller then stops asking). Pending forever while unsupported.
+    async fn next(&mut self, store: &Arc<dyn KeyStore>) -> Result<Option<KeySignal>, StoreError> {
+        loop {
+            match self {
+                Listening::Unsupported => return std::future::pending().await,
+                Listening::RetryAt(at) => {
+                    tokio::time::sleep_until(*at).await;
+                    *self = Listening::Connect;
+                }
+                Listening::Connect => match store.key_change_listener().await? {
+                    Some(l) => {
+                        tracing::info!("listening for key changes from other replicas");
+                        *self = Listening::On(l);
+                        // Changes made while not listening are unknown: read them now.
+                        return Ok(Some(KeySignal::Reconnected));
+                    }
+                    None => return Ok(None),
+                },
+                Listening::On(l) => return l.next().await.map(Some),
+            }
+        }
+    }
+
+    fn drain_buffered(&mut self) -> usize {
+        match self {
+            Listening::On(l) => l.drain_buffered(),
+            _ => 0,
+        }
     }
 }
 

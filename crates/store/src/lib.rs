@@ -16,8 +16,10 @@ mod listing;
 mod litellm;
 mod migrations;
 mod model;
+mod notify;
 mod postgres;
 mod queries;
+mod spool;
 mod sqlite;
 mod store;
 mod time;
@@ -37,7 +39,9 @@ pub use model::{
     AuditRow, ConfigSyncReport, KeyChanges, KeyFilter, KeyPage, KeyRecord, KeySource, KeyUpdate,
     LogFilter, Revocation, RevokedConfigKey, SpendRow,
 };
+pub use notify::{KeyChangeListener, KeySignal};
 pub use postgres::PostgresStore;
+pub use queries::BUDGET_RESET_JOB;
 pub use sqlite::SqliteStore;
 pub use store::KeyStore;
 pub use time::{add_budget_duration, parse_instant};

@@ -57,8 +57,13 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 5,
+        name: "key_change_notifications",
+        sql: key_notify_v5,
+    },
+    Migration {
+        version: 6,
         name: "spend_cache_hits",
-        sql: cache_hits_v5,
+        sql: cache_hits_v6,
     },
 ];
 
@@ -189,9 +194,36 @@ fn revocations_v4(_: Dialect) -> String {
     .to_string()
 }
 
+/// Postgres tells every listening replica when a key row changes (insert, update — spend
+/// included — or delete), so caches refresh within milliseconds instead of waiting for
+/// the periodic refresh. One statement-level trigger: a batch touching many keys sends one
+/// notification, and Postgres folds identical notifications of one transaction into one.
+/// The payload is empty: listeners re-read by watermark, which also covers anything they
+/// missed while disconnected. SQLite (one process) has nothing to notify.
+fn key_notify_v5(d: Dialect) -> String {
+    match d {
+        Dialect::Sqlite => "SELECT 1".to_string(),
+        Dialect::Postgres => format!(
+            "CREATE OR REPLACE FUNCTION gatehouse_keys_notify() RETURNS trigger AS $$
+            BEGIN
+                PERFORM pg_notify('{KEY_CHANNEL}', '');
+                RETURN NULL;
+            END
+            $$ LANGUAGE plpgsql;
+            DROP TRIGGER IF EXISTS gatehouse_keys_changed ON gatehouse_keys;
+            CREATE TRIGGER gatehouse_keys_changed
+                AFTER INSERT OR UPDATE OR DELETE ON gatehouse_keys
+                FOR EACH STATEMENT EXECUTE FUNCTION gatehouse_keys_notify();"
+        ),
+    }
+}
+
+/// The `LISTEN` channel of `key_notify_v5`.
+pub(crate) const KEY_CHANNEL: &str = "gatehouse_keys";
+
 /// Answers served from the response cache are logged at $0 and marked, so spend reports
 /// can tell them from free models.
-fn cache_hits_v5(dialect: Dialect) -> String {
+fn cache_hits_v6(dialect: Dialect) -> String {
     let column = match dialect {
         Dialect::Sqlite => "INTEGER NOT NULL DEFAULT 0",
         Dialect::Postgres => "BOOLEAN NOT NULL DEFAULT FALSE",

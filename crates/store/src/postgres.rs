@@ -119,5 +119,23 @@ async fn run_migrations(conn: &mut PgConnection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A transaction-scoped advisory lock on a scheduled job: `false` when another replica
+/// holds it (it is doing the job). Released by commit or rollback, or if that replica dies.
+async fn try_job_lock(
+    tx: &mut sqlx::Transaction<'static, Db>,
+    job: i64,
+) -> Result<bool, StoreError> {
+    Ok(sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(job)
+        .fetch_one(&mut **tx)
+        .await?)
+}
+
+async fn key_change_listener(
+    pool: &PgPool,
+) -> Result<Option<crate::KeyChangeListener>, StoreError> {
+    crate::KeyChangeListener::connect(pool).await.map(Some)
+}
+
 include!("sql_common.rs");
 include!("listing_sql.rs");

@@ -151,3 +151,7 @@ pub(crate) fn parse_opt_json(
 pub(crate) fn now_ms() -> i64 {
     to_ms(chrono::Utc::now())
 }
+
+/// Advisory lock ids of scheduled jobs (Postgres): `"gh-budgt"` in ASCII. Far from the
+/// migration lock's id; operators' own advisory locks are unlikely to collide.
+pub const BUDGET_RESET_JOB: i64 = 0x6768_2d62_7564_6774;

@@ -577,18 +577,22 @@ impl KeyStore for Store {
 
     async fn reset_budgets(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let now_ms = to_ms(now);
+        let mut tx = begin_write(&self.pool).await?;
+        // One replica at a time: the others find the job taken and skip this round.
+        if !try_job_lock(&mut tx, crate::queries::BUDGET_RESET_JOB).await? {
+            return Ok(0);
+        }
         let due: Vec<(String, Option<String>, i64)> = sqlx::query_as(
             "SELECT token_hash, budget_duration, budget_reset_at FROM gatehouse_keys \
              WHERE budget_reset_at IS NOT NULL AND budget_reset_at <= $1 ORDER BY token_hash",
         )
         .bind(now_ms)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
         if due.is_empty() {
             return Ok(0);
         }
         let mut reset = 0;
-        let mut tx = begin_write(&self.pool).await?;
         for (hash, duration, old) in due {
             let next = match duration.as_deref().map(|d| add_budget_duration(now, d)) {
                 Some(Ok(t)) => Some(to_ms(t)),
@@ -716,6 +720,12 @@ impl KeyStore for Store {
         push_log_filter(&mut qb, filter);
         let rows = qb.build().fetch_all(&self.pool).await?;
         rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn key_change_listener(
+        &self,
+    ) -> Result<Option<crate::KeyChangeListener>, StoreError> {
+        key_change_listener(&self.pool).await
     }
 
     async fn close(&self) {

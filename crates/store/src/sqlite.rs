@@ -115,5 +115,17 @@ async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// `BEGIN IMMEDIATE` already made this transaction the only writer.
+async fn try_job_lock(_: &mut sqlx::Transaction<'static, Db>, _: i64) -> Result<bool, StoreError> {
+    Ok(true)
+}
+
+/// One process per file: there is no other replica to hear from.
+async fn key_change_listener(
+    _: &SqlitePool,
+) -> Result<Option<crate::KeyChangeListener>, StoreError> {
+    Ok(None)
+}
+
 include!("sql_common.rs");
 include!("listing_sql.rs");

@@ -84,6 +84,12 @@ pub trait KeyStore: crate::LogReader + Send + Sync + std::fmt::Debug {
     /// Audit rows, newest first.
     async fn audit_logs(&self, filter: &LogFilter) -> Result<Vec<AuditRow>, StoreError>;
 
+    /// A listener for other replicas' key changes, where the backend can tell (Postgres
+    /// `LISTEN/NOTIFY`); `None` where only the periodic refresh applies.
+    async fn key_change_listener(&self) -> Result<Option<crate::KeyChangeListener>, StoreError> {
+        Ok(None)
+    }
+
     /// Closes the connection pool (waits for connections in use to return).
     async fn close(&self);
 }

@@ -5,8 +5,16 @@
 //! flushes when a batch is full or every `flush_interval`, and on `shutdown` drains the
 //! queue and flushes what is left. A failed flush keeps its rows (up to `max_pending`)
 //! and is retried on the next tick, so a short database outage loses nothing.
+//!
+//! With a `spool_dir`, each spend row is first appended to a local file (`spool.rs`), then
+//! queued, and leaves the file only once written: a full queue or an outage longer than
+//! memory holds keeps rows on disk (up to `max_spool_rows`) instead of dropping them, and
+//! rows of a replica that was killed, or stopped with the database down, are written by
+//! the next one to start there. The append is one `write` of one line under a mutex: a
+//! few microseconds, no fsync.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -14,10 +22,13 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::{AuditRow, KeyStore, SpendRow};
+use crate::spool::Spool;
+use crate::{AuditRow, KeyCache, KeyStore, SpendRow};
 
 /// How often queued rows are taken off the queue.
 const DRAIN_INTERVAL: Duration = Duration::from_millis(50);
+/// Batches of spooled rows written at shutdown at most (`max_pending` rows each).
+const SHUTDOWN_SPOOL_ROUNDS: usize = 20;
 
 /// Tuning for `SpendWriter`.
 #[derive(Debug, Clone)]
@@ -36,6 +47,11 @@ pub struct SpendWriterConfig {
     /// Write the rows to the spend log (`general_settings.disable_spend_logs` turns this
     /// off; the keys' spend, and so budgets, are still kept).
     pub log_rows: bool,
+    /// Directory of the local spool of unwritten spend rows; `None` keeps them in memory
+    /// only (lost on a kill, or beyond `max_pending` during an outage).
+    pub spool_dir: Option<PathBuf>,
+    /// Most spend rows the spool holds; beyond that new rows are dropped and counted.
+    pub max_spool_rows: u64,
 }
 
 impl Default for SpendWriterConfig {
@@ -47,6 +63,8 @@ impl Default for SpendWriterConfig {
             max_pending: 50_000,
             apply_key_spend: true,
             log_rows: true,
+            spool_dir: None,
+            max_spool_rows: 1_000_000,
         }
     }
 }
@@ -60,6 +78,10 @@ pub struct WriterStats {
     pub audit_written: u64,
     /// Flush attempts that failed (rows kept for retry unless counted in `dropped`).
     pub failed_flushes: u64,
+    /// Spend rows waiting in the spool (in memory too, or on disk only).
+    pub spooled: u64,
+    /// Spend rows taken over at start from spools that stopped replicas left.
+    pub adopted: u64,
 }
 
 #[derive(Debug, Default)]
@@ -68,11 +90,20 @@ struct Counters {
     spend_written: AtomicU64,
     audit_written: AtomicU64,
     failed_flushes: AtomicU64,
+    spooled: AtomicU64,
+    adopted: AtomicU64,
 }
 
 enum Record {
-    Spend(SpendRow),
+    /// A spend row and, when it is in the spool, its line number there.
+    Spend(SpendRow, Option<u64>),
     Audit(AuditRow),
+}
+
+type SharedSpool = Arc<Mutex<Spool>>;
+
+fn lock(spool: &SharedSpool) -> std::sync::MutexGuard<'_, Spool> {
+    spool.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Batching writer for spend and audit rows. Dropping it also stops the task after a
@@ -81,6 +112,12 @@ enum Record {
 pub struct SpendWriter {
     tx: mpsc::Sender<Record>,
     counters: Arc<Counters>,
+    /// Told each row's cost when it is queued and again when it is written (budgets).
+    cache: Option<Arc<KeyCache>>,
+    spool: Option<SharedSpool>,
+    max_spool_rows: u64,
+    /// The last spool append failed (logged once until one works again).
+    spool_failing: std::sync::atomic::AtomicBool,
     stop: Mutex<Option<oneshot::Sender<()>>>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -88,21 +125,102 @@ pub struct SpendWriter {
 impl SpendWriter {
     /// Starts the background task on the current Tokio runtime.
     pub fn spawn(store: Arc<dyn KeyStore>, config: SpendWriterConfig) -> SpendWriter {
+        Self::spawn_with_cache(store, None, config)
+    }
+
+    /// `spawn`, keeping `cache`'s spend current: a queued row's cost counts against its
+    /// key's budget at once, and stops counting as unflushed once written. Opens (and
+    /// adopts into) the spool before returning; a spool that cannot be opened is logged
+    /// and the writer runs without one.
+    pub fn spawn_with_cache(
+        store: Arc<dyn KeyStore>,
+        cache: Option<Arc<KeyCache>>,
+        config: SpendWriterConfig,
+    ) -> SpendWriter {
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let (stop_tx, stop_rx) = oneshot::channel();
         let counters = Arc::new(Counters::default());
-        let task = tokio::spawn(run(store, config, rx, stop_rx, counters.clone()));
+        let spool = config.spool_dir.as_deref().and_then(|dir| match Spool::open(dir) {
+            Ok((spool, adopted)) => {
+                counters.adopted.store(adopted, Ordering::Relaxed);
+                counters.spooled.store(adopted, Ordering::Relaxed);
+                Some(Arc::new(Mutex::new(spool)))
+            }
+            Err(e) => {
+                tracing::error!(dir = %dir.display(), error = %e, "cannot open the spend spool; unwritten spend rows are kept in memory only");
+                None
+            }
+        });
+        let max_spool_rows = config.max_spool_rows;
+        let task = tokio::spawn(run(
+            store,
+            cache.clone(),
+            config,
+            spool.clone(),
+            rx,
+            stop_rx,
+            counters.clone(),
+        ));
         SpendWriter {
             tx,
             counters,
+            cache,
+            spool,
+            max_spool_rows,
+            spool_failing: Default::default(),
             stop: Mutex::new(Some(stop_tx)),
             task: Mutex::new(Some(task)),
         }
     }
 
     /// Queues a spend row; `false` (and a `dropped` count) if the queue is full or closed.
+    ///
+    /// With a spool the row is on disk before this returns, and `true` means it will be
+    /// written even if the queue was full.
     pub fn try_log(&self, row: SpendRow) -> bool {
-        self.enqueue(Record::Spend(row))
+        let (key, cost) = (row.key_hash.clone(), row.cost);
+        let kept = match &self.spool {
+            Some(spool) => self.spool_and_queue(spool, row),
+            None => self.enqueue(Record::Spend(row, None)),
+        };
+        if kept && let Some(cache) = &self.cache {
+            cache.add_spend(&key, cost);
+        }
+        kept
+    }
+
+    fn spool_and_queue(&self, spool: &SharedSpool, row: SpendRow) -> bool {
+        let line = match crate::spool::line(&row) {
+            Ok(line) => line,
+            Err(_) => return self.enqueue(Record::Spend(row, None)),
+        };
+        // Held over the append and the send, so lines and queue keep one order.
+        let mut s = lock(spool);
+        if s.unwritten() >= self.max_spool_rows {
+            drop(s);
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        match s.append_lines(&line, 1) {
+            Ok(seq) => {
+                self.counters
+                    .spooled
+                    .store(s.unwritten(), Ordering::Relaxed);
+                if self.spool_failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!("the spend spool accepts rows again");
+                }
+                // A full queue is fine: the writer loads the row from disk later.
+                let _ = self.tx.try_send(Record::Spend(row, Some(seq)));
+                true
+            }
+            Err(e) => {
+                drop(s);
+                if !self.spool_failing.swap(true, Ordering::Relaxed) {
+                    tracing::error!(error = %e, "cannot append to the spend spool; rows are kept in memory only until it works again");
+                }
+                self.enqueue(Record::Spend(row, None))
+            }
+        }
     }
 
     /// Queues an MCP audit row; same contract as `try_log`.
@@ -132,6 +250,8 @@ impl SpendWriter {
             spend_written: c.spend_written.load(Ordering::Relaxed),
             audit_written: c.audit_written.load(Ordering::Relaxed),
             failed_flushes: c.failed_flushes.load(Ordering::Relaxed),
+            spooled: c.spooled.load(Ordering::Relaxed),
+            adopted: c.adopted.load(Ordering::Relaxed),
         }
     }
 
@@ -160,24 +280,47 @@ impl SpendWriter {
 
 struct Buffers {
     spend: Vec<SpendRow>,
+    /// How many of `spend` are lines of the spool's memory window.
+    spend_spooled: u64,
     audit: Vec<AuditRow>,
+    spool: Option<SharedSpool>,
     /// Set after a failed flush: size-triggered flushes wait for the next tick, so an
     /// outage is retried once per interval rather than once per row.
     failing: bool,
 }
 
+/// What one flush needs besides the rows.
+struct Sink<'a> {
+    store: &'a dyn KeyStore,
+    cache: Option<&'a KeyCache>,
+    config: &'a SpendWriterConfig,
+    counters: &'a Counters,
+}
+
 async fn run(
     store: Arc<dyn KeyStore>,
+    cache: Option<Arc<KeyCache>>,
     config: SpendWriterConfig,
+    spool: Option<SharedSpool>,
     mut rx: mpsc::Receiver<Record>,
     mut stop: oneshot::Receiver<()>,
     counters: Arc<Counters>,
 ) {
+    let sink = Sink {
+        store: &*store,
+        cache: cache.as_deref(),
+        config: &config,
+        counters: &counters,
+    };
     let mut buf = Buffers {
         spend: Vec::new(),
+        spend_spooled: 0,
         audit: Vec::new(),
+        spool,
         failing: false,
     };
+    // Rows adopted from stopped replicas' spools go first.
+    load_from_spool(&mut buf, &config);
     // The queue is drained on a short timer instead of waking this task per row: a
     // busy gateway would otherwise pay a thread wake-up (and a context switch on a small
     // machine) for every request it serves.
@@ -186,6 +329,7 @@ async fn run(
     let batch = config.batch_size.max(1);
     let mut last_flush = tokio::time::Instant::now();
     let mut closed = false;
+    let mut fresh = Vec::new();
     while !closed {
         tokio::select! {
             biased;
@@ -195,52 +339,119 @@ async fn run(
         }
         loop {
             match rx.try_recv() {
-                Ok(rec) => {
-                    push(&mut buf, rec);
-                    if !buf.failing && (buf.spend.len() >= batch || buf.audit.len() >= batch) {
-                        flush(&*store, &config, &mut buf, &counters).await;
-                        last_flush = tokio::time::Instant::now();
-                    }
-                }
+                Ok(Record::Spend(r, seq)) => fresh.push((r, seq)),
+                Ok(Record::Audit(r)) => buf.audit.push(r),
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => {
                     closed = true;
                     break;
                 }
             }
+            if fresh.len() >= batch || buf.audit.len() >= batch {
+                take_in(&mut buf, &mut fresh, &sink);
+                if !buf.failing && (buf.spend.len() >= batch || buf.audit.len() >= batch) {
+                    flush(&sink, &mut buf).await;
+                    last_flush = tokio::time::Instant::now();
+                }
+            }
         }
+        take_in(&mut buf, &mut fresh, &sink);
         if (!buf.spend.is_empty() || !buf.audit.is_empty())
             && last_flush.elapsed() >= config.flush_interval
         {
-            flush(&*store, &config, &mut buf, &counters).await;
+            flush(&sink, &mut buf).await;
             last_flush = tokio::time::Instant::now();
         }
     }
     // Refuse new rows, then take whatever was queued before the close.
     rx.close();
     while let Some(rec) = rx.recv().await {
-        push(&mut buf, rec);
+        match rec {
+            Record::Spend(r, seq) => fresh.push((r, seq)),
+            Record::Audit(r) => buf.audit.push(r),
+        }
     }
-    flush(&*store, &config, &mut buf, &counters).await;
-    let lost = buf.spend.len() + buf.audit.len();
+    take_in(&mut buf, &mut fresh, &sink);
+    flush(&sink, &mut buf).await;
+    // Rows waiting on disk only come into memory a batch at a time; write them too while
+    // the database takes them (bounded: what is left stays in the spool).
+    for _ in 0..SHUTDOWN_SPOOL_ROUNDS {
+        if buf.failing || buf.spend.is_empty() {
+            break;
+        }
+        flush(&sink, &mut buf).await;
+    }
+    let kept = buf.spool.as_ref().map_or(0, |s| lock(s).unwritten());
+    let lost = buf.audit.len() + buf.spend.len() - buf.spend_spooled as usize;
     if lost > 0 {
         counters.dropped.fetch_add(lost as u64, Ordering::Relaxed);
         tracing::error!(rows = lost, "spend writer stopped with unwritten rows");
     }
-}
-
-fn push(buf: &mut Buffers, rec: Record) {
-    match rec {
-        Record::Spend(r) => buf.spend.push(r),
-        Record::Audit(r) => buf.audit.push(r),
+    if kept > 0 {
+        tracing::warn!(
+            rows = kept,
+            "spend rows not yet written stay in the spool; the next start here writes them"
+        );
+    }
+    if let Some(spool) = buf.spool.take() {
+        // The writer handle may still hold the other reference; it only appends, and a
+        // row appended now is in the file for the next start.
+        let spool =
+            Arc::try_unwrap(spool).map(|m| m.into_inner().unwrap_or_else(PoisonError::into_inner));
+        if let Ok(spool) = spool {
+            spool.close();
+        }
     }
 }
 
-async fn flush(store: &dyn KeyStore, config: &SpendWriterConfig, buf: &mut Buffers, c: &Counters) {
+/// Moves rows just taken off the queue into memory: a spooled row while it is the next
+/// line of the spool's window and memory has room (others stay on disk, loaded later in
+/// order); a row the spool could not take while memory has room at all.
+fn take_in(buf: &mut Buffers, fresh: &mut Vec<(SpendRow, Option<u64>)>, sink: &Sink<'_>) {
+    if fresh.is_empty() {
+        return;
+    }
+    let max = sink.config.max_pending;
+    let mut spool = buf.spool.as_ref().map(lock);
+    for (row, seq) in fresh.drain(..) {
+        match (seq, spool.as_deref_mut()) {
+            (Some(seq), Some(s)) => {
+                if buf.spend.len() < max && s.accept(seq) {
+                    buf.spend.push(row);
+                    buf.spend_spooled += 1;
+                }
+            }
+            // Without a spool the retry buffer is trimmed after a failed flush instead.
+            _ if buf.spool.is_none() || buf.spend.len() < max => buf.spend.push(row),
+            _ => {
+                sink.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Memory is empty: bring in the next disk-only rows of the spool, if any.
+fn load_from_spool(buf: &mut Buffers, config: &SpendWriterConfig) {
+    let Some(spool) = &buf.spool else { return };
+    let mut spool = lock(spool);
+    if !buf.spend.is_empty() || spool.disk_only() == 0 {
+        return;
+    }
+    match spool.load(config.max_pending.max(1)) {
+        Ok(rows) => {
+            buf.spend_spooled = rows.len() as u64;
+            buf.spend = rows;
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read the spend spool; will retry"),
+    }
+}
+
+async fn flush(sink: &Sink<'_>, buf: &mut Buffers) {
+    let (config, c) = (sink.config, sink.counters);
     let mut ok = true;
     if !buf.spend.is_empty() {
         let logged = if config.log_rows {
-            store.insert_spend_batch(&buf.spend).await
+            sink.store.insert_spend_batch(&buf.spend).await
         } else {
             Ok(())
         };
@@ -248,25 +459,43 @@ async fn flush(store: &dyn KeyStore, config: &SpendWriterConfig, buf: &mut Buffe
             Ok(()) => {
                 if config.apply_key_spend {
                     let costs = costs_by_key(&buf.spend);
-                    if let Err(e) = store.add_spend_many(&costs).await {
+                    let write = sink.store.add_spend_many(&costs);
+                    let applied = match sink.cache {
+                        Some(cache) => cache.settle_spend(&costs, write).await,
+                        None => write.await,
+                    };
+                    if let Err(e) = applied {
                         // The rows are in the log; only the running totals missed them.
                         tracing::warn!(error = %e, "could not add batch cost to key spend");
                     }
                 }
                 c.spend_written
                     .fetch_add(buf.spend.len() as u64, Ordering::Relaxed);
+                if let Some(spool) = &buf.spool {
+                    let mut spool = lock(spool);
+                    if let Err(e) = spool.written(buf.spend_spooled) {
+                        tracing::warn!(error = %e, "cannot truncate the spend spool");
+                    }
+                    c.spooled.store(spool.unwritten(), Ordering::Relaxed);
+                }
                 buf.spend.clear();
+                buf.spend_spooled = 0;
+                load_from_spool(buf, config);
             }
             Err(e) => {
                 ok = false;
                 c.failed_flushes.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, rows = buf.spend.len(), "spend log flush failed; will retry");
-                trim(&mut buf.spend, config.max_pending, c);
+                // With a spool, memory never holds more than `max_pending`: the rest
+                // waits on disk instead of being dropped.
+                if buf.spool.is_none() {
+                    trim(&mut buf.spend, config.max_pending, c);
+                }
             }
         }
     }
     if !buf.audit.is_empty() {
-        match store.insert_audit_batch(&buf.audit).await {
+        match sink.store.insert_audit_batch(&buf.audit).await {
             Ok(()) => {
                 c.audit_written
                     .fetch_add(buf.audit.len() as u64, Ordering::Relaxed);

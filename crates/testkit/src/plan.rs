@@ -54,6 +54,8 @@ pub(crate) enum Plan {
     Drop {
         answer: Answer,
         after_chunks: usize,
+        /// The body ends cleanly instead of the connection being aborted.
+        graceful: bool,
     },
     ErrorMidStream {
         answer: Answer,
@@ -163,6 +165,12 @@ pub(crate) fn from_reply(reply: Reply) -> (Duration, Plan) {
         Reply::DropMidStream { text, after_chunks } => Plan::Drop {
             answer: Answer::text(text),
             after_chunks,
+            graceful: false,
+        },
+        Reply::EndMidStream { text, after_chunks } => Plan::Drop {
+            answer: Answer::text(text),
+            after_chunks,
+            graceful: true,
         },
         Reply::ErrorMidStream { text, after_chunks } => Plan::ErrorMidStream {
             answer: Answer::text(text),

@@ -52,6 +52,19 @@ pub enum Reply {
         /// How many SSE events go out before the cut.
         after_chunks: usize,
     },
+    /// Send the first `after_chunks` stream events of `text`, then end the body cleanly,
+    /// without the vendor's final event (no `[DONE]`, `message_stop`, `finishReason`,
+    /// `messageStop`/`metadata`, `response.completed`). This is how a cut looks when the
+    /// transport does not report it: a proxy or load balancer in front of the vendor that
+    /// closes its side of the stream properly when the backend goes away, or a
+    /// close-delimited body whose connection ends. A non-streaming request gets the first
+    /// half of the JSON body, then the connection is cut (as for `DropMidStream`).
+    EndMidStream {
+        /// The answer that is cut short.
+        text: String,
+        /// How many SSE events go out before the end.
+        after_chunks: usize,
+    },
     /// Send the first `after_chunks` stream events of `text`, then an in-band error event
     /// (Anthropic `event: error` with `overloaded_error`; OpenAI `data: {"error":...}`).
     /// A non-streaming request gets a 500 instead.

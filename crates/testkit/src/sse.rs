@@ -35,6 +35,19 @@ pub(crate) enum Ending {
     Complete,
     /// Only the first n frames go out, then the connection is cut.
     CutAfter(usize),
+    /// Only the first n frames go out, then the body ends normally.
+    EndAfter(usize),
+}
+
+impl Ending {
+    /// The end of a stream that stops after `n` frames: aborted, or ended cleanly.
+    pub(crate) fn after(n: usize, graceful: bool) -> Self {
+        if graceful {
+            Ending::EndAfter(n)
+        } else {
+            Ending::CutAfter(n)
+        }
+    }
 }
 
 /// The error that makes hyper abort the connection mid-body.
@@ -58,9 +71,14 @@ pub(crate) fn response(
     ending: Ending,
     extra: &[(&'static str, String)],
 ) -> Response {
+    let mut frames = frames;
     let limit = match ending {
         Ending::Complete => None,
         Ending::CutAfter(n) => Some(n.min(frames.len())),
+        Ending::EndAfter(n) => {
+            frames.truncate(n);
+            None
+        }
     };
     let body = match limit {
         None if delay.is_zero() => Body::from_stream(stream::iter(

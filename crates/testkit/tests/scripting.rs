@@ -206,6 +206,36 @@ async fn drop_mid_stream_cuts_the_connection() {
 }
 
 #[tokio::test]
+async fn end_mid_stream_ends_the_body_cleanly_without_the_final_event() {
+    let s = server().await;
+    s.push_reply(Reply::EndMidStream {
+        text: "a b c d e f".into(),
+        after_chunks: 3,
+    });
+    s.push_reply(Reply::EndMidStream {
+        text: "a b c d e f".into(),
+        after_chunks: 3,
+    });
+    // The transport reports nothing: the body ends as a whole one would.
+    let text = openai_chat(&s, oa_body(true)).await.text().await.unwrap();
+    assert_eq!(text.matches("data: ").count(), 3);
+    assert!(!text.contains("[DONE]"));
+    let events = parse_sse(
+        &anthropic_messages(&s, an_body(true))
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(events.len(), 3);
+    assert!(
+        events
+            .iter()
+            .all(|e| e.name.as_deref() != Some("message_stop"))
+    );
+}
+
+#[tokio::test]
 async fn error_mid_stream_is_in_band() {
     let s = server().await;
     s.push_reply(Reply::ErrorMidStream {

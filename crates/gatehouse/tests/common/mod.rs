@@ -8,6 +8,24 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The variables the gateway discovers providers from when it has no config.
+pub const DISCOVERY_ENV: &[&str] = &[
+    "OPENAI_API_KEY",
+    "OPENAI_API_BASE",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_API_BASE",
+    "GEMINI_API_KEY",
+    "GEMINI_API_BASE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_BEARER_TOKEN_BEDROCK",
+    "AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
+    "OLLAMA_HOST",
+    "GATEHOUSE_DEFAULT_UPSTREAM",
+    "GATEHOUSE_CONFIG",
+];
+
 pub struct Gateway {
     child: Option<Child>,
     pub url: String,
@@ -47,10 +65,15 @@ impl Gateway {
     pub fn spawn(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Gateway {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
         cmd.args(args).args(["--port", "0"]);
+        // Without --config the gateway serves what the environment offers: start from
+        // none of it (a closed port for Ollama), then apply what the test sets.
+        for name in DISCOVERY_ENV {
+            cmd.env_remove(name);
+        }
+        cmd.env("OLLAMA_HOST", "127.0.0.1:9").env_remove("RUST_LOG");
         for (k, v) in env {
             cmd.env(k, v);
         }
-        cmd.env_remove("RUST_LOG").env_remove("OPENAI_API_KEY");
         cmd.stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start gatehouse");
         let stderr = child.stderr.take().unwrap();

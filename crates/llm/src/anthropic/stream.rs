@@ -18,7 +18,7 @@ use super::response::{
 };
 use super::wire::{BlockDelta, ResponseBlock, StreamEvent, Usage};
 use crate::MapError;
-use crate::openai::{ChatCompletionChunk, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta};
+use crate::openai::{ChatCompletionChunk, ChunkHead, Delta, FunctionCallDelta, ToolCallDelta};
 
 #[derive(Debug)]
 enum BlockState {
@@ -268,11 +268,7 @@ impl StreamMapper {
     fn ensure_role(&mut self, out: &mut Vec<ChatCompletionChunk>) {
         if !self.role_sent {
             self.role_sent = true;
-            out.push(self.chunk(Delta {
-                role: Some("assistant".to_owned()),
-                content: Some(String::new()),
-                ..Delta::default()
-            }));
+            out.push(self.head().role(0));
         }
     }
 
@@ -281,11 +277,7 @@ impl StreamMapper {
             return;
         }
         self.finish_sent = true;
-        let mut chunk = self.chunk(Delta::default());
-        if let Some(choice) = chunk.choices.first_mut() {
-            choice.finish_reason = Some(reason.to_owned());
-        }
-        out.push(chunk);
+        out.push(self.head().finish(0, reason));
     }
 
     /// OpenAI's usage chunk: empty `choices`, `usage` set, after the finish chunk.
@@ -294,10 +286,7 @@ impl StreamMapper {
             return;
         }
         self.usage_sent = true;
-        let mut chunk = self.chunk(Delta::default());
-        chunk.choices.clear();
-        chunk.usage = Some(usage_to_openai(&self.usage));
-        out.push(chunk);
+        out.push(self.head().usage(usage_to_openai(&self.usage)));
     }
 
     fn reasoning_chunk(&self, text: String) -> ChatCompletionChunk {
@@ -307,19 +296,15 @@ impl StreamMapper {
         })
     }
 
-    fn chunk(&self, delta: Delta) -> ChatCompletionChunk {
-        ChatCompletionChunk {
-            id: self.id.clone(),
-            object: "chat.completion.chunk".to_owned(),
+    fn head(&self) -> ChunkHead<'_> {
+        ChunkHead {
+            id: &self.id,
             created: self.created,
-            model: self.public_model.clone(),
-            choices: vec![ChunkChoice {
-                index: 0,
-                delta,
-                finish_reason: None,
-            }],
-            usage: None,
-            rest: Default::default(),
+            model: &self.public_model,
         }
+    }
+
+    fn chunk(&self, delta: Delta) -> ChatCompletionChunk {
+        self.head().delta(0, delta)
     }
 }

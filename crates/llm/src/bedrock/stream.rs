@@ -18,7 +18,7 @@ use super::error::upstream_error;
 use super::response::{chat_id, finish_reason, usage_to_openai};
 use super::wire::{StreamPayload, Usage};
 use crate::MapError;
-use crate::openai::{ChatCompletionChunk, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta};
+use crate::openai::{ChatCompletionChunk, ChunkHead, Delta, FunctionCallDelta, ToolCallDelta};
 
 #[derive(Debug)]
 enum BlockState {
@@ -40,7 +40,10 @@ pub struct StreamMapper {
     role_sent: bool,
     finish_sent: bool,
     usage_sent: bool,
-    complete: bool,
+    /// `messageStop` arrived.
+    stopped: bool,
+    /// `metadata` (usage, the last event AWS sends) arrived.
+    measured: bool,
 }
 
 impl StreamMapper {
@@ -58,13 +61,15 @@ impl StreamMapper {
             role_sent: false,
             finish_sent: false,
             usage_sent: false,
-            complete: false,
+            stopped: false,
+            measured: false,
         }
     }
 
-    /// True once `messageStop` arrived.
+    /// True once `messageStop` and the `metadata` after it arrived: a stream that ends
+    /// before them was cut (and its usage is unknown).
     pub fn is_complete(&self) -> bool {
-        self.complete
+        self.stopped && self.measured
     }
 
     /// Usage from the `metadata` event, in OpenAI shape.
@@ -136,13 +141,14 @@ impl StreamMapper {
                 }
             }
             "messageStop" => {
-                self.complete = true;
+                self.stopped = true;
                 self.ensure_role(&mut out);
                 let reason =
                     finish_reason(payload.stop_reason.as_deref(), self.next_tool_index > 0);
                 self.push_finish(reason, &mut out);
             }
             "metadata" => {
+                self.measured = true;
                 if let Some(usage) = payload.usage {
                     self.usage = Some(usage);
                 }
@@ -229,11 +235,7 @@ impl StreamMapper {
     fn ensure_role(&mut self, out: &mut Vec<ChatCompletionChunk>) {
         if !self.role_sent {
             self.role_sent = true;
-            out.push(self.chunk(Delta {
-                role: Some("assistant".to_owned()),
-                content: Some(String::new()),
-                ..Delta::default()
-            }));
+            out.push(self.head().role(0));
         }
     }
 
@@ -242,11 +244,7 @@ impl StreamMapper {
             return;
         }
         self.finish_sent = true;
-        let mut chunk = self.chunk(Delta::default());
-        if let Some(choice) = chunk.choices.first_mut() {
-            choice.finish_reason = Some(reason.to_owned());
-        }
-        out.push(chunk);
+        out.push(self.head().finish(0, reason));
     }
 
     fn push_usage(&mut self, out: &mut Vec<ChatCompletionChunk>) {
@@ -254,25 +252,21 @@ impl StreamMapper {
             return;
         }
         self.usage_sent = true;
-        let mut chunk = self.chunk(Delta::default());
-        chunk.choices.clear();
-        chunk.usage = Some(self.usage.as_ref().map(usage_to_openai).unwrap_or_default());
-        out.push(chunk);
+        out.push(
+            self.head()
+                .usage(self.usage.as_ref().map(usage_to_openai).unwrap_or_default()),
+        );
+    }
+
+    fn head(&self) -> ChunkHead<'_> {
+        ChunkHead {
+            id: &self.id,
+            created: self.created,
+            model: &self.public_model,
+        }
     }
 
     fn chunk(&self, delta: Delta) -> ChatCompletionChunk {
-        ChatCompletionChunk {
-            id: self.id.clone(),
-            object: "chat.completion.chunk".to_owned(),
-            created: self.created,
-            model: self.public_model.clone(),
-            choices: vec![ChunkChoice {
-                index: 0,
-                delta,
-                finish_reason: None,
-            }],
-            usage: None,
-            rest: Default::default(),
-        }
+        self.head().delta(0, delta)
     }
 }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use super::response::{chat_id, finish_reason, tool_call, usage_to_openai};
 use super::wire::{GenerateResponse, UsageMetadata};
-use crate::openai::{ChatCompletionChunk, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta};
+use crate::openai::{ChatCompletionChunk, ChunkHead, Delta, FunctionCallDelta, ToolCallDelta};
 use crate::{ErrorKind, MapError, UpstreamError};
 
 #[derive(Debug, Default)]
@@ -159,10 +159,8 @@ impl StreamMapper {
         }
         if self.include_usage && !self.usage_sent {
             self.usage_sent = true;
-            let mut chunk = self.chunk(0, Delta::default());
-            chunk.choices.clear();
-            chunk.usage = Some(self.usage.as_ref().map(usage_to_openai).unwrap_or_default());
-            out.push(chunk);
+            let usage = self.usage.as_ref().map(usage_to_openai).unwrap_or_default();
+            out.push(self.head().usage(usage));
         }
         out
     }
@@ -178,14 +176,7 @@ impl StreamMapper {
     fn ensure_role(&mut self, index: u32, out: &mut Vec<ChatCompletionChunk>) {
         if !self.state(index).role_sent {
             self.state(index).role_sent = true;
-            out.push(self.chunk(
-                index,
-                Delta {
-                    role: Some("assistant".to_owned()),
-                    content: Some(String::new()),
-                    ..Delta::default()
-                },
-            ));
+            out.push(self.head().role(index));
         }
     }
 
@@ -194,26 +185,18 @@ impl StreamMapper {
             return;
         }
         self.state(index).finished = true;
-        let mut chunk = self.chunk(index, Delta::default());
-        if let Some(choice) = chunk.choices.first_mut() {
-            choice.finish_reason = Some(reason.to_owned());
+        out.push(self.head().finish(index, reason));
+    }
+
+    fn head(&self) -> ChunkHead<'_> {
+        ChunkHead {
+            id: self.id(),
+            created: self.created,
+            model: &self.public_model,
         }
-        out.push(chunk);
     }
 
     fn chunk(&self, index: u32, delta: Delta) -> ChatCompletionChunk {
-        ChatCompletionChunk {
-            id: self.id().to_owned(),
-            object: "chat.completion.chunk".to_owned(),
-            created: self.created,
-            model: self.public_model.clone(),
-            choices: vec![ChunkChoice {
-                index,
-                delta,
-                finish_reason: None,
-            }],
-            usage: None,
-            rest: Default::default(),
-        }
+        self.head().delta(index, delta)
     }
 }

@@ -7,13 +7,16 @@
 //! - [`response`]: chat completion -> Messages `message` object.
 //! - [`stream`]: stateful chat chunks -> Messages SSE events.
 //! - [`error`]: Anthropic-shaped error bodies and statuses for the gateway's own errors.
+//! - [`tokens`]: the token estimate `count_tokens` answers with when no vendor counts.
 
 pub mod error;
 pub mod request;
 pub mod response;
 pub mod stream;
+pub mod tokens;
 
 pub use error::{error_body, error_status, error_type, map_error_response};
 pub use request::{MessagesContext, to_chat};
 pub use response::{from_chat, message_id, stop_reason, usage_value};
 pub use stream::MessagesStreamWriter;
+pub use tokens::estimate_tokens;

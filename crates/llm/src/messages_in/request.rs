@@ -56,14 +56,23 @@ pub fn to_chat(req: &Value) -> Result<(ChatRequest, MessagesContext), MapError> 
         ..MessagesContext::default()
     };
 
-    let mut messages = Vec::new();
-    if let Some(system) = system_text(obj.get("system"))? {
-        messages.push(message(Role::System, Some(MessageContent::Text(system))));
-    }
     let turns = obj
         .get("messages")
         .and_then(Value::as_array)
         .ok_or_else(|| invalid("`messages` must be an array"))?;
+    let (system_turns, turns): (Vec<&Value>, Vec<&Value>) = turns
+        .iter()
+        .partition(|m| m.get("role").and_then(Value::as_str) == Some("system"));
+    let mut messages = Vec::new();
+    let system = [system_text(obj.get("system"))?]
+        .into_iter()
+        .chain(system_turns.into_iter().map(hoisted_text))
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    if !system.is_empty() {
+        messages.push(message(Role::System, Some(MessageContent::Text(system))));
+    }
     for turn in turns {
         map_turn(turn, &mut messages, &mut ctx)?;
     }
@@ -174,6 +183,24 @@ fn system_text(system: Option<&Value>) -> Result<Option<String>, MapError> {
             "`system` must be a string or an array of text blocks",
         )),
     }
+}
+
+/// A `role: "system"` turn inside `messages` (Claude Code sends its environment notes
+/// so): the chat mapping knows system text only at the top, so its text joins the
+/// top-level `system`, in order — the model still reads it as system guidance. Blocks
+/// other than text have no system meaning and are left out.
+fn hoisted_text(turn: &Value) -> Option<String> {
+    let text = match turn.get("content") {
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter(|p| block_type(p) == "text")
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n\n"),
+        _ => String::new(),
+    };
+    (!text.is_empty()).then_some(text)
 }
 
 fn block_type(block: &Value) -> &str {

@@ -5,6 +5,7 @@ mod accumulate;
 mod error;
 mod request;
 mod response;
+mod split;
 
 pub use accumulate::ChunkAccumulator;
 pub use error::{ErrorBody, ErrorDetail, classify as classify_error};
@@ -13,9 +14,10 @@ pub use request::{
     NamedFunction, NamedToolChoice, Role, Stop, StreamOptions, Tool, ToolCall, ToolChoice,
 };
 pub use response::{
-    ChatCompletion, ChatCompletionChunk, Choice, ChunkChoice, CompletionTokensDetails, Delta,
-    FunctionCallDelta, PromptTokensDetails, ResponseMessage, ToolCallDelta, Usage,
+    ChatCompletion, ChatCompletionChunk, Choice, ChunkChoice, ChunkHead, CompletionTokensDetails,
+    Delta, FunctionCallDelta, PromptTokensDetails, ResponseMessage, ToolCallDelta, Usage,
 };
+pub use split::completion_chunks;
 
 /// A JSON object used for unknown fields.
 pub type Map = serde_json::Map<String, serde_json::Value>;

@@ -86,6 +86,67 @@ pub struct ChatCompletionChunk {
     pub rest: Map,
 }
 
+/// What every chunk of one stream shares (`id`, `created`, `model`), and the chunks
+/// vendor stream mappers build from it: one constructor instead of one per mapper.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkHead<'a> {
+    pub id: &'a str,
+    pub created: u64,
+    pub model: &'a str,
+}
+
+impl ChunkHead<'_> {
+    /// A chunk with one choice carrying `delta`.
+    pub fn delta(&self, index: u32, delta: Delta) -> ChatCompletionChunk {
+        self.chunk(
+            vec![ChunkChoice {
+                index,
+                delta,
+                finish_reason: None,
+            }],
+            None,
+        )
+    }
+
+    /// A choice's first chunk: the assistant role and empty content, as OpenAI sends it.
+    pub fn role(&self, index: u32) -> ChatCompletionChunk {
+        self.delta(
+            index,
+            Delta {
+                role: Some("assistant".to_owned()),
+                content: Some(String::new()),
+                ..Delta::default()
+            },
+        )
+    }
+
+    /// A choice's last chunk: an empty delta with its finish reason.
+    pub fn finish(&self, index: u32, reason: &str) -> ChatCompletionChunk {
+        let mut chunk = self.delta(index, Delta::default());
+        if let Some(choice) = chunk.choices.first_mut() {
+            choice.finish_reason = Some(reason.to_owned());
+        }
+        chunk
+    }
+
+    /// OpenAI's usage chunk: no choices, `usage` set (after the finish chunks).
+    pub fn usage(&self, usage: Usage) -> ChatCompletionChunk {
+        self.chunk(Vec::new(), Some(usage))
+    }
+
+    pub fn chunk(&self, choices: Vec<ChunkChoice>, usage: Option<Usage>) -> ChatCompletionChunk {
+        ChatCompletionChunk {
+            id: self.id.to_owned(),
+            object: "chat.completion.chunk".to_owned(),
+            created: self.created,
+            model: self.model.to_owned(),
+            choices,
+            usage,
+            rest: Default::default(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChunkChoice {
     pub index: u32,

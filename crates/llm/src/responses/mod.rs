@@ -7,6 +7,8 @@
 //!   `previous_response_id`).
 //! - [`response`]: chat completion -> Responses `response` object.
 //! - [`stream`]: stateful chat chunks -> Responses SSE events.
+//! - [`replay`]: a finished `response` object told as the Responses event stream (for
+//!   answers that exist only whole, such as the MCP tool loop's).
 //! - `input` / `tools`: the request mapper's halves for input items and tools.
 //! - [`names`]: the reversible flattening of namespace tools into chat function names.
 //!
@@ -18,6 +20,7 @@
 mod input;
 mod items;
 pub mod names;
+pub mod replay;
 pub mod request;
 pub mod response;
 pub mod stream;

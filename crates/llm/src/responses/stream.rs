@@ -211,14 +211,7 @@ impl ResponsesStreamWriter {
     }
 
     fn emit(&mut self, kind: &str, fields: Value, out: &mut Vec<u8>) {
-        let mut event = Map::new();
-        event.insert("type".to_owned(), json!(kind));
-        event.insert("sequence_number".to_owned(), json!(self.seq));
-        self.seq += 1;
-        if let Value::Object(fields) = fields {
-            event.extend(fields);
-        }
-        sse::encode(Some(kind), &Value::Object(event).to_string(), out);
+        encode_event(&mut self.seq, kind, fields, out);
     }
 
     /// Full current rendering of item `index`.
@@ -483,4 +476,16 @@ impl ResponsesStreamWriter {
             out,
         );
     }
+}
+
+/// One Responses event: its `type` and the stream's next `sequence_number`, then `fields`.
+pub(super) fn encode_event(seq: &mut u64, kind: &str, fields: Value, out: &mut Vec<u8>) {
+    let mut event = Map::new();
+    event.insert("type".to_owned(), json!(kind));
+    event.insert("sequence_number".to_owned(), json!(*seq));
+    *seq += 1;
+    if let Value::Object(fields) = fields {
+        event.extend(fields);
+    }
+    sse::encode(Some(kind), &Value::Object(event).to_string(), out);
 }

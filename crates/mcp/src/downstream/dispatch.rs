@@ -150,11 +150,14 @@ async fn route(
             }))
         }
         "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
-            let uri = str_param(&params, "uri")?;
-            let (server, original) = split_uri(scope, uri)?;
+            let uri = str_param(&params, "uri")?.to_owned();
+            let (server, original) = split_uri(scope, &uri)?;
             let original = original.to_owned();
             let params = with_field(params, "uri", original.into());
-            let mut result = backend.request(&server.name, method, params, ctx).await?;
+            let mut result = backend
+                .request(&server.name, method, params, ctx)
+                .await
+                .map_err(|e| resource_error(RpcError::from(e), &uri))?;
             if !scope.single
                 && let Some(Value::Array(contents)) = result.get_mut("contents")
             {
@@ -415,11 +418,41 @@ fn split_uri<'s, 'u>(
         return Ok((s, uri));
     }
     let (prefix, original) = names::split_uri(scope.servers.iter().map(|s| s.prefix.as_str()), uri)
-        .ok_or_else(|| RpcError::new(INVALID_PARAMS, format!("unknown resource `{uri}`")))?;
+        .ok_or_else(|| resource_not_found(uri))?;
     let server = scope
         .by_prefix(prefix)
-        .ok_or_else(|| RpcError::new(INVALID_PARAMS, format!("unknown resource `{uri}`")))?;
+        .ok_or_else(|| resource_not_found(uri))?;
     Ok((server, original))
+}
+
+/// Resource not found, in the handshake era's code (`-32002`); the 2026-07-28 path turns
+/// it into that revision's `-32602` on the way out (`modern::finish`).
+fn resource_not_found(uri: &str) -> RpcError {
+    RpcError {
+        data: Some(json!({ "uri": uri })),
+        ..RpcError::new(
+            protocol::RESOURCE_NOT_FOUND_LEGACY,
+            format!("unknown resource `{uri}`"),
+        )
+    }
+}
+
+/// An upstream's error for a resource request, in the handshake era's terms: a
+/// 2026-07-28 server says "not found" with `-32602`, which a handshake-era client knows
+/// as `-32002` (a modern client gets `-32602` back from `modern::finish`).
+fn resource_error(mut e: RpcError, uri: &str) -> RpcError {
+    if e.code == INVALID_PARAMS {
+        e.code = protocol::RESOURCE_NOT_FOUND_LEGACY;
+        // The URI as this client named it (the upstream saw it without the prefix).
+        match &mut e.data {
+            Some(Value::Object(data)) => {
+                data.insert("uri".into(), uri.into());
+            }
+            None => e.data = Some(json!({ "uri": uri })),
+            Some(_) => {}
+        }
+    }
+    e
 }
 
 async fn complete(

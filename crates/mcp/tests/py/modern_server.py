@@ -5,6 +5,7 @@ Tools: `add` (a + b), `greet` (elicits a name from the client through MRTR, then
 `whoami` (the protocol version the request came in with), `count` (reports progress n
 times, then answers), `sleepy` (records its own cancellation), `regional` (its `region` argument must also
 come as the `Mcp-Param-Region` header, which the SDK checks).
+Resource: `note://hello` (reading another URI is the SDK's not-found error, -32602).
 """
 
 import sys
@@ -73,6 +74,12 @@ async def sleepy(marker: str, ctx: Context) -> str:
 def regional(region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Region"})], q: str) -> str:
     """Answers from a region; `region` is mirrored in the Mcp-Param-Region header."""
     return f"{q} from {region}"
+
+
+@server.resource("note://hello")
+def hello_note() -> str:
+    """A resource, so reading one that does not exist has something to miss."""
+    return "hello from a 2026-07-28 resource"
 
 
 server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[1]))

@@ -66,94 +66,10 @@ impl CostOverrides {
     }
 }
 
-/// Token counts of one response.
-///
-/// `prompt` is the whole prompt, cached parts included (OpenAI's `prompt_tokens`);
-/// `cached_read` and `cache_write` say how much of it was read from or written to the
-/// provider's prompt cache. Use [`Usage::anthropic`] for Anthropic's split counts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
-    pub prompt: u64,
-    pub completion: u64,
-    pub cached_read: u64,
-    pub cache_write: u64,
-}
-
-impl Usage {
-    /// From the chat pivot's usage, whatever vendor it came from: the one converter every
-    /// translated answer and every OpenAI-compatible answer goes through. Cache reads are
-    /// `prompt_tokens_details.cached_tokens`; cache writes `cache_creation_input_tokens`
-    /// (where the Anthropic mapping and LiteLLM keep them). Both are part of `prompt`.
-    pub fn from_chat(u: &gatehouse_llm::openai::Usage) -> Self {
-        Usage {
-            prompt: u.prompt_tokens,
-            completion: u.completion_tokens,
-            cached_read: u
-                .prompt_tokens_details
-                .as_ref()
-                .map_or(0, |d| d.cached_tokens),
-            cache_write: u
-                .rest
-                .get("cache_creation_input_tokens")
-                .and_then(serde_json::Value::as_u64)
-                .unwrap_or(0),
-        }
-    }
-
-    /// From an OpenAI-shaped `usage` JSON value (an upstream's own, unparsed answer).
-    pub fn from_value(u: &serde_json::Value) -> Option<Self> {
-        // Read field by field: local servers omit `total_tokens` and the details.
-        let n = |pointer: &str| u.pointer(pointer).and_then(serde_json::Value::as_u64);
-        if !u.is_object() {
-            return None;
-        }
-        Some(Usage {
-            prompt: n("/prompt_tokens").unwrap_or(0),
-            completion: n("/completion_tokens").unwrap_or(0),
-            cached_read: n("/prompt_tokens_details/cached_tokens").unwrap_or(0),
-            cache_write: n("/cache_creation_input_tokens").unwrap_or(0),
-        })
-    }
-
-    /// Adds another model call's usage (a tool loop makes several).
-    pub fn add(&mut self, other: Usage) {
-        self.prompt += other.prompt;
-        self.completion += other.completion;
-        self.cached_read += other.cached_read;
-        self.cache_write += other.cache_write;
-    }
-
-    /// As the chat API reports it (the tool loop's summed usage).
-    pub fn to_chat_json(&self) -> serde_json::Value {
-        let mut u = serde_json::json!({
-            "prompt_tokens": self.prompt,
-            "completion_tokens": self.completion,
-            "total_tokens": self.prompt + self.completion,
-            "prompt_tokens_details": {"cached_tokens": self.cached_read},
-        });
-        if self.cache_write > 0
-            && let Some(o) = u.as_object_mut()
-        {
-            o.insert(
-                "cache_creation_input_tokens".into(),
-                self.cache_write.into(),
-            );
-        }
-        u
-    }
-
-    /// From Anthropic's usage, whose `input_tokens` excludes cache reads and writes.
-    pub fn anthropic(input: u64, output: u64, cache_read: u64, cache_creation: u64) -> Self {
-        Usage {
-            prompt: input
-                .saturating_add(cache_read)
-                .saturating_add(cache_creation),
-            completion: output,
-            cached_read: cache_read,
-            cache_write: cache_creation,
-        }
-    }
-}
+/// Token counts of one response: the one usage type of the workspace lives with the pure
+/// translation (`gatehouse_llm::usage`), so every vendor's mapping and every route count
+/// the same way; pricing reads it here.
+pub use gatehouse_llm::usage::Usage;
 
 /// The table's price for `upstream_model` at `provider` (a LiteLLM provider name such as
 /// `openai`, `anthropic`, `gemini`, `vertex_ai`). Tries `provider/model`, then `model`,

@@ -38,7 +38,7 @@ pub async fn resolve(
     attached: &[AttachedServer],
     items: &mut Vec<Value>,
 ) -> Vec<Value> {
-    let tools = ToolSet::build(hub, attached, &HashSet::new()).await;
+    let tools = ToolSet::build(hub, attached, &HashSet::new(), false).await;
     let answers: Vec<(String, bool)> = items
         .iter()
         .filter(|i| kind(i) == "mcp_approval_response")
@@ -142,7 +142,7 @@ pub async fn requests(hub: &gatehouse_mcp::Hub, attached: &[AttachedServer], out
     if !output.iter().any(|i| kind(i) == "function_call") {
         return;
     }
-    let tools = ToolSet::build(hub, attached, &HashSet::new()).await;
+    let tools = ToolSet::build(hub, attached, &HashSet::new(), false).await;
     for item in output.iter_mut() {
         if kind(item) != "function_call" || item.get("namespace").is_some() {
             continue;

@@ -1,6 +1,9 @@
 //! A stream of OpenAI `chat.completion.chunk`s from any deployment, whatever its vendor:
-//! OpenAI-compatible upstreams stream chunks already (parsed here), Anthropic upstreams
-//! are mapped by the stateful `anthropic::StreamMapper`.
+//! OpenAI-compatible upstreams stream chunks already (parsed here), translated vendors
+//! (Anthropic, Gemini, Bedrock) are mapped by their stateful `gatehouse_llm::ChunkMapper`.
+//!
+//! An upstream that ends without its final event (`[DONE]`, or a mapper that is not
+//! complete) was cut: the stream ends with an error, never with a normal finish.
 //!
 //! [`open`] peeks before it commits: it reads until the first chunk arrives, so an
 //! upstream that fails at once is still an ordinary error the caller can answer with a
@@ -14,17 +17,13 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use gatehouse_llm::openai::{
-    ChatCompletion, ChatCompletionChunk, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta,
-    Usage,
-};
-use gatehouse_llm::sse;
+use gatehouse_llm::openai::{ChatCompletionChunk, Usage};
+use gatehouse_llm::{ChunkMapper, ChunkWriter, sse};
 use serde_json::{Map, Value, json};
 
 use crate::deployments::Deployment;
 use crate::error::ApiError;
 use crate::providers;
-use crate::providers::adapter::ChunkMapper;
 use crate::state::AppState;
 
 type Upstream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
@@ -44,6 +43,12 @@ pub struct ChunkStream {
     queue: VecDeque<ChatCompletionChunk>,
     idle: Duration,
     done: bool,
+    /// `[DONE]` arrived (OpenAI-compatible upstreams).
+    finished: bool,
+    /// An error to report once the chunks mapped before it are out.
+    pending: Option<ApiError>,
+    /// A chunk was handed out.
+    delivered: bool,
     /// The usage was already added to the spend record (a whole answer).
     counted: bool,
     /// The deployment that is answering.
@@ -56,7 +61,11 @@ impl ChunkStream {
     pub async fn next(&mut self) -> Option<Result<ChatCompletionChunk, ApiError>> {
         loop {
             if let Some(chunk) = self.queue.pop_front() {
+                self.delivered = true;
                 return Some(Ok(chunk));
+            }
+            if let Some(err) = self.pending.take() {
+                return Some(Err(err));
             }
             if self.done {
                 return None;
@@ -79,7 +88,27 @@ impl ChunkStream {
                     {
                         return Some(Err(e));
                     }
-                    if let Decoder::Mapped(mapper) = &mut self.decoder {
+                    let complete = match &self.decoder {
+                        Decoder::Mapped(mapper) => mapper.is_complete(),
+                        Decoder::OpenAi => self.finished,
+                    };
+                    if !complete {
+                        // Cut: no made-up finish, but the tokens reported so far are
+                        // billed (a usage-only chunk writers take in silently).
+                        // (Before any chunk the cut stays an ordinary, retryable error.)
+                        if let Decoder::Mapped(mapper) = &self.decoder
+                            && self.delivered
+                            && let Some(usage) = mapper.usage()
+                        {
+                            let head = gatehouse_llm::openai::ChunkHead {
+                                id: "",
+                                created: 0,
+                                model: &self.deployment.model_name,
+                            };
+                            self.queue.push_back(head.usage(usage));
+                        }
+                        self.pending = Some(crate::upstream::stream::cut_error());
+                    } else if let Decoder::Mapped(mapper) = &mut self.decoder {
                         self.queue.extend(mapper.finish());
                     }
                 }
@@ -111,6 +140,7 @@ impl ChunkStream {
                 }
                 if data == "[DONE]" {
                     self.done = true;
+                    self.finished = true;
                     return Ok(());
                 }
                 let value: Value = serde_json::from_str(data).map_err(|e| {
@@ -180,6 +210,9 @@ async fn open_one(
         queue: VecDeque::new(),
         idle: deployment.stream_timeout.unwrap_or(deployment.timeout),
         done: false,
+        finished: false,
+        pending: None,
+        delivered: false,
         counted: false,
         deployment: deployment.clone(),
     };
@@ -190,59 +223,6 @@ async fn open_one(
         None => {}
     }
     Ok(stream)
-}
-
-/// A whole chat completion as the chunks a stream of it would have had: one with the
-/// message (choice 0), one with the usage.
-pub fn completion_chunks(completion: ChatCompletion) -> Vec<ChatCompletionChunk> {
-    let chunk = |choices: Vec<ChunkChoice>, usage: Option<Usage>| ChatCompletionChunk {
-        id: completion.id.clone(),
-        object: "chat.completion.chunk".into(),
-        created: completion.created,
-        model: completion.model.clone(),
-        choices,
-        usage,
-        rest: Default::default(),
-    };
-    let mut out = Vec::new();
-    if let Some(choice) = completion.choices.iter().find(|c| c.index == 0) {
-        let msg = &choice.message;
-        let tool_calls = msg.tool_calls.as_ref().map(|calls| {
-            calls
-                .iter()
-                .enumerate()
-                .map(|(i, call)| ToolCallDelta {
-                    index: u32::try_from(i).unwrap_or(u32::MAX),
-                    id: Some(call.id.clone()),
-                    kind: Some("function".into()),
-                    function: Some(FunctionCallDelta {
-                        name: Some(call.function.name.clone()),
-                        arguments: Some(call.function.arguments.clone()),
-                    }),
-                })
-                .collect()
-        });
-        let delta = Delta {
-            role: Some("assistant".into()),
-            content: msg.content.clone(),
-            reasoning_content: msg.reasoning_content.clone(),
-            thinking_blocks: msg.thinking_blocks.clone(),
-            tool_calls,
-            rest: Default::default(),
-        };
-        out.push(chunk(
-            vec![ChunkChoice {
-                index: 0,
-                delta,
-                finish_reason: choice.finish_reason.clone(),
-            }],
-            None,
-        ));
-    }
-    if let Some(usage) = completion.usage.clone() {
-        out.push(chunk(Vec::new(), Some(usage)));
-    }
-    out
 }
 
 /// Adds the stream's last reported usage to the spend record when the stream is over
@@ -260,28 +240,20 @@ impl Drop for UsageOnDrop {
     }
 }
 
-/// Encodes chat chunks for one client dialect (a stateful stream writer).
-pub trait ChunkWriter: Send + 'static {
-    fn push(&mut self, chunk: &ChatCompletionChunk) -> Vec<u8>;
-    /// The upstream failed mid-stream: the in-band error event that ends the stream.
-    fn fail(&mut self, err: &ApiError) -> Vec<u8>;
-    /// The upstream ended normally: the closing events.
-    fn finish(&mut self) -> Vec<u8>;
-}
-
 /// The client's SSE body: every chunk through `writer`, then its closing events (or its
 /// error event). Dropping the body (client gone) drops the upstream stream with it.
-pub fn encode<W: ChunkWriter>(
+pub fn encode<W: ChunkWriter + 'static>(
     chunks: ChunkStream,
     writer: W,
 ) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static {
+    let record = crate::spend::current();
     let usage = UsageOnDrop {
-        record: (!chunks.counted).then(crate::spend::current).flatten(),
+        record: record.clone().filter(|_| !chunks.counted),
         last: None,
     };
     futures_util::stream::unfold(
-        (chunks, writer, usage, false),
-        |(mut chunks, mut writer, mut usage, done)| async move {
+        (chunks, writer, usage, record, false),
+        |(mut chunks, mut writer, mut usage, record, done)| async move {
             if done {
                 return None;
             }
@@ -296,43 +268,27 @@ pub fn encode<W: ChunkWriter>(
                     tracing::warn!(error = %err, "upstream stream failed mid-way");
                     metrics::counter!("gatehouse_stream_errors_total", "kind" => err.kind())
                         .increment(1);
-                    (writer.fail(&err), true)
+                    if let Some(record) = &record {
+                        record.stream_failed(&err);
+                    }
+                    (
+                        writer.fail(
+                            super::errors::kind_of(&err),
+                            &super::errors::message_of(&err),
+                        ),
+                        true,
+                    )
                 }
                 None => (writer.finish(), true),
             };
-            Some((Ok(Bytes::from(bytes)), (chunks, writer, usage, done)))
+            Some((
+                Ok(Bytes::from(bytes)),
+                (chunks, writer, usage, record, done),
+            ))
         },
     )
     .filter(|chunk: &Result<Bytes, std::convert::Infallible>| {
         let keep = chunk.as_ref().map(|b| !b.is_empty()).unwrap_or(true);
         async move { keep }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use gatehouse_llm::responses::{ResponsesContext, ResponsesStreamWriter};
-
-    #[test]
-    fn a_whole_completion_becomes_a_well_formed_stream() {
-        let completion: ChatCompletion = serde_json::from_value(json!({
-            "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m",
-            "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
-                "role": "assistant", "content": "calling",
-                "tool_calls": [{"id": "call_1", "type": "function",
-                                "function": {"name": "f", "arguments": "{\"a\":1}"}}]}}],
-            "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}))
-        .unwrap();
-        let mut writer = ResponsesStreamWriter::new(ResponsesContext::default(), "resp_x", 1);
-        for chunk in completion_chunks(completion) {
-            writer.push(&chunk);
-        }
-        writer.finish();
-        let response = writer.response();
-        assert_eq!(response["output"][0]["content"][0]["text"], "calling");
-        assert_eq!(response["output"][1]["name"], "f");
-        assert_eq!(response["output"][1]["arguments"], "{\"a\":1}");
-        assert_eq!(response["usage"]["total_tokens"], 5);
-    }
 }

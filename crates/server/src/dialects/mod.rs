@@ -9,15 +9,12 @@
 //!   kind a mid-stream failure is reported with.
 //! - [`store`]: the bounded in-memory store behind Responses `store: true`,
 //!   `previous_response_id` and `GET`/`DELETE /v1/responses/{id}`.
-//! - [`replay`]: a finished `response` object re-told as Responses stream events (for
-//!   answers produced whole, such as the MCP tool loop's).
 //! - [`sse`]: SSE response heads and the Anthropic relay.
 //! - [`usage`]: token usage of passed-through answers, for the spend record.
 
 pub mod approvals;
 pub mod chunks;
 pub mod errors;
-pub mod replay;
 pub mod sse;
 pub mod store;
 pub mod usage;

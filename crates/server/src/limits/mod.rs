@@ -238,7 +238,7 @@ impl Limiter {
     }
 
     /// Check the key's limits and count this request. A key without limits gets an empty
-    /// permit without any lookup. With Redis unreachable this fails open (admits).
+    /// permit without any lookup. With Redis unreachable this replica's own counters decide.
     pub async fn admit(&self, key_hash: &str, limits: &KeyLimits) -> Result<Permit, Refusal> {
         if limits.is_unlimited() {
             return Ok(Permit::unlimited());
@@ -266,11 +266,20 @@ impl Limiter {
         }
     }
 
-    /// How many decisions failed open because the shared backend was unreachable.
-    pub fn fail_open_count(&self) -> u64 {
+    /// How many decisions were made with local counters because Redis was unreachable.
+    pub fn local_fallback_count(&self) -> u64 {
         match &self.store {
             Store::Memory(_) => 0,
-            Store::Redis(r) => r.fail_open_count(),
+            Store::Redis(r) => r.local_fallback_count(),
+        }
+    }
+
+    /// `None` without Redis; otherwise whether the last call to it worked (when it did
+    /// not, limits hold per replica until it does).
+    pub fn redis_up(&self) -> Option<bool> {
+        match &self.store {
+            Store::Memory(_) => None,
+            Store::Redis(r) => Some(r.is_up()),
         }
     }
 }

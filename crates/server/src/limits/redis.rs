@@ -7,8 +7,10 @@
 //! refreshed on every admission, so slots leaked by a crashed replica free themselves.
 //!
 //! Redis trouble never blocks a request for long: every call is bounded by a short timeout,
-//! and after a failure the limiter fails open (admits, counts a metric, warns once) and
-//! does not try Redis again for a short back-off.
+//! and after a failure the limiter decides with this replica's own in-memory counters
+//! (each replica then enforces the full limit on its own), says so once in the log and in
+//! `gatehouse_redis_up`, and does not try Redis again for a short back-off. The first
+//! decision that reaches Redis again rejoins the shared counters (and says so).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +20,7 @@ use redis::Script;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::Semaphore;
 
+use super::memory::MemoryBackend;
 use super::window::{self, Counts, WINDOW_MS};
 use super::{
     Backend, KeyLimits, LimitError, LimitKind, Permit, Quota, RateStatus, Refusal, Release,
@@ -110,9 +113,13 @@ struct Shared {
     options: RedisOptions,
     background: Arc<Semaphore>,
     start: Instant,
-    /// Milliseconds since `start` before which Redis is not tried (fail open at once).
+    /// Milliseconds since `start` before which Redis is not tried (decide locally at once).
     skip_until_ms: AtomicU64,
-    fail_open: AtomicU64,
+    /// Decisions made with the local counters because Redis was unreachable.
+    local: AtomicU64,
+    /// The last call to Redis failed (cleared, with a log line, by the next that works).
+    down: std::sync::atomic::AtomicBool,
+    fallback: MemoryBackend,
 }
 
 impl Shared {
@@ -129,22 +136,31 @@ impl Shared {
         self.now_ms() < self.skip_until_ms.load(Ordering::Relaxed)
     }
 
-    /// Count a failed call and stop trying Redis for the back-off. Warns once per back-off.
+    /// Count a failed call and stop trying Redis for the back-off. Warns once per outage.
     fn failed(&self, op: &'static str, error: &dyn std::fmt::Display) {
         metrics::counter!("gatehouse_ratelimit_redis_errors_total", "op" => op).increment(1);
         let until = self
             .now_ms()
             .saturating_add(u64::try_from(self.options.backoff.as_millis()).unwrap_or(u64::MAX));
-        let before = self.skip_until_ms.swap(until, Ordering::Relaxed);
-        if self.now_ms() >= before {
-            tracing::warn!(op, %error, "Redis rate-limit backend unavailable; failing open");
+        self.skip_until_ms.store(until, Ordering::Relaxed);
+        if !self.down.swap(true, Ordering::Relaxed) {
+            metrics::gauge!("gatehouse_redis_up").set(0.0);
+            tracing::error!(op, %error, "Redis unreachable: rate limits are now enforced per replica, in memory, until it is back");
         }
     }
 
-    fn open(&self) -> Permit {
-        self.fail_open.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("gatehouse_ratelimit_fail_open_total").increment(1);
-        Permit::unlimited()
+    /// A call to Redis worked: rejoin the shared counters if we had left them.
+    fn succeeded(&self) {
+        if self.down.load(Ordering::Relaxed) && self.down.swap(false, Ordering::Relaxed) {
+            metrics::gauge!("gatehouse_redis_up").set(1.0);
+            tracing::warn!("Redis is back: rate limits are shared across replicas again");
+        }
+    }
+
+    async fn local(&self, key_hash: &str, limits: &KeyLimits) -> Result<Permit, Refusal> {
+        self.local.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("gatehouse_ratelimit_local_fallback_total").increment(1);
+        self.fallback.admit(key_hash, limits).await
     }
 
     /// Run `op` in the background, bounded in number and time; dropped (and counted) when
@@ -169,7 +185,7 @@ impl Shared {
         handle.spawn(async move {
             let _slot = slot;
             match tokio::time::timeout(limit, work).await {
-                Ok(Ok(_)) => {}
+                Ok(Ok(_)) => shared.succeeded(),
                 Ok(Err(error)) => shared.failed(op, &error),
                 Err(_) => shared.failed(op, &"timed out"),
             }
@@ -229,8 +245,11 @@ impl RedisBackend {
             options,
             start: Instant::now(),
             skip_until_ms: AtomicU64::new(0),
-            fail_open: AtomicU64::new(0),
+            local: AtomicU64::new(0),
+            down: std::sync::atomic::AtomicBool::new(false),
+            fallback: MemoryBackend::new(),
         });
+        metrics::gauge!("gatehouse_redis_up").set(1.0);
         // Connect and load the admit script now rather than on the first request.
         let mut conn = shared.conn.clone();
         let script = shared.admit.clone();
@@ -240,15 +259,20 @@ impl RedisBackend {
         Ok(RedisBackend { shared })
     }
 
-    /// Decisions that failed open so far (Redis unreachable, slow or erroring).
-    pub fn fail_open_count(&self) -> u64 {
-        self.shared.fail_open.load(Ordering::Relaxed)
+    /// Decisions made with local counters so far (Redis unreachable, slow or erroring).
+    pub fn local_fallback_count(&self) -> u64 {
+        self.shared.local.load(Ordering::Relaxed)
+    }
+
+    /// False from a failed call to Redis until the next one that works.
+    pub fn is_up(&self) -> bool {
+        !self.shared.down.load(Ordering::Relaxed)
     }
 
     async fn decide(&self, key_hash: &str, limits: &KeyLimits) -> Result<Permit, Refusal> {
         let shared = &self.shared;
         if shared.in_backoff() {
-            return Ok(shared.open());
+            return shared.local(key_hash, limits).await;
         }
         let base = shared.base(key_hash);
         let mut conn = shared.conn.clone();
@@ -271,17 +295,18 @@ impl RedisBackend {
             Ok(Ok(values)) => values,
             Ok(Err(error)) => {
                 shared.failed("admit", &error);
-                return Ok(shared.open());
+                return shared.local(key_hash, limits).await;
             }
             Err(_) => {
                 shared.failed("admit", &"timed out");
-                return Ok(shared.open());
+                return shared.local(key_hash, limits).await;
             }
         };
         let Some(reply) = AdmitReply::parse(&values) else {
             shared.failed("admit", &"unexpected script reply");
-            return Ok(shared.open());
+            return shared.local(key_hash, limits).await;
         };
+        shared.succeeded();
         reply.into_outcome(limits, || Slot {
             shared: Arc::clone(shared),
             key: format!("{base}:p"),
@@ -380,6 +405,9 @@ impl Backend for RedisBackend {
 
     fn record_tokens(&self, key_hash: &str, tokens: u64) {
         let shared = &self.shared;
+        // The local counters see every token, so a fallback decision is as strict as it
+        // can be; the shared ones too unless Redis is known to be down.
+        shared.fallback.record_tokens(key_hash, tokens);
         if shared.in_backoff() {
             return;
         }

@@ -17,7 +17,8 @@ use axum::response::Response;
 use bytes::Bytes;
 use futures_util::Stream;
 use gatehouse_config::Dialect;
-use gatehouse_llm::openai::{ChatCompletion, ChatCompletionChunk, ChatRequest, ErrorBody, Usage};
+pub use gatehouse_llm::ChunkMapper;
+use gatehouse_llm::openai::{ChatCompletion, ChatRequest, ErrorBody};
 use gatehouse_llm::{ErrorKind, MapError};
 use serde_json::{Map, Value};
 
@@ -26,7 +27,7 @@ use crate::deployments::Deployment;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::upstream::send::{UpstreamCall, send};
-use crate::upstream::translate::{StreamTranslator, translate};
+use crate::upstream::translate::translate;
 
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
 
@@ -39,19 +40,6 @@ pub struct Prepared {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub stream: bool,
     pub include_usage: bool,
-}
-
-/// A vendor's stateful stream mapper: vendor events in, chat chunks out.
-pub trait ChunkMapper: Send {
-    fn on_event(
-        &mut self,
-        event: Option<&str>,
-        data: &str,
-    ) -> Result<Vec<ChatCompletionChunk>, MapError>;
-    /// The upstream ended: the last chunks (finish reason, usage when asked).
-    fn finish(&mut self) -> Vec<ChatCompletionChunk>;
-    /// The tokens the stream reported so far.
-    fn usage(&self) -> Option<Usage>;
 }
 
 pub trait ChatAdapter: Sync {
@@ -191,12 +179,10 @@ pub async fn call(
     )
     .await?;
     if stream {
-        let translator = ChatChunks {
-            mapper: adapter.stream_mapper(deployment, request_id, include_usage),
-        };
+        let mapper = adapter.stream_mapper(deployment, request_id, include_usage);
         let events = adapter.frame(Box::pin(response.bytes_stream()));
         let idle = deployment.stream_timeout.unwrap_or(deployment.timeout);
-        let stream = translate(events, translator, idle).await?;
+        let stream = translate(events, mapper, idle).await?;
         return Ok(sse_response(Body::from_stream(stream)));
     }
     let completion = read(adapter, response, deployment, request_id).await?;
@@ -276,28 +262,5 @@ pub fn map_error(err: MapError) -> ApiError {
             ApiError::UpstreamUnreachable(format!("unexpected answer from the upstream: {m}"))
         }
         client => ApiError::BadRequest(client.to_string()),
-    }
-}
-
-/// Vendor events → chat-chunk SSE for a chat completions client.
-struct ChatChunks {
-    mapper: Box<dyn ChunkMapper>,
-}
-
-impl StreamTranslator for ChatChunks {
-    fn on_event(&mut self, event: Option<&str>, data: &str) -> Result<Vec<u8>, ApiError> {
-        let chunks = self.mapper.on_event(event, data).map_err(map_error)?;
-        super::chunks_sse(&chunks)
-    }
-
-    fn usage(&self) -> Option<crate::cost::Usage> {
-        self.mapper
-            .usage()
-            .as_ref()
-            .map(crate::cost::Usage::from_chat)
-    }
-
-    fn finish(&mut self) -> Vec<u8> {
-        super::final_sse(&self.mapper.finish())
     }
 }

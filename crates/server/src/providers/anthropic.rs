@@ -3,7 +3,7 @@
 //! usage are the shared drivers' (`providers::adapter`).
 
 use gatehouse_llm::anthropic::{self, AnthropicDefaults, StreamMapper};
-use gatehouse_llm::openai::{ChatCompletion, ChatCompletionChunk, ChatRequest, ErrorBody, Usage};
+use gatehouse_llm::openai::{ChatCompletion, ChatRequest, ErrorBody};
 use gatehouse_llm::{ErrorKind, MapError};
 
 use super::adapter::{ChatAdapter, ChunkMapper, Prepared};
@@ -67,23 +67,5 @@ impl ChatAdapter for Anthropic {
     fn classify(&self, status: u16, body: &[u8]) -> (ErrorKind, u16, ErrorBody) {
         let m = anthropic::map_error(status, body);
         (m.kind, m.status, m.body)
-    }
-}
-
-impl ChunkMapper for StreamMapper {
-    fn on_event(
-        &mut self,
-        event: Option<&str>,
-        data: &str,
-    ) -> Result<Vec<ChatCompletionChunk>, MapError> {
-        StreamMapper::on_event(self, event, data)
-    }
-
-    fn finish(&mut self) -> Vec<ChatCompletionChunk> {
-        StreamMapper::finish(self)
-    }
-
-    fn usage(&self) -> Option<Usage> {
-        Some(StreamMapper::usage(self))
     }
 }

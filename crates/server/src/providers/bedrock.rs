@@ -17,7 +17,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use gatehouse_llm::bedrock::{self, StreamMapper, embeddings, eventstream, sigv4};
-use gatehouse_llm::openai::{ChatCompletion, ChatCompletionChunk, ChatRequest, ErrorBody, Usage};
+use gatehouse_llm::openai::{ChatCompletion, ChatRequest, ErrorBody};
 use gatehouse_llm::sse;
 use gatehouse_llm::{ErrorKind, MapError};
 use serde_json::{Map, Value};
@@ -203,24 +203,6 @@ impl ChatAdapter for Bedrock {
 
     fn frame(&self, upstream: ByteStream) -> ByteStream {
         Box::pin(as_sse(upstream))
-    }
-}
-
-impl ChunkMapper for StreamMapper {
-    fn on_event(
-        &mut self,
-        event: Option<&str>,
-        data: &str,
-    ) -> Result<Vec<ChatCompletionChunk>, MapError> {
-        StreamMapper::on_event(self, event.unwrap_or(""), data)
-    }
-
-    fn finish(&mut self) -> Vec<ChatCompletionChunk> {
-        StreamMapper::finish(self)
-    }
-
-    fn usage(&self) -> Option<Usage> {
-        StreamMapper::usage(self)
     }
 }
 

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use bytes::Bytes;
 use gatehouse_llm::gemini::{self, StreamMapper};
-use gatehouse_llm::openai::{ChatCompletion, ChatCompletionChunk, ChatRequest, ErrorBody, Usage};
+use gatehouse_llm::openai::{ChatCompletion, ChatRequest, ErrorBody};
 use gatehouse_llm::{ErrorKind, MapError};
 use serde_json::{Map, Value};
 
@@ -82,24 +82,6 @@ impl ChatAdapter for Gemini {
     fn classify(&self, status: u16, body: &[u8]) -> (ErrorKind, u16, ErrorBody) {
         let m = gemini::map_error(status, body);
         (m.kind, m.status, m.body)
-    }
-}
-
-impl ChunkMapper for StreamMapper {
-    fn on_event(
-        &mut self,
-        _event: Option<&str>,
-        data: &str,
-    ) -> Result<Vec<ChatCompletionChunk>, MapError> {
-        StreamMapper::on_event(self, data)
-    }
-
-    fn finish(&mut self) -> Vec<ChatCompletionChunk> {
-        StreamMapper::finish(self)
-    }
-
-    fn usage(&self) -> Option<Usage> {
-        StreamMapper::usage(self)
     }
 }
 

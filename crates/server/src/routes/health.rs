@@ -16,14 +16,47 @@ pub async fn liveliness() -> Json<&'static str> {
     Json("I'm alive!")
 }
 
+/// Ready to serve: it is, even with the database or Redis down (keys from memory, spend
+/// spooled, limits local), so a load balancer keeps sending traffic; the body says what
+/// is degraded. LiteLLM's `db` and `cache` fields keep their meaning.
 pub async fn readiness(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let shared = shared_state(&state);
+    let degraded = shared["degraded"].as_bool().unwrap_or(false);
     Json(json!({
-        "status": "healthy",
-        "db": "not connected",
-        "cache": null,
+        "status": if degraded { "degraded" } else { "healthy" },
+        "db": shared["database"]["status"],
+        "cache": shared["redis"]["status"],
+        "shared_state": shared,
         "gatehouse_version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.started.elapsed().as_secs(),
     }))
+}
+
+/// What this replica shares with the others and whether it can reach it: the database
+/// (keys, spend) and Redis (rate limits, cooldowns). No hosts or URLs: any key may read it.
+pub fn shared_state(state: &AppState) -> Value {
+    let database = match &state.persistence {
+        None => json!({"status": "not connected"}),
+        Some(p) => {
+            let failures = p.keys.consecutive_failures();
+            let writer = p.spend.stats();
+            json!({
+                "status": if failures == 0 { "connected" } else { "unreachable" },
+                "backend": p.store.backend(),
+                "key_refresh_failures": failures,
+                "keys": p.keys.len(),
+                "spend_rows_spooled": writer.spooled,
+                "spend_rows_dropped": writer.dropped,
+            })
+        }
+    };
+    let redis = match state.limiter.redis_up() {
+        None => json!({"status": null, "limits": "local"}),
+        Some(true) => json!({"status": "connected", "limits": "shared"}),
+        Some(false) => json!({"status": "unreachable", "limits": "local"}),
+    };
+    let degraded = database["status"] == "unreachable" || redis["status"] == "unreachable";
+    json!({"degraded": degraded, "database": database, "redis": redis})
 }
 
 /// Per-deployment status from the router's tracking of real traffic and, when they are on,
@@ -41,8 +74,11 @@ pub async fn health(
             let stats = m.stats();
             stats.is_cooling(now) || stats.consecutive_failures() > 0
         });
+        let shared = shared_state(&state);
+        let degraded = degraded || shared["degraded"].as_bool().unwrap_or(false);
         return Json(json!({
             "status": if degraded { "degraded" } else { "healthy" },
+            "shared_state": shared,
             "detail": "per-deployment and MCP server details need the master key",
         }));
     }
@@ -86,6 +122,7 @@ pub async fn health(
         "background_health_checks": crate::health_checks::interval(&state.config)
             .map(|every| json!({"interval_s": every.as_secs_f64()})),
         "cache": state.cache.as_ref().map(|c| c.health()),
+        "shared_state": shared_state(&state),
     }))
 }
 
@@ -117,6 +154,13 @@ pub async fn metrics(
     if !caller.is_admin {
         return crate::error::ApiError::Forbidden("/metrics needs the master key".into())
             .into_response();
+    }
+    if let Some(p) = &state.persistence {
+        // Read at scrape time: these are states, not events.
+        let writer = p.spend.stats();
+        metrics::gauge!("gatehouse_spend_spooled_rows").set(writer.spooled as f64);
+        metrics::gauge!("gatehouse_db_key_refresh_failures")
+            .set(p.keys.consecutive_failures() as f64);
     }
     match &state.metrics {
         Some(handle) => {

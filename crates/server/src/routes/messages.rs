@@ -20,7 +20,7 @@ use bytes::Bytes;
 use gatehouse_config::Dialect;
 use gatehouse_llm::anthropic::MESSAGES_PATH;
 use gatehouse_llm::messages_in::{self, MessagesContext, MessagesStreamWriter};
-use gatehouse_llm::openai::{ChatCompletion, ChatCompletionChunk};
+use gatehouse_llm::openai::ChatCompletion;
 use serde_json::{Map, Value, json};
 
 use crate::auth::Caller;
@@ -244,7 +244,7 @@ async fn translated(
     let (chat_body, ctx) = chat_body(body)?;
     let mut response = if stream {
         let chunks = chunks::open(state, request_id, deployment, &chat_body).await?;
-        let events = chunks::encode(chunks, Writer(MessagesStreamWriter::new(model)));
+        let events = chunks::encode(chunks, MessagesStreamWriter::new(model));
         sse::response(Body::from_stream(events))
     } else {
         let value = proxy::complete_one(state, request_id, deployment, &chat_body).await?;
@@ -266,9 +266,7 @@ async fn translated(
 
 /// The Messages body as a chat body for the same public model.
 fn chat_body(body: &Map<String, Value>) -> Result<(Map<String, Value>, MessagesContext), ApiError> {
-    let mut body = body.clone();
-    hoist_system_messages(&mut body);
-    let (chat, ctx) = messages_in::to_chat(&Value::Object(body))
+    let (chat, ctx) = messages_in::to_chat(&Value::Object(body.clone()))
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     if !ctx.dropped_tools.is_empty() || !ctx.ignored.is_empty() {
         tracing::debug!(dropped_tools = ?ctx.dropped_tools, ignored = ?ctx.ignored, "messages request mapped to chat");
@@ -316,45 +314,11 @@ async fn with_mcp(
     }
     let mut writer = MessagesStreamWriter::new(model);
     let mut out = Vec::new();
-    for chunk in chunks::completion_chunks(completion) {
+    for chunk in gatehouse_llm::openai::completion_chunks(completion) {
         out.extend(writer.push(&chunk));
     }
     out.extend(writer.finish());
     Ok(sse::response(Body::from(out)))
-}
-
-/// Claude Code sends `role: "system"` turns inside `messages` (its environment notes);
-/// the chat mapping knows system text only at the top. Their text is appended to the
-/// top-level `system`, in order — the model still reads it as system guidance.
-fn hoist_system_messages(body: &mut Map<String, Value>) {
-    let Some(Value::Array(messages)) = body.get_mut("messages") else {
-        return;
-    };
-    let (system, kept): (Vec<Value>, Vec<Value>) = messages
-        .drain(..)
-        .partition(|m| m.get("role").and_then(Value::as_str) == Some("system"));
-    *messages = kept;
-    if system.is_empty() {
-        return;
-    }
-    let mut blocks: Vec<Value> = match body.remove("system") {
-        Some(Value::String(text)) => vec![json!({"type": "text", "text": text})],
-        Some(Value::Array(blocks)) => blocks,
-        _ => Vec::new(),
-    };
-    for message in system {
-        match message.get("content") {
-            Some(Value::String(text)) => blocks.push(json!({"type": "text", "text": text})),
-            Some(Value::Array(parts)) => blocks.extend(
-                parts
-                    .iter()
-                    .filter(|p| p.get("type").and_then(Value::as_str) == Some("text"))
-                    .cloned(),
-            ),
-            _ => {}
-        }
-    }
-    body.insert("system".into(), Value::Array(blocks));
 }
 
 async fn count_inner(
@@ -391,7 +355,7 @@ async fn count_inner(
         })?;
         return Ok(json_response(StatusCode::OK, bytes));
     }
-    let tokens = estimate_tokens(&body);
+    let tokens = messages_in::estimate_tokens(&body);
     let mut response = json_response(
         StatusCode::OK,
         Bytes::from(json!({ "input_tokens": tokens }).to_string()),
@@ -401,86 +365,4 @@ async fn count_inner(
         HeaderValue::from_static("true"),
     );
     Ok(response)
-}
-
-/// The estimate for providers without a counting endpoint: one token per four
-/// characters of every text the model reads (system, message texts, tool inputs and
-/// results, tool names, descriptions and schemas), rounded up, plus four tokens of
-/// framing per message and per tool. English text averages about four characters per
-/// token on current tokenizers; code and other languages count higher, so treat it as a
-/// budget hint, not a bill.
-pub fn estimate_tokens(body: &Map<String, Value>) -> u64 {
-    fn chars(value: &Value) -> usize {
-        match value {
-            Value::String(s) => s.chars().count(),
-            Value::Array(items) => items.iter().map(chars).sum(),
-            Value::Object(map) => map
-                .iter()
-                // Block types and cache markers are framing, not text.
-                .filter(|(k, _)| !matches!(k.as_str(), "type" | "cache_control" | "id"))
-                .map(|(_, v)| chars(v))
-                .sum(),
-            Value::Number(n) => n.to_string().len(),
-            Value::Bool(_) | Value::Null => 0,
-        }
-    }
-    let mut total = 0usize;
-    let mut framing = 0u64;
-    for key in ["system", "messages", "tools"] {
-        if let Some(value) = body.get(key) {
-            total += chars(value);
-            if let Value::Array(items) = value
-                && key != "system"
-            {
-                framing += 4 * items.len() as u64;
-            }
-        }
-    }
-    (total as u64).div_ceil(4) + framing
-}
-
-/// The Messages stream writer as a [`chunks::ChunkWriter`].
-struct Writer(MessagesStreamWriter);
-
-impl chunks::ChunkWriter for Writer {
-    fn push(&mut self, chunk: &ChatCompletionChunk) -> Vec<u8> {
-        self.0.push(chunk)
-    }
-
-    fn fail(&mut self, err: &ApiError) -> Vec<u8> {
-        self.0.fail(errors::kind_of(err), &errors::message_of(err))
-    }
-
-    fn finish(&mut self) -> Vec<u8> {
-        self.0.finish()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn system_turns_join_the_top_level_system() {
-        let mut body = json!({"system": "top", "messages": [
-            {"role": "user", "content": "hi"},
-            {"role": "system", "content": [{"type": "text", "text": "env"}]}]})
-        .as_object()
-        .cloned()
-        .unwrap();
-        hoist_system_messages(&mut body);
-        assert_eq!(body["messages"].as_array().unwrap().len(), 1);
-        assert_eq!(
-            body["system"],
-            json!([{"type": "text", "text": "top"}, {"type": "text", "text": "env"}])
-        );
-    }
-
-    #[test]
-    fn estimate_counts_text_and_framing() {
-        let body = json!({"model": "m", "system": "abcd",
-            "messages": [{"role": "user", "content": [{"type": "text", "text": "abcdefgh"}]}]});
-        // "abcd" + "user" + "abcdefgh" = 16 chars -> 4 tokens, + 4 framing.
-        assert_eq!(estimate_tokens(body.as_object().unwrap()), 8);
-    }
 }

@@ -23,13 +23,14 @@ use axum::response::Response;
 use bytes::Bytes;
 use gatehouse_llm::openai::{ChatCompletion, ChatCompletionChunk};
 use gatehouse_llm::responses::{self, ResponsesContext, ResponsesStreamWriter};
+use gatehouse_llm::{ChunkWriter, ErrorKind};
 use serde_json::{Map, Value, json};
 
 use crate::auth::Caller;
 use crate::cache;
 use crate::deployments::Deployment;
 use crate::dialects::usage::{self, Shape};
-use crate::dialects::{approvals, chunks, errors, replay, sse};
+use crate::dialects::{approvals, chunks, sse};
 use crate::error::ApiError;
 use crate::pipeline::{self, Route};
 use crate::providers::json_response;
@@ -470,7 +471,9 @@ async fn run_mcp_loop(
     }
     t.keep(state, caller, &response);
     if t.ctx.stream {
-        return Ok(sse::response(Body::from(replay::events(&response))));
+        return Ok(sse::response(Body::from(responses::replay::events(
+            &response,
+        ))));
     }
     Ok(json_response(
         StatusCode::OK,
@@ -478,8 +481,7 @@ async fn run_mcp_loop(
     ))
 }
 
-/// The Responses stream writer as a [`chunks::ChunkWriter`], storing the final
-/// response when asked to.
+/// The Responses stream writer, storing the final response when asked to.
 struct Writer {
     inner: ResponsesStreamWriter,
     keep: Option<Keep>,
@@ -491,14 +493,13 @@ struct Keep {
     input: Vec<Value>,
 }
 
-impl chunks::ChunkWriter for Writer {
+impl ChunkWriter for Writer {
     fn push(&mut self, chunk: &ChatCompletionChunk) -> Vec<u8> {
         self.inner.push(chunk)
     }
 
-    fn fail(&mut self, err: &ApiError) -> Vec<u8> {
-        self.inner
-            .fail(errors::kind_of(err), &errors::message_of(err))
+    fn fail(&mut self, kind: ErrorKind, message: &str) -> Vec<u8> {
+        self.inner.fail(kind, message)
     }
 
     fn finish(&mut self) -> Vec<u8> {

@@ -1,12 +1,17 @@
 //! The attached servers' tools as OpenAI function tools, and the way back from a
-//! function name to (server, tool).
+//! function name to (server, tool). In lazy mode (`gatehouse_mcp::lazy`) the model is
+//! offered three functions — search, describe, call — in place of the schemas of every
+//! tool that runs without approval; tools needing approval stay ordinary functions so
+//! their calls still reach the client.
 
 use std::collections::{HashMap, HashSet};
 
+use gatehouse_mcp::lazy::{self, LazyCall, LazyCatalog};
 use gatehouse_mcp::{Hub, naming};
 use serde_json::{Map, Value, json};
 
 use super::attach::{Approval, AttachedServer};
+use super::execute::ToolCall;
 
 #[derive(Debug, Clone)]
 pub struct McpTool {
@@ -28,13 +33,32 @@ pub struct ToolSet {
     pub unavailable: Vec<(String, String)>,
     /// Every attached server, for recognising calls to tools they do not have.
     servers: Vec<String>,
+    /// Lazy mode: the tools the three meta functions search, describe and call.
+    lazy: Option<LazyCatalog>,
+}
+
+/// What one of the model's calls to an MCP-side function becomes.
+pub enum Resolved {
+    /// Run this tool (for `call_tool`, the call rewritten to the named tool).
+    Run(ToolCall, McpTool),
+    /// Answered by the gateway itself: a lazy search or describe, or why a lazy call
+    /// cannot run.
+    Answer {
+        call: ToolCall,
+        result: Result<Value, String>,
+    },
+    /// A name in an attached server's namespace that no tool has.
+    Unknown(ToolCall),
 }
 
 impl ToolSet {
+    /// `lazy`: offer the three lazy-catalog functions instead of the schemas (ignored,
+    /// with a warning, when the client brings a function of the same name).
     pub async fn build(
         hub: &Hub,
         attached: &[AttachedServer],
         client_names: &HashSet<String>,
+        lazy: bool,
     ) -> ToolSet {
         let listings =
             futures_util::future::join_all(attached.iter().map(|a| hub.list_tools(&a.server)))
@@ -43,6 +67,18 @@ impl ToolSet {
             servers: attached.iter().map(|a| a.server.clone()).collect(),
             ..ToolSet::default()
         };
+        let meta = [lazy::SEARCH_TOOL, lazy::DESCRIBE_TOOL, lazy::CALL_TOOL];
+        let lazy = lazy
+            && {
+                let clash = meta.iter().any(|m| client_names.contains(*m));
+                if clash {
+                    tracing::warn!(
+                        "the request brings a function named like a lazy-catalog tool; offering the full MCP catalog"
+                    );
+                }
+                !clash
+            };
+        let mut folded: Vec<Value> = Vec::new();
         for (server, listing) in attached.iter().zip(listings) {
             let tools = match listing {
                 Ok(tools) => tools,
@@ -69,9 +105,14 @@ impl ToolSet {
                 if let Some(d) = &tool.description {
                     function.insert("description".into(), json!(d));
                 }
-                function.insert("parameters".into(), schema.clone());
-                set.functions
-                    .push(json!({"type": "function", "function": function}));
+                if lazy && server.approval == Approval::Never {
+                    // Searched and described by name; the schema as MCP lists it.
+                    folded.push(json!({"name": name, "description": tool.description, "inputSchema": schema}));
+                } else {
+                    function.insert("parameters".into(), schema.clone());
+                    set.functions
+                        .push(json!({"type": "function", "function": function}));
+                }
                 set.by_name.insert(
                     name,
                     McpTool {
@@ -83,11 +124,93 @@ impl ToolSet {
                 );
             }
         }
+        if lazy && !folded.is_empty() {
+            for tool in lazy::meta_tools() {
+                set.functions.push(json!({"type": "function", "function": {
+                    "name": tool["name"],
+                    "description": tool["description"],
+                    "parameters": tool["inputSchema"],
+                }}));
+            }
+            set.lazy = Some(LazyCatalog::new(folded));
+        }
         set
     }
 
     pub fn get(&self, function_name: &str) -> Option<&McpTool> {
         self.by_name.get(function_name)
+    }
+
+    /// Whether the gateway answers a call of this function: an MCP tool that runs
+    /// without approval, one of the lazy functions, or a name in a server's namespace.
+    pub fn runs_here(&self, function_name: &str) -> bool {
+        match self.get(function_name) {
+            Some(tool) => tool.approval == Approval::Never,
+            None => self.is_meta(function_name) || self.claims(function_name),
+        }
+    }
+
+    fn is_meta(&self, function_name: &str) -> bool {
+        self.lazy.is_some()
+            && matches!(
+                function_name,
+                lazy::SEARCH_TOOL | lazy::DESCRIBE_TOOL | lazy::CALL_TOOL
+            )
+    }
+
+    /// What a call the gateway answers (see [`Self::runs_here`]) does.
+    pub fn resolve(&self, call: &ToolCall) -> Resolved {
+        if let Some(tool) = self.get(&call.name) {
+            return Resolved::Run(call.clone(), tool.clone());
+        }
+        let Some(catalog) = self.lazy.as_ref().filter(|_| self.is_meta(&call.name)) else {
+            return Resolved::Unknown(call.clone());
+        };
+        let answer = |result| Resolved::Answer {
+            call: call.clone(),
+            result,
+        };
+        let arguments = match serde_json::from_str::<Value>(if call.arguments.trim().is_empty() {
+            "{}"
+        } else {
+            &call.arguments
+        }) {
+            Ok(v) => v,
+            Err(e) => return answer(Err(format!("arguments are not valid JSON: {e}"))),
+        };
+        match lazy::parse_call(&call.name, &arguments) {
+            Err(reason) => answer(Err(reason)),
+            Ok(None) => Resolved::Unknown(call.clone()),
+            Ok(Some(LazyCall::Search { query, limit })) => {
+                answer(Ok(json!({"tools": catalog.search(&query, limit)})))
+            }
+            Ok(Some(LazyCall::Describe { name })) => answer(
+                catalog
+                    .describe(&name)
+                    .cloned()
+                    .ok_or_else(|| format!("unknown tool '{name}'; search_tools lists the tools")),
+            ),
+            Ok(Some(LazyCall::Call { name, arguments })) => {
+                // Only folded tools: one needing approval is called by its own name,
+                // so that the call reaches the client.
+                match self
+                    .get(&name)
+                    .filter(|_| catalog.describe(&name).is_some())
+                {
+                    Some(tool) => Resolved::Run(
+                        ToolCall {
+                            id: call.id.clone(),
+                            name,
+                            arguments: arguments.to_string(),
+                        },
+                        tool.clone(),
+                    ),
+                    None => answer(Err(format!(
+                        "unknown tool '{name}'; search_tools lists the tools"
+                    ))),
+                }
+            }
+        }
     }
 
     /// Whether the name is in an attached server's namespace (`<server>-...`) even if no

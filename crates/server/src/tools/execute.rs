@@ -283,6 +283,29 @@ pub fn unknown_tool(call: &ToolCall) -> Outcome {
     }
 }
 
+/// The answer to a lazy-catalog search or describe, which the gateway gives itself.
+pub fn catalog_answer(call: &ToolCall, result: Result<Value, String>) -> Outcome {
+    let (ok, content, error) = match result {
+        Ok(value) => (true, value.to_string(), None),
+        Err(e) => (false, format!("Error: {e}"), Some(e)),
+    };
+    Outcome {
+        message: json!({"role": "tool", "tool_call_id": call.id, "content": content}),
+        record: McpCallRecord {
+            id: call.id.clone(),
+            // The gateway's own catalog, not a configured server.
+            server: String::new(),
+            tool: call.name.clone(),
+            arguments: serde_json::from_str(&call.arguments)
+                .unwrap_or_else(|_| Value::String(call.arguments.clone())),
+            ok,
+            error,
+            output: Some(content),
+            duration_ms: 0.0,
+        },
+    }
+}
+
 /// The text a model sees for an MCP `CallToolResult`: text parts as they are, other
 /// parts described, structured content as JSON when there is no text.
 pub fn result_text(result: &Value) -> String {

@@ -15,10 +15,11 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::attach::{Approval, AttachedServer};
-use super::catalog::ToolSet;
+use super::attach::AttachedServer;
+use super::catalog::{Resolved, ToolSet};
 use super::execute::{
-    CallEvent, McpCallRecord, Outcome, ServerHeaders, ToolCall, execute_all_with, unknown_tool,
+    CallEvent, McpCallRecord, Outcome, ServerHeaders, ToolCall, catalog_answer, execute_all_with,
+    unknown_tool,
 };
 use super::pending::PendingTurn;
 use super::sse;
@@ -122,7 +123,17 @@ impl Job {
             .flatten()
             .filter_map(|t| t.get("function")?.get("name")?.as_str().map(str::to_owned))
             .collect();
-        let tools = ToolSet::build(&state.hub, &attached, &client_names).await;
+        // The lazy catalog as the MCP endpoint chooses it: the key's mode, else the
+        // configured default.
+        let lazy = caller.catalog_mode().or_else(|| {
+            state
+                .hub
+                .mcp_settings()
+                .catalog
+                .as_deref()
+                .and_then(gatehouse_mcp::CatalogMode::parse)
+        }) == Some(gatehouse_mcp::CatalogMode::Lazy);
+        let tools = ToolSet::build(&state.hub, &attached, &client_names, lazy).await;
         if let Some(Value::Array(messages)) = body.get_mut("messages") {
             state.pending.restore(caller.owner(), messages);
         }
@@ -192,10 +203,7 @@ impl Job {
                 .cloned()
                 .unwrap_or_default();
             let (mcp, client): (Vec<Value>, Vec<Value>) = calls.into_iter().partition(|c| {
-                ToolCall::from_value(c).is_some_and(|c| match self.tools.get(&c.name) {
-                    Some(tool) => tool.approval == Approval::Never,
-                    None => self.tools.claims(&c.name),
-                })
+                ToolCall::from_value(c).is_some_and(|c| self.tools.runs_here(&c.name))
             });
             if mcp.is_empty() {
                 return Ok(finish(completion, usage, records, None));
@@ -207,10 +215,17 @@ impl Job {
                 );
                 return Ok(finish(completion, usage, records, Some((round, mcp))));
             }
-            let calls: Vec<ToolCall> = mcp.iter().filter_map(ToolCall::from_value).collect();
-            let to_run: Vec<_> = calls
+            let resolved: Vec<Resolved> = mcp
                 .iter()
-                .filter_map(|c| self.tools.get(&c.name).cloned().map(|t| (c.clone(), t)))
+                .filter_map(ToolCall::from_value)
+                .map(|c| self.tools.resolve(&c))
+                .collect();
+            let to_run: Vec<_> = resolved
+                .iter()
+                .filter_map(|r| match r {
+                    Resolved::Run(call, tool) => Some((call.clone(), tool.clone())),
+                    _ => None,
+                })
                 .collect();
             let mut ran = execute_all_with(
                 &self.state.hub,
@@ -223,11 +238,12 @@ impl Job {
             .await
             .into_iter();
             // Results in the order of the calls; unknown tools answered with an error.
-            let outcomes: Vec<Outcome> = calls
-                .iter()
-                .map(|c| match self.tools.get(&c.name) {
-                    Some(_) => ran.next().unwrap_or_else(|| unknown_tool(c)),
-                    None => unknown_tool(c),
+            let outcomes: Vec<Outcome> = resolved
+                .into_iter()
+                .map(|r| match r {
+                    Resolved::Run(c, _) => ran.next().unwrap_or_else(|| unknown_tool(&c)),
+                    Resolved::Answer { call, result } => catalog_answer(&call, result),
+                    Resolved::Unknown(c) => unknown_tool(&c),
                 })
                 .collect();
             if cancel.is_cancelled() {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
+use memchr::memmem;
 
 use crate::error::ApiError;
 
@@ -23,6 +24,15 @@ pub fn sse_error_event(err: &ApiError) -> Bytes {
         return Bytes::from(format!("data: {value}\n\n"));
     }
     Bytes::from(format!("data: {}\n\n", err.openai_body()))
+}
+
+/// The error of a stream the upstream ended before its final event (`[DONE]`, Anthropic
+/// `message_stop`, Gemini's `finishReason`, ...): cut on the way, whatever the transport
+/// said, so the client must not take what it got for the whole answer.
+pub fn cut_error() -> ApiError {
+    ApiError::UpstreamUnreachable(
+        "the upstream ended the stream before it finished (no final event)".into(),
+    )
 }
 
 /// Peek before commit: waits for a stream's first bytes before the response head goes
@@ -60,9 +70,9 @@ where
 
 /// The `data:` of the first SSE event in `chunk`, when the chunk holds its whole line.
 pub fn first_data(chunk: &[u8]) -> Option<&[u8]> {
-    let start = chunk.windows(5).position(|w| w == b"data:")? + 5;
+    let start = memmem::find(chunk, b"data:")? + 5;
     let rest = &chunk[start..];
-    let end = rest.iter().position(|b| *b == b'\n')?;
+    let end = memchr::memchr(b'\n', rest)?;
     Some(rest[..end].trim_ascii())
 }
 
@@ -173,9 +183,7 @@ fn cut_off<S>(st: Relay<S>) -> Step<S> {
         return None;
     }
     metrics::counter!("gatehouse_stream_errors_total", "kind" => "cut").increment(1);
-    let err = ApiError::UpstreamUnreachable(
-        "the upstream ended the stream before it finished (no [DONE])".into(),
-    );
+    let err = cut_error();
     if let Some(record) = &st.record {
         record.stream_failed(&err);
     }
@@ -188,45 +196,59 @@ fn cut_off<S>(st: Relay<S>) -> Step<S> {
 /// an unfinished last event stays in `held` (bounded: a line longer than 1 MiB passes).
 fn without_usage_chunks(held: &mut Vec<u8>, chunk: Bytes, ended: bool) -> Bytes {
     // The common case costs one scan and no copy: whole events, none of them usage-only.
-    if held.is_empty()
-        && chunk.ends_with(b"\n\n")
-        && !contains(&chunk, b"\"choices\":[]")
-        && !contains(&chunk, b"\"choices\": []")
-    {
+    if held.is_empty() && chunk.ends_with(b"\n\n") && empty_choices(&chunk, 0).is_none() {
         return chunk;
     }
     held.extend_from_slice(&chunk);
     let cut = if ended {
         held.len()
     } else {
-        match held.windows(2).rposition(|w| w == b"\n\n") {
+        match memmem::rfind(held, b"\n\n") {
             Some(end) => end + 2,
             None if held.len() > 1 << 20 => held.len(),
             None => return Bytes::new(),
         }
     };
-    let complete: Vec<u8> = held.drain(..cut).collect();
+    let complete = &held[..cut];
     let mut out = Vec::with_capacity(complete.len());
-    for event in complete.split_inclusive(|b| *b == b'\n') {
-        let usage_only = event.starts_with(b"data:")
-            && (contains(event, b"\"choices\":[]") || contains(event, b"\"choices\": []"))
-            && contains(event, b"\"usage\"");
-        if !usage_only {
-            out.extend_from_slice(event);
+    let mut copied = 0;
+    let mut from = 0;
+    // Only the lines holding `"choices":[]` are looked at; the rest is copied in slices.
+    while let Some(at) = empty_choices(complete, from) {
+        let start = memchr::memrchr(b'\n', &complete[..at]).map_or(0, |p| p + 1);
+        let end = memchr::memchr(b'\n', &complete[at..]).map_or(complete.len(), |p| at + p + 1);
+        let line = &complete[start..end];
+        from = end;
+        if !(line.starts_with(b"data:") && memmem::find(line, b"\"usage\"").is_some()) {
+            continue;
         }
+        out.extend_from_slice(&complete[copied..start]);
+        // The dropped event's blank separator goes with it.
+        copied = if complete.get(end) == Some(&b'\n') {
+            end + 1
+        } else {
+            end
+        };
+        from = copied;
     }
-    // A dropped `data:` line leaves its blank separator; collapse the doubled blank lines.
-    while let Some(pos) = out.windows(3).position(|w| w == b"\n\n\n") {
-        out.remove(pos);
-    }
-    if out.starts_with(b"\n") {
-        out.remove(0);
-    }
+    out.extend_from_slice(&complete[copied..]);
+    held.drain(..cut);
     Bytes::from(out)
 }
 
+/// Where `"choices":[]` (or `"choices": []`) next occurs in `text` at or after `from`.
+fn empty_choices(text: &[u8], from: usize) -> Option<usize> {
+    let rest = text.get(from..)?;
+    let a = memmem::find(rest, b"\"choices\":[]");
+    let b = memmem::find(rest, b"\"choices\": []");
+    match (a, b) {
+        (Some(a), Some(b)) => Some(from + a.min(b)),
+        (a, b) => a.or(b).map(|p| from + p),
+    }
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+    memmem::find(haystack, needle).is_some()
 }
 
 /// Appends whatever the upstream connection has already decoded, without waiting.
@@ -261,4 +283,52 @@ where
         }
     }
     buf.map(bytes::BytesMut::freeze).unwrap_or(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strip(parts: &[&[u8]], ended_last: bool) -> Vec<u8> {
+        let mut held = Vec::new();
+        let mut out = Vec::new();
+        for (i, part) in parts.iter().enumerate() {
+            let ended = ended_last && i == parts.len() - 1;
+            out.extend_from_slice(&without_usage_chunks(
+                &mut held,
+                Bytes::copy_from_slice(part),
+                ended,
+            ));
+        }
+        out
+    }
+
+    const USAGE: &[u8] = b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\n\n";
+
+    #[test]
+    fn drops_only_usage_only_events_with_their_separator() {
+        let a = b"data: {\"choices\":[{\"delta\":{}}],\"usage\":null}\n\n";
+        let done = b"data: [DONE]\n\n";
+        let whole = [&a[..], USAGE, done].concat();
+        assert_eq!(strip(&[&whole], false), [&a[..], done].concat());
+        // First and last positions, and the spaced spelling.
+        let spaced = b"data: {\"choices\": [], \"usage\": {}}\n\n";
+        assert_eq!(strip(&[&[USAGE, done].concat()], false), done.to_vec());
+        assert_eq!(strip(&[&[&a[..], spaced].concat()], true), a.to_vec());
+        // `"choices":[]` without usage stays.
+        let no_usage = b"data: {\"choices\":[]}\n\n";
+        assert_eq!(strip(&[no_usage], false), no_usage.to_vec());
+    }
+
+    #[test]
+    fn holds_an_event_split_across_reads() {
+        let done = b"data: [DONE]\n\n";
+        let (head, tail) = USAGE.split_at(20);
+        assert_eq!(strip(&[head, &[tail, done].concat()], false), done.to_vec());
+        // A plain chunk split mid-event comes out whole, once.
+        let a = b"data: {\"choices\":[{}]}\n\n";
+        let (x, y) = a.split_at(9);
+        let out = strip(&[x, &[y, USAGE].concat()], false);
+        assert_eq!(out, a.to_vec());
+    }
 }

@@ -1,37 +1,29 @@
-//! Driving a vendor SSE stream through a stateful translator into OpenAI chat chunks.
+//! Driving a vendor SSE stream through its stateful [`ChunkMapper`] into OpenAI chat-chunk
+//! SSE for a chat completions client.
 //!
 //! Peek before commit: the first upstream events are read *before* the response head is
 //! sent, so an error the vendor reports at once (overloaded, rate limited) is still an
 //! ordinary error that the caller can retry or fall back from. After the first chunk
-//! has gone out, failures are sent in-band.
+//! has gone out, failures are sent in-band — and so is a stream the upstream ended before
+//! its final event (the mapper is not complete): `data: {"error":...}` and no `[DONE]`.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use gatehouse_llm::sse;
+use gatehouse_llm::{ChunkMapper, sse};
 
 use crate::error::ApiError;
-
-/// A vendor stream mapper: vendor SSE events in, encoded client SSE bytes out.
-pub trait StreamTranslator: Send + 'static {
-    /// Maps one upstream event. An `Err` ends the stream with that error.
-    fn on_event(&mut self, event: Option<&str>, data: &str) -> Result<Vec<u8>, ApiError>;
-    /// The upstream ended: whatever the client still needs (final chunks, `[DONE]`).
-    fn finish(&mut self) -> Vec<u8>;
-    /// Tokens the stream reported, for the spend record; read once it ended.
-    fn usage(&self) -> Option<crate::cost::Usage> {
-        None
-    }
-}
+use crate::providers::adapter::map_error;
+use crate::providers::{chunks_sse, final_sse};
 
 type Upstream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
 
-struct Driver<T> {
+struct Driver {
     upstream: Upstream,
     parser: sse::Parser,
-    translator: T,
+    mapper: Box<dyn ChunkMapper>,
     idle: Duration,
     done: bool,
     record: Option<std::sync::Arc<crate::spend::RequestRecord>>,
@@ -44,7 +36,7 @@ enum Step {
     End(Vec<u8>),
 }
 
-impl<T: StreamTranslator> Driver<T> {
+impl Driver {
     async fn step(&mut self) -> Step {
         let chunk = match tokio::time::timeout(self.idle, self.upstream.next()).await {
             Err(_) => {
@@ -60,10 +52,14 @@ impl<T: StreamTranslator> Driver<T> {
                 {
                     return Step::Failed(out, e);
                 }
-                out.extend(self.translator.finish());
-                if let (Some(record), Some(usage)) = (&self.record, self.translator.usage()) {
-                    record.add_usage(usage);
+                // Billed whether or not the stream was whole: the tokens were spent.
+                if let (Some(record), Some(usage)) = (&self.record, self.mapper.usage()) {
+                    record.add_usage(crate::cost::Usage::from_chat(&usage));
                 }
+                if !self.mapper.is_complete() {
+                    return Step::Failed(out, super::stream::cut_error());
+                }
+                out.extend(final_sse(&self.mapper.finish()));
                 return Step::End(out);
             }
             Ok(Some(Err(e))) => {
@@ -84,25 +80,26 @@ impl<T: StreamTranslator> Driver<T> {
     }
 
     fn map(&mut self, event: &sse::Event, out: &mut Vec<u8>) -> Result<(), ApiError> {
-        out.extend(
-            self.translator
-                .on_event(event.event.as_deref(), &event.data)?,
-        );
+        let chunks = self
+            .mapper
+            .on_event(event.event.as_deref(), &event.data)
+            .map_err(map_error)?;
+        out.extend(chunks_sse(&chunks)?);
         Ok(())
     }
 }
 
-/// Reads `upstream` until the translator has produced the first bytes for the client
-/// (or failed), then returns a stream of everything.
-pub async fn translate<T: StreamTranslator>(
+/// Reads `upstream` until the mapper has produced the first bytes for the client (or
+/// failed), then returns a stream of everything.
+pub async fn translate(
     upstream: impl Stream<Item = Result<Bytes, reqwest::Error>> + Send + 'static,
-    translator: T,
+    mapper: Box<dyn ChunkMapper>,
     idle: Duration,
 ) -> Result<impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static, ApiError> {
     let mut driver = Driver {
         upstream: Box::pin(upstream),
         parser: sse::Parser::new(),
-        translator,
+        mapper,
         idle,
         done: false,
         record: crate::spend::current(),

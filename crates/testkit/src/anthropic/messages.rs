@@ -84,10 +84,16 @@ pub(crate) async fn handle(
         Plan::Drop {
             answer,
             after_chunks,
+            graceful,
         } => {
             if req.stream {
                 let frames = stream_frames(&req, &ids, &answer, true);
-                sse::response(frames, chunk_delay, Ending::CutAfter(after_chunks), &rid)
+                sse::response(
+                    frames,
+                    chunk_delay,
+                    Ending::after(after_chunks, graceful),
+                    &rid,
+                )
             } else {
                 sse::truncated_json(&message(&req, &ids, &answer))
             }

@@ -109,12 +109,13 @@ async fn handle(
         Plan::Drop {
             answer,
             after_chunks,
+            graceful,
         } => {
             if stream {
                 event_stream(
                     frames(&req, ids, &answer, true),
                     chunk_delay,
-                    Ending::CutAfter(after_chunks),
+                    Ending::after(after_chunks, graceful),
                 )
             } else {
                 sse::truncated_json(&full(&req, ids, &answer))

@@ -95,12 +95,13 @@ async fn generate(shared: &Shared, model: &str, body: &Value, stream: Option<boo
         Plan::Drop {
             answer,
             after_chunks,
+            graceful,
         } => match stream {
             Some(alt_sse) => stream_response(
                 ctx.chunks(&answer, true),
                 alt_sse,
                 chunk_delay,
-                Ending::CutAfter(after_chunks),
+                Ending::after(after_chunks, graceful),
             ),
             None => sse::truncated_json(&ctx.full(&answer)),
         },

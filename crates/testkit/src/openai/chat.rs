@@ -61,13 +61,14 @@ pub(crate) async fn handle(
         Plan::Drop {
             answer,
             after_chunks,
+            graceful,
         } => {
             if req.stream {
                 let frames = stream_frames(&req, &ids, &answer, true);
                 sse::response(
                     frames,
                     shared.opts.chunk_delay,
-                    Ending::CutAfter(after_chunks),
+                    Ending::after(after_chunks, graceful),
                     &[],
                 )
             } else {

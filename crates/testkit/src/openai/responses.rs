@@ -216,10 +216,16 @@ pub(crate) async fn handle(
         Plan::Drop {
             answer,
             after_chunks,
+            graceful,
         } => {
             if req.stream {
                 let frames = stream_frames(&req, &ids, &answer, true);
-                sse::response(frames, chunk_delay, Ending::CutAfter(after_chunks), &[])
+                sse::response(
+                    frames,
+                    chunk_delay,
+                    Ending::after(after_chunks, graceful),
+                    &[],
+                )
             } else {
                 sse::truncated_json(&response(&req, &ids, &answer, "completed"))
             }

@@ -2,8 +2,9 @@
 //! seen had it been streamed: for answers that exist only whole (the MCP tool loop runs
 //! its rounds before the final answer is known).
 
-use gatehouse_llm::sse;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
+
+use crate::json::set;
 
 struct Events {
     out: Vec<u8>,
@@ -12,14 +13,7 @@ struct Events {
 
 impl Events {
     fn emit(&mut self, kind: &str, fields: Value) {
-        let mut event = Map::new();
-        event.insert("type".into(), json!(kind));
-        event.insert("sequence_number".into(), json!(self.seq));
-        self.seq += 1;
-        if let Value::Object(fields) = fields {
-            event.extend(fields);
-        }
-        sse::encode(Some(kind), &Value::Object(event).to_string(), &mut self.out);
+        super::stream::encode_event(&mut self.seq, kind, fields, &mut self.out);
     }
 }
 
@@ -30,9 +24,9 @@ pub fn events(response: &Value) -> Vec<u8> {
         seq: 0,
     };
     let mut head = response.clone();
-    gatehouse_llm::json::set(&mut head, "status", json!("in_progress"));
-    gatehouse_llm::json::set(&mut head, "output", json!([]));
-    gatehouse_llm::json::set(&mut head, "usage", Value::Null);
+    set(&mut head, "status", json!("in_progress"));
+    set(&mut head, "output", json!([]));
+    set(&mut head, "usage", Value::Null);
     ev.emit("response.created", json!({"response": head.clone()}));
     ev.emit("response.in_progress", json!({"response": head}));
     let output = response
@@ -62,8 +56,8 @@ fn item_events(ev: &mut Events, index: usize, item: &Value) {
     let mut added = item.clone();
     match kind {
         "message" => {
-            gatehouse_llm::json::set(&mut added, "status", json!("in_progress"));
-            gatehouse_llm::json::set(&mut added, "content", json!([]));
+            set(&mut added, "status", json!("in_progress"));
+            set(&mut added, "content", json!([]));
             ev.emit(
                 "response.output_item.added",
                 json!({"output_index": index, "item": added}),
@@ -76,7 +70,7 @@ fn item_events(ev: &mut Events, index: usize, item: &Value) {
             for (content_index, part) in parts.iter().enumerate() {
                 let text = part.get("text").and_then(Value::as_str).unwrap_or("");
                 let mut empty = part.clone();
-                gatehouse_llm::json::set(&mut empty, "text", json!(""));
+                set(&mut empty, "text", json!(""));
                 let at =
                     json!({"item_id": id, "output_index": index, "content_index": content_index});
                 ev.emit(
@@ -100,8 +94,8 @@ fn item_events(ev: &mut Events, index: usize, item: &Value) {
             }
         }
         "function_call" => {
-            gatehouse_llm::json::set(&mut added, "status", json!("in_progress"));
-            gatehouse_llm::json::set(&mut added, "arguments", json!(""));
+            set(&mut added, "status", json!("in_progress"));
+            set(&mut added, "arguments", json!(""));
             ev.emit(
                 "response.output_item.added",
                 json!({"output_index": index, "item": added}),
@@ -120,9 +114,9 @@ fn item_events(ev: &mut Events, index: usize, item: &Value) {
             );
         }
         "mcp_call" => {
-            gatehouse_llm::json::set(&mut added, "status", json!("in_progress"));
-            gatehouse_llm::json::set(&mut added, "output", Value::Null);
-            gatehouse_llm::json::set(&mut added, "error", Value::Null);
+            set(&mut added, "status", json!("in_progress"));
+            set(&mut added, "output", Value::Null);
+            set(&mut added, "error", Value::Null);
             ev.emit(
                 "response.output_item.added",
                 json!({"output_index": index, "item": added}),
@@ -146,7 +140,7 @@ fn item_events(ev: &mut Events, index: usize, item: &Value) {
             ev.emit(done, at);
         }
         "mcp_list_tools" => {
-            gatehouse_llm::json::set(&mut added, "tools", json!([]));
+            set(&mut added, "tools", json!([]));
             ev.emit(
                 "response.output_item.added",
                 json!({"output_index": index, "item": added}),
@@ -174,42 +168,4 @@ fn merge(a: &Value, b: Value) -> Value {
         out.extend(b);
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(bytes: &[u8]) -> Vec<Value> {
-        let mut parser = sse::Parser::new();
-        parser
-            .push(bytes)
-            .into_iter()
-            .map(|e| serde_json::from_str(&e.data).unwrap())
-            .collect()
-    }
-
-    #[test]
-    fn tells_every_item_in_order() {
-        let response = json!({"id": "resp_1", "object": "response", "status": "completed",
-            "output": [
-                {"id": "mcpl_1", "type": "mcp_list_tools", "server_label": "ev", "tools": [{"name": "echo"}]},
-                {"id": "mcp_1", "type": "mcp_call", "server_label": "ev", "name": "echo", "arguments": "{}", "output": "hi", "error": null},
-                {"id": "msg_1", "type": "message", "role": "assistant", "status": "completed",
-                 "content": [{"type": "output_text", "text": "done", "annotations": []}]}],
-            "usage": {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2}});
-        let events = parse(&events(&response));
-        let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
-        assert_eq!(kinds.first(), Some(&"response.created"));
-        assert_eq!(kinds.last(), Some(&"response.completed"));
-        assert!(kinds.contains(&"response.mcp_call.completed"));
-        assert!(kinds.contains(&"response.output_text.delta"));
-        for (i, e) in events.iter().enumerate() {
-            assert_eq!(e["sequence_number"], i as u64);
-        }
-        assert_eq!(
-            events.last().unwrap()["response"]["output"][2]["content"][0]["text"],
-            "done"
-        );
-    }
 }
