@@ -83,7 +83,10 @@ pub fn probe_targets(env: EnvLookup<'_>) -> Result<ProbeTargets, ConfigErrors> {
                 DISCOVERED_ORIGIN,
                 "OLLAMA_HOST",
                 None,
-                format!("{host:?} is not a host[:port] or http(s) URL"),
+                format!(
+                    "{:?} is not a host[:port] or http(s) URL",
+                    crate::redact::url(&host)
+                ),
             )
         })?,
     };
@@ -94,7 +97,10 @@ pub fn probe_targets(env: EnvLookup<'_>) -> Result<ProbeTargets, ConfigErrors> {
                 DISCOVERED_ORIGIN,
                 "GATEHOUSE_DEFAULT_UPSTREAM",
                 None,
-                format!("{url:?} is not an http(s) URL such as http://127.0.0.1:8000/v1"),
+                format!(
+                    "{:?} is not an http(s) URL such as http://127.0.0.1:8000/v1",
+                    crate::redact::url(&url)
+                ),
             )
         })?),
     };

@@ -197,9 +197,15 @@ impl<D> Router<D> {
     }
 
     /// Takes in a cooldown another replica started.
+    /// Never longer than this replica's own `cooldown_time` from now (plus a little for
+    /// clock skew): Redis is shared, and a bogus instant must not take a deployment out
+    /// for good.
     pub fn apply_cooldown(&self, deployment_id: &str, until_ms: u64) {
         if let Some(member) = self.by_id.get(deployment_id) {
-            member.stats().cool_until(until_ms);
+            let ceiling = now_ms()
+                .saturating_add(self.settings.cooldown.as_millis() as u64)
+                .saturating_add(5_000);
+            member.stats().cool_until(until_ms.min(ceiling));
         }
     }
 

@@ -129,17 +129,18 @@ impl Report {
     /// Adds another replica's report: counters add up, latencies average over the
     /// replicas that measured one, usage counts only for the same minute.
     pub fn merge(&mut self, other: &Report, minute: u64) {
-        self.in_flight += other.in_flight;
+        // Saturating: reports come from Redis, which other processes can write.
+        self.in_flight = self.in_flight.saturating_add(other.in_flight);
         if other.latency_us > 0 {
             self.latency_us = match self.latency_us {
                 0 => other.latency_us,
-                mine => (mine + other.latency_us) / 2,
+                mine => mine / 2 + other.latency_us / 2,
             };
         }
         self.minute = minute;
         if other.minute == minute {
-            self.requests += other.requests;
-            self.tokens += other.tokens;
+            self.requests = self.requests.saturating_add(other.requests);
+            self.tokens = self.tokens.saturating_add(other.tokens);
         }
     }
 }
@@ -177,7 +178,8 @@ impl MemberStats {
 
     /// Requests in flight on every replica (this one's and the others' last reports).
     pub fn in_flight_everywhere(&self) -> u64 {
-        self.in_flight() + self.remote_in_flight.load(Ordering::Relaxed)
+        self.in_flight()
+            .saturating_add(self.remote_in_flight.load(Ordering::Relaxed))
     }
 
     /// The latency average, `None` before the first success anywhere; with other
@@ -188,7 +190,7 @@ impl MemberStats {
         match (local, remote) {
             (0, 0) => None,
             (us, 0) | (0, us) => Some(Duration::from_micros(us)),
-            (a, b) => Some(Duration::from_micros((a + b) / 2)),
+            (a, b) => Some(Duration::from_micros(a / 2 + b / 2)),
         }
     }
 
@@ -197,8 +199,12 @@ impl MemberStats {
         let local = self.window(minute);
         if self.remote_minute.load(Ordering::Relaxed) == minute {
             (
-                local.requests + self.remote_requests.load(Ordering::Relaxed),
-                local.tokens + self.remote_tokens.load(Ordering::Relaxed),
+                local
+                    .requests
+                    .saturating_add(self.remote_requests.load(Ordering::Relaxed)),
+                local
+                    .tokens
+                    .saturating_add(self.remote_tokens.load(Ordering::Relaxed)),
             )
         } else {
             (local.requests, local.tokens)

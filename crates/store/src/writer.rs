@@ -183,7 +183,9 @@ impl SpendWriter {
             Some(spool) => self.spool_and_queue(spool, row),
             None => self.enqueue(Record::Spend(row, None)),
         };
-        if kept && let Some(cache) = &self.cache {
+        // The key spent it whether or not the row could be kept: budgets count it either
+        // way (a dropped row's cost then stays "unflushed" in this replica's cache).
+        if let Some(cache) = &self.cache {
             cache.add_spend(&key, cost);
         }
         kept

@@ -230,9 +230,7 @@ async fn read(
     deployment: &Deployment,
     request_id: &str,
 ) -> Result<ChatCompletion, ApiError> {
-    let bytes = response.bytes().await.map_err(|e| {
-        ApiError::UpstreamUnreachable(format!("reading the upstream body failed: {e}"))
-    })?;
+    let bytes = crate::upstream::send::read_answer(response).await?;
     let completion = adapter
         .parse(deployment, request_id, &bytes)
         .map_err(map_error)?;

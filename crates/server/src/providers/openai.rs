@@ -75,9 +75,7 @@ pub async fn call(
         let body = Body::from_stream(relay(upstream, deployment.timeout, strip_usage));
         return Ok(sse_response(body));
     }
-    let bytes = response.bytes().await.map_err(|e| {
-        ApiError::UpstreamUnreachable(format!("reading the upstream body failed: {e}"))
-    })?;
+    let bytes = crate::upstream::send::read_answer(response).await?;
     checked_usage(deployment, &bytes, endpoint)?;
     Ok(json_response(StatusCode::OK, bytes))
 }

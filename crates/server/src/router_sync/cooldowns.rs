@@ -72,8 +72,8 @@ async fn publish(client: redis::Client, mut rx: mpsc::Receiver<(String, u64)>) {
                 conn = client.get_multiplexed_async_connection().await.ok();
             }
             let Some(c) = conn.as_mut() else { break };
-            let sent: redis::RedisResult<()> = redis::pipe()
-                .cmd("SET")
+            let mut pipe = redis::pipe();
+            pipe.cmd("SET")
                 .arg(format!("{KEY_PREFIX}{id}"))
                 .arg(until)
                 .arg("PX")
@@ -82,9 +82,14 @@ async fn publish(client: redis::Client, mut rx: mpsc::Receiver<(String, u64)>) {
                 .cmd("PUBLISH")
                 .arg(CHANNEL)
                 .arg(format!("{until} {id}"))
-                .ignore()
-                .query_async(c)
-                .await;
+                .ignore();
+            let sent = pipe.query_async(c);
+            // Bounded: a Redis that silently drops packets must not stall publishing.
+            let sent: redis::RedisResult<()> = tokio::time::timeout(Duration::from_secs(2), sent)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(redis::RedisError::from((redis::ErrorKind::Io, "timed out")))
+                });
             match sent {
                 Ok(()) => break,
                 Err(e) => {
@@ -102,7 +107,11 @@ async fn follow(client: redis::Client, state: Arc<AppState>) {
     let mut backoff = Duration::from_millis(200);
     loop {
         match follow_once(&client, &state).await {
-            Ok(()) => backoff = Duration::from_millis(200),
+            Ok(()) => {
+                // The subscription ended cleanly (Redis closed it): not a hot loop.
+                backoff = Duration::from_millis(200);
+                tokio::time::sleep(backoff).await;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "router cooldowns: Redis subscription lost; retrying");
                 tokio::time::sleep(backoff).await;

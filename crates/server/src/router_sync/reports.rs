@@ -35,7 +35,11 @@ pub async fn share(client: redis::Client, state: Arc<AppState>) {
             conn = client.get_multiplexed_async_connection().await.ok();
         }
         let Some(c) = conn.as_mut() else { continue };
-        match exchange(c, &me, &state).await {
+        // Bounded: a Redis that silently drops packets must not stall the exchange.
+        let exchanged = tokio::time::timeout(STALE, exchange(c, &me, &state))
+            .await
+            .unwrap_or_else(|_| Err(redis::RedisError::from((redis::ErrorKind::Io, "timed out"))));
+        match exchanged {
             Ok(()) => warned = false,
             Err(e) => {
                 if !warned {

@@ -58,6 +58,8 @@ pub async fn chat_completions(
     }
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let route = pipeline::route(&state, &caller, &headers, &model, &body, bytes.len())?;
+    // The group it goes to (a routing rule may have chosen another): its spend row's model.
+    let group = route.model.clone();
     tracing::debug!(model = %model, stream, key = %caller.key_id, "chat completion");
     let record_id = request_id.clone();
     let cached = cache::lookup(
@@ -96,5 +98,5 @@ pub async fn chat_completions(
         Ok(routed.into_response())
     };
     let handler = pipeline::cache(&state, cached, rest);
-    spend::account(&state, &caller, &record_id, &model, handler).await
+    spend::account(&state, &caller, &record_id, &group, handler).await
 }

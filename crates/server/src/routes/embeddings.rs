@@ -45,6 +45,8 @@ pub async fn embeddings(
         });
     }
     let route = pipeline::route(&state, &caller, &headers, &model, &body, bytes.len())?;
+    // The group it goes to (a routing rule may have chosen another): its spend row's model.
+    let group = route.model.clone();
     let cached = crate::cache::lookup(&state, &route, CallType::Embeddings, &headers, &mut body)?;
     let rest = async {
         let routed =
@@ -58,5 +60,5 @@ pub async fn embeddings(
         Ok(routed.into_response())
     };
     let handler = pipeline::cache(&state, cached, rest);
-    crate::spend::account(&state, &caller, &request_id, &model, handler).await
+    crate::spend::account(&state, &caller, &request_id, &group, handler).await
 }

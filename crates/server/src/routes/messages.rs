@@ -56,6 +56,8 @@ pub async fn create(
         Ok(route) => route,
         Err(err) => return errors::anthropic_response(&err),
     };
+    // The group it goes to (a routing rule may have chosen another): its spend row's model.
+    let group = route.model.clone();
     let cached = match crate::cache::lookup(
         &state,
         &route,
@@ -68,7 +70,7 @@ pub async fn create(
     };
     let rest = create_inner(&state, &caller, &request_id, &headers, body, route);
     let handler = pipeline::cache(&state, cached, rest);
-    match spend::account(&state, &caller, &request_id, &model, handler).await {
+    match spend::account(&state, &caller, &request_id, &group, handler).await {
         Ok(response) => response,
         Err(err) => errors::anthropic_response(&err),
     }
@@ -207,9 +209,7 @@ async fn passthrough(
         let body = Body::from_stream(usage::tap(Shape::Anthropic, relayed));
         return Ok(sse::response(body));
     }
-    let bytes = response.bytes().await.map_err(|e| {
-        ApiError::UpstreamUnreachable(format!("reading the upstream body failed: {e}"))
-    })?;
+    let bytes = crate::upstream::send::read_answer(response).await?;
     usage::record_body(Shape::Anthropic, &bytes);
     Ok(json_response(StatusCode::OK, bytes))
 }
@@ -331,8 +331,8 @@ async fn count_inner(
     let (body, model, len) = read(state, body).await?;
     // Counting is free and not billed, so it is not routed: an Anthropic deployment of the
     // group counts, else the estimate answers.
-    pipeline::route(state, caller, headers, &model, &body, len)?;
-    let anthropic = state.router.resolve(&model).and_then(|r| {
+    let route = pipeline::route(state, caller, headers, &model, &body, len)?;
+    let anthropic = state.router.resolve(&route.model).and_then(|r| {
         r.group
             .members
             .iter()
@@ -350,9 +350,7 @@ async fn count_inner(
             request_id,
             forward_headers: forwarded_headers(headers),
         };
-        let bytes = send(&state.http, &call).await?.bytes().await.map_err(|e| {
-            ApiError::UpstreamUnreachable(format!("reading the upstream body failed: {e}"))
-        })?;
+        let bytes = crate::upstream::send::read_answer(send(&state.http, &call).await?).await?;
         return Ok(json_response(StatusCode::OK, bytes));
     }
     let tokens = messages_in::estimate_tokens(&body);

@@ -79,8 +79,11 @@ pub async fn create(
     };
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let route = pipeline::route(&state, &caller, &headers, &model, &body, bytes.len())?;
+    // The group it goes to (a routing rule may have chosen another): its spend row's model.
+    let group = route.model.clone();
     tracing::debug!(model = %model, stream, key = %caller.key_id, "responses");
-    let all_native = state.router.resolve(&model).is_some_and(|r| {
+    // The group the request goes to (a routing rule may have chosen another).
+    let all_native = state.router.resolve(&route.model).is_some_and(|r| {
         r.group
             .members
             .iter()
@@ -108,7 +111,7 @@ pub async fn create(
         .await
     };
     let handler = pipeline::cache(&state, cached, rest);
-    spend::account(&state, &caller, &record_id, &model, handler).await
+    spend::account(&state, &caller, &record_id, &group, handler).await
 }
 
 async fn answer(
@@ -344,9 +347,7 @@ async fn passthrough(
         let body = Body::from_stream(usage::tap(Shape::Responses, relayed));
         return Ok(sse::response(body));
     }
-    let bytes = response.bytes().await.map_err(|e| {
-        ApiError::UpstreamUnreachable(format!("reading the upstream body failed: {e}"))
-    })?;
+    let bytes = crate::upstream::send::read_answer(response).await?;
     usage::record_body(Shape::Responses, &bytes);
     Ok(json_response(StatusCode::OK, bytes))
 }

@@ -145,6 +145,40 @@ async fn send_once(
     Err(err)
 }
 
+/// The largest whole (non-streamed) answer read from an upstream. Upstreams are
+/// untrusted: without a bound one endless body would hold the gateway's memory.
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+
+/// Reads a successful upstream answer whole, up to [`MAX_ANSWER_BYTES`] (a larger one is
+/// the upstream's failure, 502).
+pub async fn read_answer(response: reqwest::Response) -> Result<Bytes, ApiError> {
+    use futures_util::StreamExt;
+    let too_large = || {
+        ApiError::UpstreamUnreachable(format!(
+            "the upstream's answer is larger than {} MiB",
+            MAX_ANSWER_BYTES / (1024 * 1024)
+        ))
+    };
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut out = bytes::BytesMut::new();
+    let mut chunks = response.bytes_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::UpstreamUnreachable(format!("reading the upstream body failed: {e}"))
+        })?;
+        if out.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(too_large());
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out.freeze())
+}
+
 /// An error body is kept for the client and the classifier, up to 64 KiB: an upstream
 /// answering an endless error page must not hold the gateway's memory.
 async fn read_error_body(response: reqwest::Response) -> Bytes {
