@@ -1971,7 +1971,9 @@ async fn background_health_checks_take_a_dead_member_out_before_a_client_meets_i
         .find(|e| e["model_id"] == "dead")
         .unwrap();
     assert!(
-        dead_entry["cooldown_remaining_s"].as_f64().unwrap() > 0.0,
+        dead_entry["cooldown_remaining_s"]
+            .as_f64()
+            .is_some_and(|left| left > 0.0),
         "{health}"
     );
     let good_entry = health["healthy_endpoints"]
