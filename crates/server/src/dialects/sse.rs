@@ -1,21 +1,7 @@
-//! The head of an SSE response.
+//! SSE for the inbound dialects: the response head, and relaying an upstream stream.
 
-use axum::body::Body;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-
-pub fn response(body: Body) -> Response {
-    let mut response = (StatusCode::OK, body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    // Tell nginx-style proxies not to buffer the stream.
-    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    response
-}
+/// The one SSE response head (content type, no caching, no proxy buffering).
+pub use crate::providers::sse_response as response;
 
 /// Relays an upstream's SSE bytes unchanged; a failure after the head was sent
 /// (connection lost, no chunk within `idle`) ends the stream with the event `on_error`
