@@ -92,13 +92,18 @@ pub async fn round(state: &AppState) {
             let started = Instant::now();
             let probe = probe(state, &d).await;
             let latency = started.elapsed();
-            let outcome = match &probe {
-                Ok(()) => Ok(()),
-                Err(e) => match e.failure() {
-                    Some(failure) => Err(failure),
-                    // The gateway's own error says nothing about the deployment.
-                    None => Ok(()),
-                },
+            // A deployment that refuses the probe itself (a reasoning model rejecting
+            // `max_tokens`, a prompt it will not take) answered: it is up. Only failures
+            // that blame the deployment count, as for real requests.
+            let probe = probe.or_else(|e| match e.failure() {
+                Some(f) if !f.blames_deployment() => Ok(()),
+                // The gateway's own error says nothing about the deployment.
+                None => Ok(()),
+                Some(_) => Err(e),
+            });
+            let outcome = match probe.as_ref().map_err(|e| e.failure()) {
+                Err(Some(failure)) => Err(failure),
+                _ => Ok(()),
             };
             state.router.checked(&d.id, outcome);
             let result = Probe {
