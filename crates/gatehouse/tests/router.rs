@@ -2165,3 +2165,40 @@ fn a_routing_rule_with_a_typo_fails_start_up_with_its_place() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_deployment_refusing_the_probe_itself_is_up() {
+    // A 400 to the probe (a reasoning model rejecting `max_tokens`, say) is an answer.
+    let picky = failing(400).await;
+    let other = healthy().await;
+    let mut cfg = config(
+        &[
+            member("gpt-test", "picky", &picky, &[]),
+            member("gpt-test", "other", &other, &[]),
+        ],
+        "allowed_fails: 0\ncooldown_time: 60",
+    );
+    cfg.push_str("  background_health_checks: true\n  health_check_interval: 1\n");
+    let gw = Gateway::start(&cfg);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let health = get_json(&gw, "/health").await;
+        let picky_entry = health["healthy_endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["model_id"] == "picky" && !e["last_health_check"].is_null())
+            .cloned();
+        if let Some(entry) = picky_entry {
+            assert_eq!(entry["last_health_check"]["ok"], true, "{health}");
+            assert!(entry["cooldown_remaining_s"].is_null(), "{health}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "picky never probed healthy: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(asked(&picky) >= 1);
+}
