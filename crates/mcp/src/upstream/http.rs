@@ -212,7 +212,12 @@ impl HttpTransport {
             return Err(UpstreamError::NotDelivered("session expired".into()));
         }
         if !status.is_success() {
-            let text = resp.text().await.unwrap_or_default();
+            let text = super::read_capped(resp, super::MAX_ERROR_BODY)
+                .await
+                .ok()
+                .flatten()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
             // 2026-07-28 servers answer JSON-RPC errors with 4xx statuses (-32601 → 404,
             // -32602/-32022 → 400): relay them as the request's answer.
             if let Ok(incoming) = jsonrpc::parse(text.as_bytes()) {
@@ -283,10 +288,15 @@ impl HttpTransport {
             });
             return Ok(());
         }
-        let bytes = resp
-            .bytes()
+        let bytes = super::read_capped(resp, super::stdio::MAX_MESSAGE)
             .await
-            .map_err(|e| UpstreamError::Transport(e.to_string()))?;
+            .map_err(|e| UpstreamError::Transport(e.to_string()))?
+            .ok_or_else(|| {
+                UpstreamError::Protocol(format!(
+                    "the answer is longer than {} MiB",
+                    super::stdio::MAX_MESSAGE / (1024 * 1024)
+                ))
+            })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(());
         }

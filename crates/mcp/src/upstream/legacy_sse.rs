@@ -120,7 +120,12 @@ impl SseTransport {
         if status.is_success() {
             return Ok(());
         }
-        let text = resp.text().await.unwrap_or_default();
+        let text = super::read_capped(resp, super::MAX_ERROR_BODY)
+            .await
+            .ok()
+            .flatten()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
         let snippet: String = text.chars().take(300).collect();
         if status == reqwest::StatusCode::NOT_FOUND {
             self.death

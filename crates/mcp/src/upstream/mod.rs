@@ -26,6 +26,32 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+/// Reads an HTTP upstream's body whole, keeping at most `max` bytes (an MCP server is
+/// untrusted: an endless body must not hold the gateway's memory). `None` when it was
+/// longer: the caller treats that as the server's failure.
+pub(crate) async fn read_capped(
+    resp: reqwest::Response,
+    max: usize,
+) -> Result<Option<bytes::Bytes>, reqwest::Error> {
+    use futures_util::StreamExt;
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Ok(None);
+    }
+    let mut out = bytes::BytesMut::new();
+    let mut chunks = resp.bytes_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk?;
+        if out.len() + chunk.len() > max {
+            return Ok(None);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(Some(out.freeze()))
+}
+
+/// Error bodies are read for their JSON-RPC error or a snippet, no further.
+pub(crate) const MAX_ERROR_BODY: usize = 64 * 1024;
+
 /// The protocol revision we ask for; the server's answer wins.
 pub const PROTOCOL_VERSION: &str = "2025-06-18";
 

@@ -17,9 +17,10 @@ use tokio::sync::{Mutex, mpsc};
 /// Time a server gets to exit after SIGTERM before the group is killed.
 const GRACE: Duration = Duration::from_secs(2);
 
-/// The longest line (one JSON-RPC message) read from a server's stdout. A server is
-/// untrusted: without a bound, one endless line would hold memory without limit. A longer
-/// line is skipped to its newline (the request it answered then times out).
+/// The longest JSON-RPC message read from a server: a stdout line here, a whole HTTP
+/// answer in `http`. A server is untrusted: without a bound, one endless message would
+/// hold memory without limit. A longer stdout line is skipped to its newline (the request
+/// it answered then times out); a longer HTTP answer is the server's protocol error.
 pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 
 /// One newline-delimited frame of a server's stdout.
