@@ -145,6 +145,14 @@ fn resolve(
         output_cost_per_token: entry.model_info.output_cost_per_token,
     };
     let price = crate::cost::resolve(provider.name, &upstream_model, &overrides);
+    if price.is_none() && !any_provider && !upstream_model.contains('*') {
+        // Said once at start-up: its requests cost $0, so budgets never see them.
+        tracing::warn!(
+            model = %entry.model_name,
+            upstream = %upstream_model,
+            "no price known for this deployment: its spend is logged as $0; set model_info.input_cost_per_token / output_cost_per_token"
+        );
+    }
     let chat_probe = !any_provider
         && !upstream_model.contains('*')
         && entry.model_info.mode.as_deref().is_none_or(|m| m == "chat");
