@@ -135,6 +135,71 @@ impl ErrorKind {
     }
 }
 
+impl ErrorKind {
+    /// The kind an HTTP status alone says, for a vendor error without a type the vendor's
+    /// own classifier knows. Context-length overflow is never read from a status: each
+    /// vendor recognises its own message before falling back here.
+    pub fn from_status(status: u16) -> ErrorKind {
+        match status {
+            400 | 422 => ErrorKind::InvalidRequest,
+            401 => ErrorKind::Auth,
+            403 => ErrorKind::PermissionDenied,
+            404 => ErrorKind::NotFound,
+            413 => ErrorKind::RequestTooLarge,
+            429 => ErrorKind::RateLimit,
+            // 529 is Anthropic's "overloaded"; 503 everyone else's.
+            503 | 529 => ErrorKind::Overloaded,
+            _ => ErrorKind::Upstream,
+        }
+    }
+}
+
+/// A vendor's HTTP error translated for an OpenAI-dialect client (every vendor's
+/// `map_error` answers with this).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MappedError {
+    pub kind: ErrorKind,
+    /// Status to answer the client with.
+    pub status: u16,
+    /// Whether another attempt (same or other deployment) may succeed.
+    pub retryable: bool,
+    pub body: crate::openai::ErrorBody,
+    pub upstream: UpstreamError,
+}
+
+impl MappedError {
+    /// The client-facing error for `upstream`, which the vendor answered with HTTP
+    /// `status`. An unclassified 5xx stays visible as such (but not Anthropic's
+    /// non-standard 529); anything else unclassified is a bad gateway.
+    pub fn new(status: u16, upstream: UpstreamError) -> Self {
+        let kind = upstream.kind;
+        let client_status = match kind {
+            ErrorKind::Upstream if (500..600).contains(&status) && status != 529 => status,
+            ErrorKind::Upstream => 502,
+            _ => kind.status(),
+        };
+        MappedError {
+            kind,
+            status: client_status,
+            retryable: kind.is_retryable(),
+            body: crate::openai::ErrorBody::from_kind(kind, upstream.message.clone()),
+            upstream,
+        }
+    }
+}
+
+/// The message for an error body that is not the vendor's JSON (a proxy's HTML page):
+/// a short excerpt of it, or the bare status when it is empty.
+pub fn body_excerpt(status: u16, body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let excerpt: String = text.trim().chars().take(300).collect();
+    if excerpt.is_empty() {
+        format!("upstream returned HTTP {status}")
+    } else {
+        excerpt
+    }
+}
+
 impl UpstreamError {
     /// OpenAI-shaped body, e.g. for an in-band stream error chunk.
     pub fn to_openai(&self) -> crate::openai::ErrorBody {

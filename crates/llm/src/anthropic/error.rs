@@ -1,20 +1,9 @@
 //! Anthropic error status + body -> classified, OpenAI-shaped error.
 
 use super::wire::ErrorResponse;
-use crate::openai::ErrorBody;
+pub use crate::error::MappedError;
+use crate::error::body_excerpt;
 use crate::{ErrorKind, UpstreamError};
-
-/// An Anthropic HTTP error translated for an OpenAI-dialect client.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MappedError {
-    pub kind: ErrorKind,
-    /// Status to answer the client with (529 overloaded becomes 503).
-    pub status: u16,
-    /// Whether another attempt (same or other deployment) may succeed.
-    pub retryable: bool,
-    pub body: ErrorBody,
-    pub upstream: UpstreamError,
-}
 
 /// Classifies an Anthropic error by its `error.type` (stable), falling back to the HTTP
 /// status. Context-length overflow is the one case read from the message: Anthropic sends
@@ -40,14 +29,8 @@ pub fn classify(status: Option<u16>, error_type: &str, message: &str) -> ErrorKi
     }
     match status {
         Some(400) if is_context_length(message) => ErrorKind::ContextLength,
-        Some(400 | 422) => ErrorKind::InvalidRequest,
-        Some(401) => ErrorKind::Auth,
-        Some(403) => ErrorKind::PermissionDenied,
-        Some(404) => ErrorKind::NotFound,
-        Some(413) => ErrorKind::RequestTooLarge,
-        Some(429) => ErrorKind::RateLimit,
-        Some(529) => ErrorKind::Overloaded,
-        _ => ErrorKind::Upstream,
+        Some(status) => ErrorKind::from_status(status),
+        None => ErrorKind::Upstream,
     }
 }
 
@@ -76,30 +59,7 @@ pub(crate) fn upstream_error(
 pub fn map_error(status: u16, body: &[u8]) -> MappedError {
     let (error_type, message) = match serde_json::from_slice::<ErrorResponse>(body) {
         Ok(resp) => (resp.error.error_type, resp.error.message),
-        Err(_) => {
-            let text = String::from_utf8_lossy(body);
-            let excerpt: String = text.trim().chars().take(300).collect();
-            let message = if excerpt.is_empty() {
-                format!("upstream returned HTTP {status}")
-            } else {
-                excerpt
-            };
-            (String::new(), message)
-        }
+        Err(_) => (String::new(), body_excerpt(status, body)),
     };
-    let upstream = upstream_error(Some(status), &error_type, &message);
-    let kind = upstream.kind;
-    let client_status = match kind {
-        // Keep an unexpected 5xx visible as such; anything else unknown is a bad gateway.
-        ErrorKind::Upstream if (500..600).contains(&status) && status != 529 => status,
-        ErrorKind::Upstream => 502,
-        _ => kind.status(),
-    };
-    MappedError {
-        kind,
-        status: client_status,
-        retryable: kind.is_retryable(),
-        body: ErrorBody::from_kind(kind, message),
-        upstream,
-    }
+    MappedError::new(status, upstream_error(Some(status), &error_type, &message))
 }

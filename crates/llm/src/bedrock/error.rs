@@ -8,18 +8,9 @@
 
 use serde::Deserialize;
 
-use crate::openai::ErrorBody;
+pub use crate::error::MappedError;
+use crate::error::body_excerpt;
 use crate::{ErrorKind, UpstreamError};
-
-/// A Bedrock error translated for an OpenAI-dialect client.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MappedError {
-    pub kind: ErrorKind,
-    pub status: u16,
-    pub retryable: bool,
-    pub body: ErrorBody,
-    pub upstream: UpstreamError,
-}
 
 #[derive(Deserialize)]
 struct Body {
@@ -65,14 +56,8 @@ pub fn classify(status: Option<u16>, error_type: &str, message: &str) -> ErrorKi
     }
     match status {
         Some(400) if is_context_length(message) => ErrorKind::ContextLength,
-        Some(400 | 422) => ErrorKind::InvalidRequest,
-        Some(401) => ErrorKind::Auth,
-        Some(403) => ErrorKind::PermissionDenied,
-        Some(404) => ErrorKind::NotFound,
-        Some(413) => ErrorKind::RequestTooLarge,
-        Some(429) => ErrorKind::RateLimit,
-        Some(503) => ErrorKind::Overloaded,
-        _ => ErrorKind::Upstream,
+        Some(status) => ErrorKind::from_status(status),
+        None => ErrorKind::Upstream,
     }
 }
 
@@ -105,31 +90,7 @@ pub fn map_error(status: u16, body: &[u8]) -> MappedError {
             b.message
                 .unwrap_or_else(|| format!("upstream returned HTTP {status}")),
         ),
-        Err(_) => {
-            let text = String::from_utf8_lossy(body);
-            let excerpt: String = text.trim().chars().take(300).collect();
-            (
-                String::new(),
-                if excerpt.is_empty() {
-                    format!("upstream returned HTTP {status}")
-                } else {
-                    excerpt
-                },
-            )
-        }
+        Err(_) => (String::new(), body_excerpt(status, body)),
     };
-    let upstream = upstream_error(Some(status), &error_type, &message);
-    let kind = upstream.kind;
-    let client_status = match kind {
-        ErrorKind::Upstream if (500..600).contains(&status) => status,
-        ErrorKind::Upstream => 502,
-        _ => kind.status(),
-    };
-    MappedError {
-        kind,
-        status: client_status,
-        retryable: kind.is_retryable(),
-        body: ErrorBody::from_kind(kind, message),
-        upstream,
-    }
+    MappedError::new(status, upstream_error(Some(status), &error_type, &message))
 }

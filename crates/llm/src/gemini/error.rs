@@ -4,20 +4,9 @@
 use serde_json::Value;
 
 use super::wire::{ErrorDetail, ErrorResponse};
-use crate::openai::ErrorBody;
+pub use crate::error::MappedError;
+use crate::error::body_excerpt;
 use crate::{ErrorKind, UpstreamError};
-
-/// A Gemini HTTP error translated for an OpenAI-dialect client.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MappedError {
-    pub kind: ErrorKind,
-    /// Status to answer the client with.
-    pub status: u16,
-    /// Whether another attempt (same or other deployment) may succeed.
-    pub retryable: bool,
-    pub body: ErrorBody,
-    pub upstream: UpstreamError,
-}
 
 /// Classifies by the canonical `status` (stable), then `details[].reason` (Google's
 /// `ErrorInfo`, where a bad API key is `API_KEY_INVALID` under a 400), then the HTTP code.
@@ -57,14 +46,8 @@ pub fn classify(code: Option<u16>, status: &str, message: &str, details: &[Value
     }
     match code {
         Some(400) if is_context_length(message) => ErrorKind::ContextLength,
-        Some(400 | 422) => ErrorKind::InvalidRequest,
-        Some(401) => ErrorKind::Auth,
-        Some(403) => ErrorKind::PermissionDenied,
-        Some(404) => ErrorKind::NotFound,
-        Some(413) => ErrorKind::RequestTooLarge,
-        Some(429) => ErrorKind::RateLimit,
-        Some(503) => ErrorKind::Overloaded,
-        _ => ErrorKind::Upstream,
+        Some(code) => ErrorKind::from_status(code),
+        None => ErrorKind::Upstream,
     }
 }
 
@@ -92,36 +75,15 @@ pub(crate) fn upstream_error(detail: &ErrorDetail) -> UpstreamError {
 pub fn map_error(status: u16, body: &[u8]) -> MappedError {
     let detail = match serde_json::from_slice::<ErrorResponse>(body) {
         Ok(resp) => resp.error,
-        Err(_) => {
-            let text = String::from_utf8_lossy(body);
-            let excerpt: String = text.trim().chars().take(300).collect();
-            ErrorDetail {
-                code: Some(status),
-                message: if excerpt.is_empty() {
-                    format!("upstream returned HTTP {status}")
-                } else {
-                    excerpt
-                },
-                ..ErrorDetail::default()
-            }
-        }
+        Err(_) => ErrorDetail {
+            code: Some(status),
+            message: body_excerpt(status, body),
+            ..ErrorDetail::default()
+        },
     };
     let detail = ErrorDetail {
         code: detail.code.or(Some(status)),
         ..detail
     };
-    let upstream = upstream_error(&detail);
-    let kind = upstream.kind;
-    let client_status = match kind {
-        ErrorKind::Upstream if (500..600).contains(&status) => status,
-        ErrorKind::Upstream => 502,
-        _ => kind.status(),
-    };
-    MappedError {
-        kind,
-        status: client_status,
-        retryable: kind.is_retryable(),
-        body: ErrorBody::from_kind(kind, upstream.message.clone()),
-        upstream,
-    }
+    MappedError::new(status, upstream_error(&detail))
 }

@@ -89,19 +89,11 @@ pub fn classify(status: u16, body: &[u8]) -> ErrorKind {
     {
         return ErrorKind::ContextLength;
     }
-    match (status, error_type) {
-        (_, "overloaded_error") | (529, _) => ErrorKind::Overloaded,
-        (400 | 422, _) => ErrorKind::InvalidRequest,
-        (401, _) => ErrorKind::Auth,
-        (403, _) => ErrorKind::PermissionDenied,
-        (404, _) => ErrorKind::NotFound,
-        (413, _) => ErrorKind::RequestTooLarge,
-        (429, _) => ErrorKind::RateLimit,
-        (503, _) => ErrorKind::Overloaded,
-        (408 | 409, _) | (500..=599, _) => ErrorKind::Upstream,
-        // A 2xx or 3xx reported as an error: the upstream broke its protocol.
-        _ => ErrorKind::Upstream,
+    if error_type == "overloaded_error" {
+        return ErrorKind::Overloaded;
     }
+    // A 2xx or 3xx reported as an error (the upstream broke its protocol) is `Upstream`.
+    ErrorKind::from_status(status)
 }
 
 #[cfg(test)]
