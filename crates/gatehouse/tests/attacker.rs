@@ -459,3 +459,55 @@ async fn revoked_config_keys_stay_revoked_after_a_restart_postgres() {
     ))
     .await;
 }
+
+#[tokio::test]
+async fn malformed_model_requests_are_refused_in_each_apis_dialect_before_any_upstream_call() {
+    let mock = MockServer::start(MockOptions::default()).await.unwrap();
+    let gw = Gateway::start(&keyed(&mock));
+    let model_routes = [
+        "/v1/chat/completions",
+        "/chat/completions",
+        "/v1/responses",
+        "/responses",
+        "/v1/messages",
+        "/v1/messages/count_tokens",
+        "/v1/embeddings",
+        "/embeddings",
+    ];
+    let mut no_model = body_for("/v1/chat/completions");
+    no_model.as_object_mut().unwrap().remove("model");
+    let bodies: [(&str, Vec<u8>); 5] = [
+        ("not JSON", b"{\"model\": \"gpt-4o-mini\", ".to_vec()),
+        ("an array", b"[1, 2, 3]".to_vec()),
+        ("no model", serde_json::to_vec(&no_model).unwrap()),
+        ("empty model", {
+            let mut b = body_for("/v1/chat/completions");
+            b["model"] = json!("");
+            serde_json::to_vec(&b).unwrap()
+        }),
+        ("model not a string", {
+            let mut b = body_for("/v1/chat/completions");
+            b["model"] = json!({"$gt": ""});
+            serde_json::to_vec(&b).unwrap()
+        }),
+    ];
+    for path in model_routes {
+        for (what, body) in &bodies {
+            let (status, answer) = send(
+                client()
+                    .post(format!("{}{path}", gw.url))
+                    .bearer_auth(MASTER)
+                    .header("content-type", "application/json")
+                    .body(body.clone()),
+            )
+            .await;
+            assert_eq!(status, 400, "{what} on {path}: {answer}");
+            assert_dialect(path, &answer);
+            if what.contains("model") {
+                let message = answer["error"]["message"].as_str().unwrap_or_default();
+                assert!(message.contains("model"), "{what} on {path}: {answer}");
+            }
+        }
+    }
+    assert!(mock.requests().is_empty(), "{:?}", mock.requests().len());
+}

@@ -82,3 +82,35 @@ pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
         ))),
     }
 }
+
+/// A model request's body as every inbound API reads it: size-limited, a JSON object,
+/// with a non-empty `model` (its length is what routing by body size sees).
+pub struct ModelRequest {
+    pub body: Map<String, Value>,
+    pub model: String,
+    pub len: usize,
+}
+
+/// Reads a model request; `missing_model` is the error in the API's own words.
+pub async fn read_model_request(
+    settings: &crate::state::Settings,
+    body: Body,
+    missing_model: impl FnOnce() -> ApiError,
+) -> Result<ModelRequest, ApiError> {
+    let bytes = read_body(
+        body,
+        settings.max_request_bytes,
+        settings.max_request_size_mb,
+    )
+    .await?;
+    let body = parse_object(&bytes)?;
+    let model = match body.get("model") {
+        Some(Value::String(m)) if !m.is_empty() => m.clone(),
+        _ => return Err(missing_model()),
+    };
+    Ok(ModelRequest {
+        body,
+        model,
+        len: bytes.len(),
+    })
+}

@@ -13,7 +13,7 @@ use crate::cache;
 use crate::error::ApiError;
 use crate::pipeline::{self, attempts};
 use crate::proxy::{Endpoint, forward_one};
-use crate::request::{RequestId, parse_object, read_body};
+use crate::request::{ModelRequest, RequestId, read_model_request};
 use crate::state::AppState;
 use crate::{spend, tools};
 use gatehouse_config::cache::CallType;
@@ -25,22 +25,15 @@ pub async fn chat_completions(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let bytes = read_body(
-        body,
-        state.settings.max_request_bytes,
-        state.settings.max_request_size_mb,
-    )
+    let ModelRequest {
+        mut body,
+        model,
+        len,
+    } = read_model_request(&state.settings, body, || ApiError::InvalidParam {
+        message: "you must provide a model parameter".into(),
+        param: "model",
+    })
     .await?;
-    let mut body = parse_object(&bytes)?;
-    let model = match body.get("model") {
-        Some(Value::String(m)) if !m.is_empty() => m.clone(),
-        _ => {
-            return Err(ApiError::InvalidParam {
-                message: "you must provide a model parameter".into(),
-                param: "model",
-            });
-        }
-    };
     match body.get("messages") {
         Some(Value::Array(m)) if !m.is_empty() => {}
         Some(Value::Array(_)) => {
@@ -57,7 +50,7 @@ pub async fn chat_completions(
         }
     }
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let route = pipeline::route(&state, &caller, &headers, &model, &body, bytes.len())?;
+    let route = pipeline::route(&state, &caller, &headers, &model, &body, len)?;
     // The group it goes to (a routing rule may have chosen another): its spend row's model.
     let group = route.model.clone();
     tracing::debug!(model = %model, stream, key = %caller.key_id, "chat completion");

@@ -5,13 +5,12 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{Extension, State};
 use axum::response::Response;
-use serde_json::Value;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::pipeline::{self, attempts};
 use crate::proxy::{Endpoint, forward_one};
-use crate::request::{RequestId, parse_object, read_body};
+use crate::request::{ModelRequest, RequestId, read_model_request};
 use crate::state::AppState;
 use gatehouse_config::cache::CallType;
 
@@ -22,29 +21,22 @@ pub async fn embeddings(
     headers: axum::http::HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let bytes = read_body(
-        body,
-        state.settings.max_request_bytes,
-        state.settings.max_request_size_mb,
-    )
+    let ModelRequest {
+        mut body,
+        model,
+        len,
+    } = read_model_request(&state.settings, body, || ApiError::InvalidParam {
+        message: "you must provide a model parameter".into(),
+        param: "model",
+    })
     .await?;
-    let mut body = parse_object(&bytes)?;
-    let model = match body.get("model") {
-        Some(Value::String(m)) if !m.is_empty() => m.clone(),
-        _ => {
-            return Err(ApiError::InvalidParam {
-                message: "you must provide a model parameter".into(),
-                param: "model",
-            });
-        }
-    };
     if !body.contains_key("input") {
         return Err(ApiError::InvalidParam {
             message: "'input' is a required property".into(),
             param: "input",
         });
     }
-    let route = pipeline::route(&state, &caller, &headers, &model, &body, bytes.len())?;
+    let route = pipeline::route(&state, &caller, &headers, &model, &body, len)?;
     // The group it goes to (a routing rule may have chosen another): its spend row's model.
     let group = route.model.clone();
     let cached = crate::cache::lookup(&state, &route, CallType::Embeddings, &headers, &mut body)?;

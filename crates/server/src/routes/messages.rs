@@ -31,7 +31,7 @@ use crate::error::ApiError;
 use crate::pipeline::{self, Route};
 use crate::providers::json_response;
 use crate::proxy;
-use crate::request::{RequestId, parse_object, read_body};
+use crate::request::{ModelRequest, RequestId, read_model_request};
 use crate::state::AppState;
 use crate::upstream::send::{UpstreamCall, send};
 use crate::upstream::stream::{first_data, first_event_is_error, peek};
@@ -93,21 +93,14 @@ async fn read(
     state: &AppState,
     body: Body,
 ) -> Result<(Map<String, Value>, String, usize), ApiError> {
-    let bytes = read_body(
-        body,
-        state.settings.max_request_bytes,
-        state.settings.max_request_size_mb,
-    )
+    let ModelRequest { body, model, len } = read_model_request(&state.settings, body, || {
+        ApiError::BadRequest("model: Field required".into())
+    })
     .await?;
-    let body = parse_object(&bytes)?;
-    let model = match body.get("model") {
-        Some(Value::String(m)) if !m.is_empty() => m.clone(),
-        _ => return Err(ApiError::BadRequest("model: Field required".into())),
-    };
     if !matches!(body.get("messages"), Some(Value::Array(_))) {
         return Err(ApiError::BadRequest("messages: Field required".into()));
     }
-    Ok((body, model, bytes.len()))
+    Ok((body, model, len))
 }
 
 fn forwarded_headers(headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {

@@ -36,7 +36,7 @@ use crate::pipeline::{self, Route};
 use crate::providers::json_response;
 use crate::providers::unix_now;
 use crate::proxy;
-use crate::request::{RequestId, parse_object, read_body};
+use crate::request::{ModelRequest, RequestId, read_model_request};
 use crate::spend;
 use crate::state::AppState;
 use crate::tools::{self, AttachedServer};
@@ -61,24 +61,17 @@ pub async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let bytes = read_body(
-        body,
-        state.settings.max_request_bytes,
-        state.settings.max_request_size_mb,
-    )
+    let ModelRequest {
+        mut body,
+        model,
+        len,
+    } = read_model_request(&state.settings, body, || ApiError::InvalidParam {
+        message: "Missing required parameter: 'model'.".into(),
+        param: "model",
+    })
     .await?;
-    let mut body = parse_object(&bytes)?;
-    let model = match body.get("model") {
-        Some(Value::String(m)) if !m.is_empty() => m.clone(),
-        _ => {
-            return Err(ApiError::InvalidParam {
-                message: "Missing required parameter: 'model'.".into(),
-                param: "model",
-            });
-        }
-    };
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let route = pipeline::route(&state, &caller, &headers, &model, &body, bytes.len())?;
+    let route = pipeline::route(&state, &caller, &headers, &model, &body, len)?;
     // The group it goes to (a routing rule may have chosen another): its spend row's model.
     let group = route.model.clone();
     tracing::debug!(model = %model, stream, key = %caller.key_id, "responses");
