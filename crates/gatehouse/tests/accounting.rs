@@ -299,3 +299,49 @@ async fn limits_and_budgets_hold_under_concurrent_streams() {
     assert!(statuses.contains(&200), "{statuses:?}");
     assert_eq!(stream(key).await, 429, "the tpm limit is spent");
 }
+
+#[tokio::test]
+async fn token_counting_runs_under_the_keys_limits_and_is_logged_at_no_cost() {
+    let (mock, gw, _) = setup().await;
+    let created: Value = client()
+        .post(format!("{}/key/generate", gw.url))
+        .bearer_auth(MASTER)
+        .json(&json!({"rpm_limit": 3}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = created["key"].as_str().unwrap().to_string();
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let resp = client()
+            .post(format!("{}/v1/messages/count_tokens", gw.url))
+            .bearer_auth(&key)
+            .json(
+                &json!({"model": "claude", "messages": [{"role": "user", "content": "count me"}]}),
+            )
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let answer: Value = resp.json().await.unwrap();
+        if status == 200 {
+            assert!(answer["input_tokens"].is_u64(), "{answer}");
+        } else {
+            // Refused in the Messages API's own error shape.
+            assert_eq!(answer["type"], "error", "{answer}");
+            assert_eq!(answer["error"]["type"], "rate_limit_error", "{answer}");
+        }
+        statuses.push(status);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
+    // Only the admitted ones reached the vendor.
+    assert_eq!(mock.requests_to("/v1/messages/count_tokens").len(), 3);
+    let rows = rows(&gw, &key, 3).await;
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for row in &rows {
+        assert_eq!(row["spend"].as_f64(), Some(0.0), "{row}");
+    }
+}

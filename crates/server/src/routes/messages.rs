@@ -322,9 +322,22 @@ async fn count_inner(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (body, model, len) = read(state, body).await?;
-    // Counting is free and not billed, so it is not routed: an Anthropic deployment of the
-    // group counts, else the estimate answers.
+    // Counting is free, so it is not routed: an Anthropic deployment of the group counts,
+    // else the estimate answers. It still runs under the key's limits (it may call the
+    // upstream) and leaves a $0 row, like every model request.
     let route = pipeline::route(state, caller, headers, &model, &body, len)?;
+    let group = route.model.clone();
+    let counted = count(state, request_id, headers, &body, &route);
+    spend::account(state, caller, request_id, &group, counted).await
+}
+
+async fn count(
+    state: &Arc<AppState>,
+    request_id: &str,
+    headers: &HeaderMap,
+    body: &Map<String, Value>,
+    route: &Route,
+) -> Result<Response, ApiError> {
     let anthropic = state.router.resolve(&route.model).and_then(|r| {
         r.group
             .members
@@ -338,7 +351,7 @@ async fn count_inner(
         let call = UpstreamCall {
             deployment,
             path: COUNT_TOKENS_PATH,
-            body: upstream_body(state, deployment, &body)?,
+            body: upstream_body(state, deployment, body)?,
             stream: false,
             request_id,
             forward_headers: forwarded_headers(headers),
@@ -346,7 +359,7 @@ async fn count_inner(
         let bytes = crate::upstream::send::read_answer(send(&state.http, &call).await?).await?;
         return Ok(json_response(StatusCode::OK, bytes));
     }
-    let tokens = messages_in::estimate_tokens(&body);
+    let tokens = messages_in::estimate_tokens(body);
     let mut response = json_response(
         StatusCode::OK,
         Bytes::from(json!({ "input_tokens": tokens }).to_string()),
