@@ -74,10 +74,11 @@ pub struct Args {
     /// first as warm-up.
     #[arg(long, default_value_t = 3000)]
     pub keys_requests: u64,
-    /// Measured requests per route at one connection in the response-cache scenario
-    /// (direct, gateway without cache, gateway answering from its cache); 0 skips it.
-    #[arg(long, default_value_t = 3000)]
-    pub cache_requests: u64,
+    /// Measured requests per route at one connection in the feature scenarios (direct,
+    /// gateway without, gateway with: the response cache answering, OTLP tracing on);
+    /// 0 skips them.
+    #[arg(long, alias = "cache-requests", default_value_t = 3000)]
+    pub feature_requests: u64,
     /// Skip the MCP scenarios (their targets are then reported as not measured).
     #[arg(long, conflicts_with = "mcp_only")]
     pub no_mcp: bool,

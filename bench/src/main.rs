@@ -3,10 +3,10 @@
 //! straight to the mock and through the gateway, prints the tables, judges the design's
 //! targets. Exit status: 0 all targets met, 1 a target missed, 2 the run itself failed.
 
-mod cache_run;
 mod cli;
 mod client;
 mod error;
+mod feature_run;
 mod keys_run;
 mod load;
 mod mcp;

@@ -81,6 +81,15 @@ impl Service {
     /// the default log level is what gets measured, and `DATABASE_URL` so the store is
     /// that file, not whatever the caller's shell points at.
     pub fn gateway_with_config(bin: &Path, config_text: &str) -> Result<Service, BenchError> {
+        Self::gateway_with_config_env(bin, config_text, &[])
+    }
+
+    /// [`Service::gateway_with_config`] with extra environment variables.
+    pub fn gateway_with_config_env(
+        bin: &Path,
+        config_text: &str,
+        env: &[(&str, &str)],
+    ) -> Result<Service, BenchError> {
         let dir = std::env::temp_dir().join(format!(
             "gatehouse-bench-{}-{}",
             std::process::id(),
@@ -100,7 +109,9 @@ impl Service {
             .env_remove("RUST_LOG")
             .env_remove("LITELLM_LOG")
             .env_remove("GATEHOUSE_CONFIG")
-            .env_remove("DATABASE_URL");
+            .env_remove("DATABASE_URL")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .envs(env.iter().copied());
         spawn(
             "gatehouse",
             bin,

@@ -86,7 +86,7 @@ pub async fn run(args: &Args, bins: &Binaries) -> Result<Results, BenchError> {
         chat(args, bins, &upstream_url, nginx_url, &mut results).await?;
         // After `chat` has stopped its gateway: only the two gateways compared here run.
         results.keys = keys_run::run(args, bins, &upstream_url).await?;
-        crate::cache_run::run(args, bins, &upstream_url).await?;
+        crate::feature_run::run(args, bins, &upstream_url).await?;
     }
     if let Some(script) = everything {
         results.mcp = mcp_run::run(args, bins, &script, &upstream_url).await?;

@@ -1,8 +1,11 @@
-//! What the response cache saves (issue 15): the same non-stream and streamed chat
-//! request, again and again, straight to the mock, through a gateway without the cache,
-//! and through one with `cache: true` (local), where every request after the first is a
-//! hit. One connection (added latency) and 64 (throughput), measured in alternating
-//! slices like the other scenarios so background load hits every route alike.
+//! What an optional feature costs or saves, each against the same gateway without it, in
+//! one run: the response cache (issue 15: the same chat request again and again, every
+//! request after the first a hit, `cache: true`, local) and OpenTelemetry tracing (spans
+//! of every request exported over OTLP/HTTP to a receiver that accepts and drops them —
+//! the bench's own upstream, which answers any POST). Straight to the upstream, through a
+//! gateway without the feature, and through one with it; non-stream and streamed; one
+//! connection (added latency) and 64 (throughput), in alternating slices like the other
+//! scenarios so background load hits every route alike.
 
 use std::time::Duration;
 
@@ -15,28 +18,67 @@ use crate::report::Table;
 use crate::run::{Binaries, COUNT_PHASE_LIMIT, LATENCY_ROUNDS, MOCK_KEY, REQUEST_TIMEOUT};
 use crate::stats::{Summary, ms};
 
-/// Local mode and no spend rows on both gateways: the difference is the cache alone.
-fn config(upstream_url: &str, cache: bool) -> String {
-    let cache = if cache {
-        "litellm_settings:\n  cache: true\n  cache_params: {type: local, ttl: 3600}\n"
-    } else {
-        ""
-    };
+/// One optional feature: what turns it on.
+struct Feature {
+    name: &'static str,
+    /// Appended to the config.
+    config: &'static str,
+    /// Set in the gateway's environment; `{upstream}` is replaced by the upstream's URL.
+    env: &'static [(&'static str, &'static str)],
+}
+
+const FEATURES: [Feature; 2] = [
+    Feature {
+        name: "response cache (hit)",
+        config: "litellm_settings:\n  cache: true\n  cache_params: {type: local, ttl: 3600}\n",
+        env: &[],
+    },
+    Feature {
+        name: "OTLP tracing",
+        config: "",
+        env: &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "{upstream}"),
+            ("OTEL_SERVICE_NAME", "gatehouse-bench"),
+        ],
+    },
+];
+
+/// Local mode and no spend rows on both gateways: the difference is the feature alone.
+fn config(upstream_url: &str, feature: Option<&Feature>) -> String {
     format!(
-        "{}{cache}general_settings:\n  disable_spend_logs: true\n",
-        model_list(upstream_url)
+        "{}{}general_settings:\n  disable_spend_logs: true\n",
+        model_list(upstream_url),
+        feature.map_or("", |f| f.config)
     )
 }
 
-const SIDES: [&str; 3] = ["direct", "gateway, no cache", "gateway, cache hit"];
-
-/// Runs the scenario and prints its table; `--cache-requests 0` skips it.
-pub async fn run(args: &Args, bins: &Binaries, mock_url: &str) -> Result<(), BenchError> {
-    if args.cache_requests == 0 {
+/// Runs the scenario and prints a table per feature; `--feature-requests 0` skips it.
+pub async fn run(args: &Args, bins: &Binaries, upstream_url: &str) -> Result<(), BenchError> {
+    if args.feature_requests == 0 {
         return Ok(());
     }
-    let mut off = Service::gateway_with_config(&bins.gateway, &config(mock_url, false))?;
-    let mut on = Service::gateway_with_config(&bins.gateway, &config(mock_url, true))?;
+    for feature in &FEATURES {
+        measure(args, bins, upstream_url, feature).await?;
+    }
+    Ok(())
+}
+
+async fn measure(
+    args: &Args,
+    bins: &Binaries,
+    mock_url: &str,
+    feature: &Feature,
+) -> Result<(), BenchError> {
+    let env: Vec<(&str, String)> = feature
+        .env
+        .iter()
+        .map(|(k, v)| (*k, v.replace("{upstream}", mock_url)))
+        .collect();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut off = Service::gateway_with_config(&bins.gateway, &config(mock_url, None))?;
+    let mut on =
+        Service::gateway_with_config_env(&bins.gateway, &config(mock_url, Some(feature)), &env)?;
+    let sides = ["direct", "gateway without", "gateway with"];
     let targets = [
         Target::from_url(mock_url, MOCK_KEY)?,
         Target::from_url(&off.url, "sk-bench")?,
@@ -45,11 +87,11 @@ pub async fn run(args: &Args, bins: &Binaries, mock_url: &str) -> Result<(), Ben
     let latency = Plan {
         connections: 1,
         warmup: Amount::Requests {
-            count: args.cache_requests / 10 + 1,
+            count: args.feature_requests / 10 + 1,
             limit: COUNT_PHASE_LIMIT,
         },
         measure: Amount::Requests {
-            count: args.cache_requests,
+            count: args.feature_requests,
             limit: COUNT_PHASE_LIMIT,
         },
         request_timeout: REQUEST_TIMEOUT,
@@ -64,7 +106,7 @@ pub async fn run(args: &Args, bins: &Binaries, mock_url: &str) -> Result<(), Ben
     };
     let mut table = Table {
         header: [
-            "cache",
+            "route",
             "stream",
             "conns",
             "requests",
@@ -91,12 +133,12 @@ pub async fn run(args: &Args, bins: &Binaries, mock_url: &str) -> Result<(), Ben
                 .map(|o| Summary::of(o.timings.iter().map(|t| t.full).collect()))
                 .collect();
             let direct = summaries[0];
-            for ((side, outcome), summary) in SIDES.iter().zip(&outcomes).zip(&summaries) {
+            for ((side, outcome), summary) in sides.iter().zip(&outcomes).zip(&summaries) {
                 let cell = |p: fn(&Summary) -> Duration| {
                     summary.map_or("-".into(), |s| format!("{:.3}", ms(p(&s))))
                 };
                 let added = |p: fn(&Summary) -> Duration| match (summary, direct) {
-                    (Some(s), Some(d)) if *side != SIDES[0] => {
+                    (Some(s), Some(d)) if *side != sides[0] => {
                         format!("{:.3}", ms(p(s)) - ms(p(&d)))
                     }
                     _ => "-".into(),
@@ -114,13 +156,14 @@ pub async fn run(args: &Args, bins: &Binaries, mock_url: &str) -> Result<(), Ben
                     added(|s| s.p99),
                 ]);
                 if let Some(e) = &outcome.first_error {
-                    eprintln!("cache {side} stream={stream}: first error: {e}");
+                    eprintln!("{} {side} stream={stream}: first error: {e}", feature.name);
                 }
             }
         }
     }
     println!(
-        "Response cache, the same chat request repeated (ms; added = route - direct):\n{}",
+        "{}, the same chat request repeated (ms; added = route - direct):\n{}",
+        feature.name,
         table.text()
     );
     for service in [&mut off, &mut on] {
@@ -128,7 +171,8 @@ pub async fn run(args: &Args, bins: &Binaries, mock_url: &str) -> Result<(), Ben
             return Err(BenchError::NotServing {
                 what: "gatehouse",
                 detail: format!(
-                    "it exited during the cache scenario; last output:\n{}",
+                    "it exited during the {} scenario; last output:\n{}",
+                    feature.name,
                     service.tail()
                 ),
             });
