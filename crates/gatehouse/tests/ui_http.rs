@@ -320,3 +320,64 @@ async fn pages_need_a_session_and_forms_their_csrf_token() {
         .unwrap();
     assert_eq!(after.status(), StatusCode::SEE_OTHER);
 }
+
+#[tokio::test]
+async fn a_session_works_on_every_replica_and_ends_with_a_new_master_key() {
+    // Two replicas of one config (no sticky sessions): signed in on one, the other
+    // serves the pages and accepts the same CSRF token.
+    let a = Gateway::start(&config());
+    let b = Gateway::start(&config());
+    let c = client();
+    let session = cookie_value(&sign_in(&a, "admin", MASTER).await.0.unwrap());
+    let jar = format!("gatehouse_ui={session}");
+    let on_a = c
+        .get(format!("{}/ui/keys", a.url))
+        .header(COOKIE, &jar)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on_a.status(), StatusCode::OK);
+    let csrf = hidden(&on_a.text().await.unwrap(), "csrf");
+    let on_b = c
+        .get(format!("{}/ui/keys", b.url))
+        .header(COOKIE, &jar)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        on_b.status(),
+        StatusCode::OK,
+        "replica b refused a's session"
+    );
+    assert_eq!(hidden(&on_b.text().await.unwrap(), "csrf"), csrf);
+    let made = post(
+        &c,
+        &b,
+        &jar,
+        "/ui/keys",
+        &[("csrf", &csrf), ("key_alias", "from-b")],
+    )
+    .await;
+    assert!(
+        made.status().is_success() || made.status() == StatusCode::SEE_OTHER,
+        "{}",
+        made.status()
+    );
+    // Another master key (a rotated one): the old cookie is no session there.
+    let rotated = Gateway::start(&config().replace(MASTER, "sk-master-rotated"));
+    let resp = c
+        .get(format!("{}/ui/keys", rotated.url))
+        .header(COOKIE, &jar)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    // A forged cookie is no session anywhere.
+    let resp = c
+        .get(format!("{}/ui/keys", a.url))
+        .header(COOKIE, "gatehouse_ui=s1.99999999999.00.00")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+}

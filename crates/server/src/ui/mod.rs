@@ -47,10 +47,12 @@ pub fn field<'a>(form: &'a FormFields, name: &str) -> Option<&'a str> {
 }
 
 pub fn router(app: Arc<AppState>) -> Router {
+    let credentials = Credentials::from_env();
+    let sessions = Sessions::new(&credentials.secrets(&app));
     let ui = Arc::new(Ui {
         app,
-        sessions: Sessions::default(),
-        credentials: Credentials::from_env(),
+        sessions,
+        credentials,
     });
     Router::new()
         .route("/ui", get(pages::overview::page))

@@ -1,17 +1,22 @@
-//! Who is signed in to the UI: a random session token in an HttpOnly, SameSite=Strict
-//! cookie, mapped in memory to the session's CSRF token. Only the SHA-256 of a session
-//! token is kept, so a memory dump does not yield a usable cookie.
+//! Who is signed in to the UI: a sealed session token in an HttpOnly, SameSite=Strict
+//! cookie. The token carries its expiry and a nonce, authenticated with HMAC-SHA256 under
+//! a key derived from the sign-in secrets (the master key, `UI_USERNAME`/`UI_PASSWORD`),
+//! so any replica sharing the config — and this one after a config reload or a restart —
+//! accepts it, with no session table to share; changing the master key or the UI
+//! password ends every session. The CSRF token is derived from the nonce the same way.
 //!
 //! Sign-in takes the master key (as the password, any user name), or
 //! `UI_USERNAME`/`UI_PASSWORD` when both are set in the environment (LiteLLM's
-//! variables). Sessions live in this process: behind a load balancer, use sticky
-//! sessions or sign in per replica.
+//! variables). Signing out clears the cookie and revokes the token on this replica
+//! (a bounded list until it expires); a copy of the cookie taken before sign-out stays
+//! valid on the other replicas until it expires (12 hours).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::{HeaderMap, HeaderValue, header};
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -19,78 +24,131 @@ use crate::state::AppState;
 
 pub const COOKIE: &str = "gatehouse_ui";
 const LIFETIME: Duration = Duration::from_secs(12 * 3600);
-/// Sessions kept at most; the oldest goes first when a new one needs room.
-const MAX_SESSIONS: usize = 1024;
+/// Signed-out tokens remembered at most (each until its expiry).
+const MAX_REVOKED: usize = 4096;
+/// Tokens longer than this are not even looked at (bounded work on hostile input).
+const MAX_TOKEN_LEN: usize = 256;
+const VERSION: &str = "s1";
+
+type HmacSha256 = Hmac<Sha256>;
 
 #[derive(Clone)]
 pub struct Session {
     pub csrf: String,
-    expires: Instant,
 }
 
-#[derive(Default)]
 pub struct Sessions {
-    by_token_hash: Mutex<HashMap<[u8; 32], Session>>,
+    key: [u8; 32],
+    /// Nonce → expiry (unix seconds) of tokens signed out here.
+    revoked: Mutex<HashMap<String, u64>>,
 }
 
-fn random_hex() -> String {
-    hex::encode(rand::random::<[u8; 32]>())
-}
-
-fn digest(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl Sessions {
+    /// Sessions sealed under a key derived from `secrets` (empty secrets: a random key,
+    /// valid in this process only).
+    pub fn new(secrets: &[&str]) -> Self {
+        let key = if secrets.iter().all(|s| s.is_empty()) {
+            rand::random()
+        } else {
+            let mut hash = Sha256::new();
+            hash.update(b"gatehouse ui session v1");
+            for secret in secrets {
+                // Length-prefixed, so ("ab", "c") and ("a", "bc") differ.
+                hash.update((secret.len() as u64).to_be_bytes());
+                hash.update(secret.as_bytes());
+            }
+            hash.finalize().into()
+        };
+        Self {
+            key,
+            revoked: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn mac(&self, parts: &[&str]) -> String {
+        // HMAC accepts keys of any length: this cannot fail.
+        let Ok(mut mac) = <HmacSha256 as Mac>::new_from_slice(&self.key) else {
+            return String::new();
+        };
+        for part in parts {
+            mac.update(part.as_bytes());
+            mac.update(b".");
+        }
+        hex::encode(mac.finalize().into_bytes())
+    }
+
     /// Starts a session; returns its cookie token.
     pub fn create(&self) -> String {
-        let token = random_hex();
-        let session = Session {
-            csrf: random_hex(),
-            expires: Instant::now() + LIFETIME,
-        };
-        let mut map = self
-            .by_token_hash
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if map.len() >= MAX_SESSIONS {
-            let now = Instant::now();
-            map.retain(|_, s| s.expires > now);
-            if map.len() >= MAX_SESSIONS
-                && let Some(oldest) = map.iter().min_by_key(|(_, s)| s.expires).map(|(k, _)| *k)
-            {
-                map.remove(&oldest);
-            }
-        }
-        map.insert(digest(&token), session);
-        token
+        let expires = (now_secs() + LIFETIME.as_secs()).to_string();
+        let nonce = hex::encode(rand::random::<[u8; 16]>());
+        let mac = self.mac(&[VERSION, &expires, &nonce]);
+        format!("{VERSION}.{expires}.{nonce}.{mac}")
     }
 
     /// The live session named by the request's cookie.
     pub fn find(&self, headers: &HeaderMap) -> Option<Session> {
-        let token = cookie(headers)?;
-        let key = digest(token);
-        let mut map = self
-            .by_token_hash
+        let (nonce, _) = self.open(cookie(headers)?)?;
+        let revoked = self
+            .revoked
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match map.get(&key) {
-            Some(s) if s.expires > Instant::now() => Some(s.clone()),
-            Some(_) => {
-                map.remove(&key);
-                None
-            }
-            None => None,
+        if revoked.contains_key(nonce) {
+            return None;
         }
+        Some(Session {
+            csrf: self.mac(&["csrf", nonce]),
+        })
     }
 
-    pub fn end(&self, headers: &HeaderMap) {
-        if let Some(token) = cookie(headers) {
-            self.by_token_hash
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .remove(&digest(token));
+    /// A token's nonce and expiry, when it is ours, intact and not expired.
+    fn open<'a>(&self, token: &'a str) -> Option<(&'a str, u64)> {
+        if token.len() > MAX_TOKEN_LEN {
+            return None;
         }
+        let mut parts = token.split('.');
+        let (version, expires, nonce, mac) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if version != VERSION || parts.next().is_some() {
+            return None;
+        }
+        let expected = self.mac(&[VERSION, expires, nonce]);
+        if !bool::from(expected.as_bytes().ct_eq(mac.as_bytes())) {
+            return None;
+        }
+        let expires: u64 = expires.parse().ok()?;
+        (expires > now_secs()).then_some((nonce, expires))
+    }
+
+    /// Signs the request's session out on this replica.
+    pub fn end(&self, headers: &HeaderMap) {
+        let Some((nonce, expires)) = cookie(headers).and_then(|t| self.open(t)) else {
+            return;
+        };
+        let mut revoked = self
+            .revoked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if revoked.len() >= MAX_REVOKED {
+            let now = now_secs();
+            revoked.retain(|_, until| *until > now);
+            if revoked.len() >= MAX_REVOKED
+                && let Some(first) = revoked
+                    .iter()
+                    .min_by_key(|(_, until)| **until)
+                    .map(|(n, _)| n.clone())
+            {
+                // Full of live revocations: the one expiring first goes (its session
+                // could be resumed until then — the price of a bounded list).
+                revoked.remove(&first);
+            }
+        }
+        revoked.insert(nonce.to_owned(), expires);
     }
 }
 
@@ -151,6 +209,24 @@ impl Credentials {
         }
     }
 
+    /// What sessions are sealed under: everything that lets an operator sign in.
+    pub fn secrets<'a>(&'a self, state: &'a AppState) -> [&'a str; 3] {
+        let (user, pass) = self
+            .ui_user
+            .as_ref()
+            .map_or(("", ""), |(u, p)| (u.as_str(), p.as_str()));
+        let settings = (
+            &state.config.general_settings,
+            &state.config.litellm_settings,
+        );
+        let master = settings
+            .0
+            .master_key
+            .as_deref()
+            .or(settings.1.master_key.as_deref());
+        [master.unwrap_or(""), user, pass]
+    }
+
     pub fn has_ui_user(&self) -> bool {
         self.ui_user.is_some()
     }
@@ -186,7 +262,7 @@ mod tests {
 
     #[test]
     fn sessions_are_found_by_cookie_and_end() {
-        let sessions = Sessions::default();
+        let sessions = Sessions::new(&["sk-master"]);
         let token = sessions.create();
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -204,12 +280,58 @@ mod tests {
         assert!(sessions.find(&forged).is_none());
     }
 
+    fn with_cookie(token: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, format!("{COOKIE}={token}").parse().unwrap());
+        headers
+    }
+
     #[test]
-    fn sessions_are_bounded() {
-        let sessions = Sessions::default();
-        for _ in 0..MAX_SESSIONS + 10 {
-            sessions.create();
+    fn a_session_is_honoured_wherever_the_secrets_are_the_same() {
+        let here = Sessions::new(&["sk-master", ""]);
+        let token = here.create();
+        // Another replica, or this one after a reload: same config, same key.
+        let there = Sessions::new(&["sk-master", ""]);
+        let a = here.find(&with_cookie(&token)).unwrap();
+        let b = there.find(&with_cookie(&token)).unwrap();
+        assert_eq!(a.csrf, b.csrf, "the CSRF token is the same everywhere");
+        // A new master key ends every session.
+        assert!(
+            Sessions::new(&["sk-rotated", ""])
+                .find(&with_cookie(&token))
+                .is_none()
+        );
+        // Without secrets the key is random: valid in this process only.
+        let random = Sessions::new(&[]);
+        let t = random.create();
+        assert!(random.find(&with_cookie(&t)).is_some());
+        assert!(Sessions::new(&[]).find(&with_cookie(&t)).is_none());
+    }
+
+    #[test]
+    fn altered_or_expired_tokens_are_refused() {
+        let sessions = Sessions::new(&["sk-master"]);
+        let token = sessions.create();
+        let parts: Vec<&str> = token.split('.').collect();
+        // A later expiry with the old MAC.
+        let later = format!("{}.{}.{}.{}", parts[0], u64::MAX, parts[2], parts[3]);
+        assert!(sessions.find(&with_cookie(&later)).is_none());
+        // Expired, correctly sealed.
+        let past = "1".to_owned();
+        let mac = sessions.mac(&[VERSION, &past, parts[2]]);
+        let expired = format!("{VERSION}.{past}.{}.{mac}", parts[2]);
+        assert!(sessions.find(&with_cookie(&expired)).is_none());
+        for garbage in ["s1", "s1.1.2", "s1.a.b.c.d", &"x".repeat(10_000)] {
+            assert!(sessions.find(&with_cookie(garbage)).is_none(), "{garbage}");
         }
-        assert!(sessions.by_token_hash.lock().unwrap().len() <= MAX_SESSIONS);
+    }
+
+    #[test]
+    fn revocations_are_bounded() {
+        let sessions = Sessions::new(&["sk-master"]);
+        for _ in 0..MAX_REVOKED + 10 {
+            sessions.end(&with_cookie(&sessions.create()));
+        }
+        assert!(sessions.revoked.lock().unwrap().len() <= MAX_REVOKED);
     }
 }
