@@ -61,13 +61,13 @@ def mock_url():
     mock.stop()
 
 
-def start_gateway(config: str, env=None) -> Process:
+def start_gateway(config: str, env=None, args=()) -> Process:
     tmp = Path(tempfile.mkdtemp())
     path = tmp / "config.yaml"
     path.write_text(config)
     return Process(
-        [str(BIN_DIR / "gatehouse"), "--config", str(path), "--port", "0"],
-        r"listening on (http://[0-9.:\[\]]+)",
+        [str(BIN_DIR / "gatehouse"), "--config", str(path), "--port", "0", *args],
+        r"listening on (https?://[0-9.:\[\]]+)",
         env=env,
     )
 
