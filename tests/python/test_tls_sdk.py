@@ -66,7 +66,12 @@ general_settings:
 """
     gw = start_gateway(
         config,
-        args=["--ssl_certfile_path", str(cert_path), "--ssl_keyfile_path", str(key_path)],
+        # The certificate names 127.0.0.1; the announced address must match it.
+        args=[
+            "--host", "127.0.0.1",
+            "--ssl_certfile_path", str(cert_path),
+            "--ssl_keyfile_path", str(key_path),
+        ],
     )
     gw.cert_path = cert_path
     yield gw
