@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from conftest import MASTER_KEY, start_gateway
+from conftest import MASTER_KEY, read_chat_stream, start_gateway
 
 
 def self_signed(directory: Path) -> tuple[Path, Path]:
@@ -107,13 +107,7 @@ def test_chat_stream_over_https(tls_gateway):
         stream=True,
         stream_options={"include_usage": True},
     )
-    text, usage, finish = "", None, None
-    for chunk in stream:
-        if chunk.choices:
-            text += chunk.choices[0].delta.content or ""
-            finish = chunk.choices[0].finish_reason or finish
-        if chunk.usage:
-            usage = chunk.usage
+    text, finish, usage = read_chat_stream(stream)
     assert text == "Echo: stream over tls"
     assert finish == "stop"
     assert usage is not None and usage.completion_tokens > 0
