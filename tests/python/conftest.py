@@ -61,13 +61,25 @@ def mock_url():
     mock.stop()
 
 
-def start_gateway(config: str, env=None) -> Process:
+def read_chat_stream(stream):
+    """The text, finish reason and usage of an openai SDK chat stream."""
+    text, usage, finish = "", None, None
+    for chunk in stream:
+        if chunk.choices:
+            text += chunk.choices[0].delta.content or ""
+            finish = chunk.choices[0].finish_reason or finish
+        if chunk.usage:
+            usage = chunk.usage
+    return text, finish, usage
+
+
+def start_gateway(config: str, env=None, args=()) -> Process:
     tmp = Path(tempfile.mkdtemp())
     path = tmp / "config.yaml"
     path.write_text(config)
     return Process(
-        [str(BIN_DIR / "gatehouse"), "--config", str(path), "--port", "0"],
-        r"listening on (http://[0-9.:\[\]]+)",
+        [str(BIN_DIR / "gatehouse"), "--config", str(path), "--port", "0", *args],
+        r"listening on (https?://[0-9.:\[\]]+)",
         env=env,
     )
 

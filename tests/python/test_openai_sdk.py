@@ -3,7 +3,7 @@
 import openai
 import pytest
 
-from conftest import MASTER_KEY, VIRTUAL_KEY
+from conftest import MASTER_KEY, VIRTUAL_KEY, read_chat_stream
 
 
 def client(gateway, key=MASTER_KEY):
@@ -26,13 +26,7 @@ def test_chat_stream_with_usage(gateway):
         stream=True,
         stream_options={"include_usage": True},
     )
-    text, usage, finish = "", None, None
-    for chunk in stream:
-        if chunk.choices:
-            text += chunk.choices[0].delta.content or ""
-            finish = chunk.choices[0].finish_reason or finish
-        if chunk.usage:
-            usage = chunk.usage
+    text, finish, usage = read_chat_stream(stream)
     assert text == "Echo: stream this"
     assert finish == "stop"
     assert usage is not None and usage.completion_tokens > 0

@@ -1,5 +1,6 @@
 //! Command-line interface. The serve flags are LiteLLM's (`--config`, `--host`,
-//! `--port`, `--detailed_debug`), so existing launch scripts keep working.
+//! `--port`, `--detailed_debug`, `--ssl_certfile_path`, ...), so existing launch scripts
+//! keep working.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,6 +56,27 @@ pub struct ServeArgs {
     /// Debug-level logs (LiteLLM's flag).
     #[arg(long = "detailed_debug", alias = "detailed-debug", alias = "debug")]
     pub detailed_debug: bool,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs
+    /// --ssl_keyfile_path. HTTP/2 is offered by ALPN. LiteLLM's flag and variable.
+    #[arg(
+        long = "ssl_certfile_path",
+        alias = "ssl-certfile-path",
+        env = "SSL_CERTFILE_PATH",
+        requires = "ssl_keyfile_path"
+    )]
+    pub ssl_certfile_path: Option<PathBuf>,
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of --ssl_certfile_path.
+    #[arg(
+        long = "ssl_keyfile_path",
+        alias = "ssl-keyfile-path",
+        env = "SSL_KEYFILE_PATH",
+        requires = "ssl_certfile_path"
+    )]
+    pub ssl_keyfile_path: Option<PathBuf>,
+    /// Accepted for LiteLLM compatibility and ignored (with a warning): rustls offers
+    /// only its own safe cipher suites.
+    #[arg(long, hide = true)]
+    pub ciphers: Option<String>,
     /// Accepted for LiteLLM compatibility; Gatehouse is one multi-threaded process.
     #[arg(long = "num_workers", alias = "num-workers", hide = true)]
     pub num_workers: Option<u32>,

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use gatehouse_mcp::Hub;
 use gatehouse_server::AppState;
+use gatehouse_server::tls::Certificates;
 use metrics_exporter_prometheus::PrometheusBuilder;
 
 use crate::cli::{ServeArgs, load};
@@ -117,6 +118,14 @@ async fn serve(
              Set general_settings.master_key (or virtual_keys) to serve beyond this machine, or bind 127.0.0.1"
         ));
     }
+    // Read before binding: a wrong path fails the start, not every handshake. The handle
+    // stays here so the config reload can call `certificates.reload()` too.
+    let certificates = tls_certificates(&args)?;
+    let scheme = if certificates.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let addr = SocketAddr::new(host, args.port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -132,10 +141,17 @@ async fn serve(
         mcp_servers = config.mcp_servers.len(),
         config = %loaded.origin,
         startup_ms = started.elapsed().as_secs_f64() * 1e3,
-        "gatehouse listening on http://{bound}"
+        "gatehouse listening on {scheme}://{bound}"
     );
     let app = gatehouse_server::router(state.clone());
-    let result = gatehouse_server::serve(listener, app, shutdown_signal(), SHUTDOWN_GRACE).await;
+    let result = gatehouse_server::serve(
+        listener,
+        app,
+        certificates.clone(),
+        shutdown_signal(),
+        SHUTDOWN_GRACE,
+    )
+    .await;
     hub.shutdown().await;
     background.stop(state.persistence.as_ref()).await;
     upkeep.abort();
@@ -151,6 +167,23 @@ async fn serve(
     }
     tracing::info!("stopped");
     result.map_err(|e| format!("server error: {e}"))
+}
+
+/// The certificate to serve HTTPS with, when `--ssl_certfile_path` and `--ssl_keyfile_path`
+/// (or `SSL_CERTFILE_PATH` and `SSL_KEYFILE_PATH`) name one; clap requires both or neither.
+fn tls_certificates(args: &ServeArgs) -> Result<Option<Arc<Certificates>>, String> {
+    if args.ciphers.is_some() {
+        tracing::warn!(
+            "--ciphers is ignored: TLS uses rustls' own safe cipher suites (TLS 1.3, and TLS 1.2 with ECDHE and AEAD)"
+        );
+    }
+    let (Some(cert), Some(key)) = (&args.ssl_certfile_path, &args.ssl_keyfile_path) else {
+        return Ok(None);
+    };
+    let certificates =
+        Certificates::load(cert, key).map_err(|e| format!("TLS certificate: {e}"))?;
+    tracing::info!(cert = %cert.display(), "serving HTTPS (HTTP/2 and HTTP/1.1 by ALPN)");
+    Ok(Some(certificates))
 }
 
 async fn shutdown_signal() {

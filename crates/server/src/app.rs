@@ -14,15 +14,12 @@
 //! 6. The handler — reads its body itself, size-limited (413 past
 //!    `max_request_size_mb`), and answers errors in its client's dialect.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderValue, Method};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
-use tokio::net::TcpListener;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 use gatehouse_mcp::downstream::EndpointSettings;
@@ -138,40 +135,4 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
             ])
             .max_age(Duration::from_secs(600)),
     )
-}
-
-/// Serves `app` until `shutdown` resolves, then stops accepting and gives in-flight
-/// requests and streams up to `grace` to finish.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    grace: Duration,
-) -> std::io::Result<()> {
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let listener = listener.tap_io(|tcp| {
-        // Small SSE chunks must leave at once, not wait for Nagle.
-        let _ = tcp.set_nodelay(true);
-    });
-    let mut stopped = stop_rx.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = stopped.wait_for(|s| *s).await;
-    });
-    let mut server = Box::pin(server.into_future());
-    tokio::select! {
-        result = &mut server => return result,
-        () = shutdown => {}
-    }
-    tracing::info!(
-        grace_seconds = grace.as_secs_f64(),
-        "shutting down: no new connections, finishing in-flight requests"
-    );
-    let _ = stop_tx.send(true);
-    match tokio::time::timeout(grace, server).await {
-        Ok(result) => result,
-        Err(_) => {
-            tracing::warn!("grace period over, closing the remaining connections");
-            Ok(())
-        }
-    }
 }

@@ -20,6 +20,7 @@ mod respond;
 mod server;
 mod sse;
 mod state;
+pub mod tls;
 
 pub use azure::content_filter_error as azure_content_filter_error;
 pub use bedrock::{AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY};

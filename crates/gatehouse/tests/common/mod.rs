@@ -152,7 +152,9 @@ impl Drop for Gateway {
 }
 
 fn listening_url(line: &str) -> Option<String> {
-    let at = line.find("listening on http://")?;
+    let at = line
+        .find("listening on http://")
+        .or_else(|| line.find("listening on https://"))?;
     let rest = &line[at + "listening on ".len()..];
     let end = rest
         .find(|c: char| c.is_whitespace() || c == '"' || c == '\\')
