@@ -19,6 +19,7 @@ pub mod otel;
 pub mod pipeline;
 pub mod providers;
 pub mod proxy;
+pub mod reload;
 pub mod request;
 pub mod router_sync;
 pub mod routes;
@@ -29,5 +30,6 @@ pub mod tools;
 pub mod ui;
 pub mod upstream;
 
-pub use app::{router, serve};
+pub use app::{McpEndpoint, router, router_with_mcp, serve};
+pub use reload::Reloadable;
 pub use state::AppState;
