@@ -134,11 +134,16 @@ fn config(mock: &MockServer, master: &str, models: &[&str], keys: &[&str], mcp: 
     if !mcp.is_empty() {
         cfg.push_str("mcp_servers:\n");
     }
-    for name in mcp {
+    // `name=mark`: the server with an `env` entry, so changing the mark changes it.
+    for entry in mcp {
+        let (name, mark) = entry.split_once('=').unwrap_or((entry, ""));
         cfg.push_str(&format!(
             "  {name}:\n    command: node\n    args: [\"{}\", \"stdio\"]\n",
             everything()
         ));
+        if !mark.is_empty() {
+            cfg.push_str(&format!("    env: {{RELOAD_MARK: \"{mark}\"}}\n"));
+        }
     }
     cfg
 }
@@ -156,15 +161,18 @@ async fn sighup_swaps_models_keys_and_mcp_servers_without_cutting_a_stream() {
         MASTER_ONE,
         &["kept-model", "removed-model"],
         &["sk-virtual-kept", "sk-virtual-removed"],
-        &["ev", "gone"],
+        &["ev", "gone", "chg=1"],
     );
     let gw = Gateway::start(&before);
-    let h = health_until(&gw, MASTER_ONE, "both MCP servers ready", |h| {
-        ready_pid(h, "ev").is_some() && ready_pid(h, "gone").is_some()
+    let h = health_until(&gw, MASTER_ONE, "the MCP servers ready", |h| {
+        ["ev", "gone", "chg"]
+            .iter()
+            .all(|s| ready_pid(h, s).is_some())
     })
     .await;
     let ev_pid = ready_pid(&h, "ev").unwrap();
     let gone_pid = ready_pid(&h, "gone").unwrap();
+    let chg_pid = ready_pid(&h, "chg").unwrap();
     let hash_before = h["config"]["hash"].as_str().unwrap().to_owned();
     assert_eq!(hash_before, sha256_file(&gw.config_path()));
     assert_eq!(h["config"]["reloads"], 0);
@@ -190,7 +198,7 @@ async fn sighup_swaps_models_keys_and_mcp_servers_without_cutting_a_stream() {
         MASTER_TWO,
         &["kept-model", "new-model"],
         &["sk-virtual-kept", "sk-virtual-new"],
-        &["ev", "added"],
+        &["ev", "added", "chg=2"],
     );
     save(&gw.config_path(), &after);
     hup(&gw);
@@ -254,9 +262,12 @@ async fn sighup_swaps_models_keys_and_mcp_servers_without_cutting_a_stream() {
 
     // MCP: the unchanged server is the same process; the added one lists its tools; the
     // removed one's process is gone.
-    let h = health_until(&gw, MASTER_TWO, "the added MCP server ready", |h| {
-        ready_pid(h, "added").is_some()
-    })
+    let h = health_until(
+        &gw,
+        MASTER_TWO,
+        "the added and changed MCP servers ready",
+        |h| ready_pid(h, "added").is_some() && ready_pid(h, "chg").is_some_and(|p| p != chg_pid),
+    )
     .await;
     assert_eq!(ready_pid(&h, "ev"), Some(ev_pid), "{h}");
     assert_eq!(mcp_server(&h, "ev").unwrap()["restarts"], 0);
@@ -281,11 +292,12 @@ async fn sighup_swaps_models_keys_and_mcp_servers_without_cutting_a_stream() {
         "{names:?}"
     );
     assert!(!names.iter().any(|n| n.starts_with("gone-")), "{names:?}");
+    // The removed server and the changed server's old instance stop.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while alive(gone_pid) {
+    while alive(gone_pid) || alive(chg_pid) {
         assert!(
             Instant::now() < deadline,
-            "the removed MCP server (pid {gone_pid}) still runs"
+            "a removed or replaced MCP server still runs (pids {gone_pid}, {chg_pid})"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
