@@ -29,6 +29,10 @@ pub struct Loaded {
     pub lines: LineIndex,
     /// Every `model_list` entry with its provider resolved, in file order.
     pub deployments: Vec<ResolvedDeployment>,
+    /// SHA-256 (hex) of the source text as read: `/health` shows it, so an operator can
+    /// tell which version of the file a replica serves, and a reload can tell whether the
+    /// file changed.
+    pub sha256: String,
 }
 
 impl Loaded {
@@ -119,7 +123,14 @@ pub fn load_str(
         warnings,
         lines: tree.lines,
         deployments,
+        sha256: sha256_hex(src),
     })
+}
+
+/// SHA-256 of a config's text, hex: what [`Loaded::sha256`] holds.
+pub fn sha256_hex(src: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(src.as_bytes()))
 }
 
 #[cfg(test)]

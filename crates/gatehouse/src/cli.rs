@@ -53,6 +53,14 @@ pub struct ServeArgs {
     pub host: Option<String>,
     #[arg(long, short = 'p', default_value_t = 4000, env = "PORT")]
     pub port: u16,
+    /// Reload the config when the file's contents change (checked every 3 seconds), as
+    /// on SIGHUP.
+    #[arg(
+        long = "watch-config",
+        alias = "watch_config",
+        env = "GATEHOUSE_WATCH_CONFIG"
+    )]
+    pub watch_config: bool,
     /// Debug-level logs (LiteLLM's flag).
     #[arg(long = "detailed_debug", alias = "detailed-debug", alias = "debug")]
     pub detailed_debug: bool,

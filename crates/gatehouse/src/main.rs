@@ -7,6 +7,7 @@ mod discover;
 mod keys_cli;
 mod logging;
 mod persistence;
+mod reload;
 mod serve;
 
 use std::process::ExitCode;

@@ -116,32 +116,7 @@ pub async fn open(
     let store = gatehouse_store::open_with(&url, &options)
         .await
         .map_err(|e| format!("key store at {}: {e}", gatehouse_config::redact::url(&url)))?;
-    let report = store
-        .upsert_config_keys(&config.virtual_keys)
-        .await
-        .map_err(|e| format!("virtual_keys: {e}"))?;
-    for (hash, alias) in &report.orphaned {
-        tracing::warn!(
-            key = %alias.clone().unwrap_or_else(|| format!("{}…", &hash[..hash.len().min(12)])),
-            "a key once declared in virtual_keys is no longer in the config; it stays valid until blocked or deleted"
-        );
-    }
-    for r in &report.revoked {
-        let key = r
-            .key_alias
-            .clone()
-            .unwrap_or_else(|| format!("{}…", &r.token_hash[..r.token_hash.len().min(12)]));
-        match r.revocation {
-            gatehouse_store::Revocation::Blocked => tracing::warn!(
-                key = %key,
-                "a key declared in virtual_keys was blocked through the API; it stays blocked (POST /key/unblock to restore it)"
-            ),
-            gatehouse_store::Revocation::Deleted => tracing::warn!(
-                key = %key,
-                "a key declared in virtual_keys was deleted or regenerated through the API; it stays revoked (remove it from the config, or POST /key/generate with the same key to restore it)"
-            ),
-        }
-    }
+    let upserted = sync_config_keys(store.as_ref(), config).await?;
     let keys = KeyCache::load(store.clone())
         .await
         .map_err(|e| format!("loading keys: {e}"))?;
@@ -182,7 +157,7 @@ pub async fn open(
         backend = store.backend(),
         url = %gatehouse_config::redact::url(&url),
         keys = keys.len(),
-        config_keys = report.upserted,
+        config_keys = upserted,
         "key store ready"
     );
     let persistence = Persistence {
@@ -197,4 +172,40 @@ pub async fn open(
             budget_reset,
         },
     ))
+}
+
+/// Upserts the config's `virtual_keys` into the store (start-up and every config
+/// reload) and warns about the config keys it leaves as they are: those no longer in the
+/// config and those revoked through the API. Returns how many were upserted.
+pub async fn sync_config_keys(
+    store: &dyn gatehouse_store::KeyStore,
+    config: &Config,
+) -> Result<usize, String> {
+    let report = store
+        .upsert_config_keys(&config.virtual_keys)
+        .await
+        .map_err(|e| format!("virtual_keys: {e}"))?;
+    for (hash, alias) in &report.orphaned {
+        tracing::warn!(
+            key = %alias.clone().unwrap_or_else(|| format!("{}…", &hash[..hash.len().min(12)])),
+            "a key once declared in virtual_keys is no longer in the config; it stays valid until blocked or deleted"
+        );
+    }
+    for r in &report.revoked {
+        let key = r
+            .key_alias
+            .clone()
+            .unwrap_or_else(|| format!("{}…", &r.token_hash[..r.token_hash.len().min(12)]));
+        match r.revocation {
+            gatehouse_store::Revocation::Blocked => tracing::warn!(
+                key = %key,
+                "a key declared in virtual_keys was blocked through the API; it stays blocked (POST /key/unblock to restore it)"
+            ),
+            gatehouse_store::Revocation::Deleted => tracing::warn!(
+                key = %key,
+                "a key declared in virtual_keys was deleted or regenerated through the API; it stays revoked (remove it from the config, or POST /key/generate with the same key to restore it)"
+            ),
+        }
+    }
+    Ok(report.upserted)
 }

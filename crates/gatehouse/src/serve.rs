@@ -1,4 +1,5 @@
-//! `gatehouse serve`: load, wire, bind, serve until SIGTERM/SIGINT, drain, exit.
+//! `gatehouse serve`: load, wire, bind, serve until SIGTERM/SIGINT (reloading the config
+//! on SIGHUP, see `reload`), drain, exit.
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
@@ -11,7 +12,8 @@ use gatehouse_server::tls::Certificates;
 use metrics_exporter_prometheus::PrometheusBuilder;
 
 use crate::cli::{ServeArgs, load};
-use crate::{logging, persistence};
+use crate::reload::Serving;
+use crate::{logging, persistence, reload};
 
 /// How long in-flight requests and streams may run on after SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -70,6 +72,8 @@ async fn serve(
     started: Instant,
 ) -> Result<(), String> {
     let config = &loaded.config;
+    // From the start: SIGHUP's default action would end the process.
+    let hangup = reload::hangup();
     let metrics = PrometheusBuilder::new()
         .install_recorder()
         .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
@@ -95,15 +99,9 @@ async fn serve(
     hub.start();
     let state = Arc::new(
         AppState::new(config, hub.clone(), Some(persistence), Some(metrics))
-            .map_err(|e| e.to_string())?,
+            .map_err(|e| e.to_string())?
+            .with_source(loaded.sha256.clone()),
     );
-    let router_sharing = state.share_router_state();
-    let health_checks = state.check_health();
-    let cache_writer = state.spawn_cache_writer();
-    let span_exporter = state.spawn_span_exporter();
-    if let Some(tracer) = &state.tracer {
-        tracing::info!(endpoint = %tracer.endpoint(), "exporting OpenTelemetry traces (OTLP/HTTP protobuf)");
-    }
     let local = state.auth.is_local();
     let host: IpAddr = match args.host.as_deref() {
         Some(h) => h
@@ -143,28 +141,35 @@ async fn serve(
         startup_ms = started.elapsed().as_secs_f64() * 1e3,
         "gatehouse listening on {scheme}://{bound}"
     );
-    let app = gatehouse_server::router(state.clone());
-    let result = gatehouse_server::serve(
-        listener,
-        app,
+    let serving = Serving::new(
+        args.clone(),
+        loaded.source_dir.clone(),
+        host,
+        state,
         certificates.clone(),
-        shutdown_signal(),
-        SHUTDOWN_GRACE,
-    )
-    .await;
-    hub.shutdown().await;
-    background.stop(state.persistence.as_ref()).await;
+    );
+    let app = serving.app();
+    // The current state owns the hub from here: a reload replaces it, and servers it
+    // removes stop once nothing holds the old hub.
+    drop(hub);
+    let (stop_reloading, stopped) = tokio::sync::watch::channel(false);
+    let stop_reloading = Arc::new(stop_reloading);
+    let reloader = tokio::spawn(serving.reload_on_signal(hangup, args.watch_config, stopped));
+    let draining = stop_reloading.clone();
+    let shutdown = async move {
+        shutdown_signal().await;
+        // No reload once draining starts.
+        let _ = draining.send(true);
+    };
+    let result = gatehouse_server::serve(listener, app, certificates, shutdown, SHUTDOWN_GRACE).await;
+    let _ = stop_reloading.send(true);
+    let state = match reloader.await {
+        Ok(serving) => serving.stop().await,
+        Err(e) => return Err(format!("the config reloader failed: {e}")),
+    };
+    state.hub.shutdown().await;
+    background.stop(state.persistence.as_deref()).await;
     upkeep.abort();
-    for task in [health_checks, router_sharing, cache_writer]
-        .into_iter()
-        .flatten()
-    {
-        task.abort();
-    }
-    // The last spans (the requests that just finished) still go out, briefly.
-    if let Some(exporter) = span_exporter {
-        exporter.stop().await;
-    }
     tracing::info!("stopped");
     result.map_err(|e| format!("server error: {e}"))
 }

@@ -4,6 +4,8 @@
 //! - `Hub::from_config(&Config) -> Result<Arc<Hub>, HubError>` builds it (no I/O).
 //! - `hub.start()` spawns supervisors (upstreams connect in the background; stdio
 //!   servers may start lazily on first use); `hub.shutdown().await` stops them all.
+//! - `hub.reconfigured(&Config) -> Result<Arc<Hub>, HubError>` (config reload): a new hub
+//!   sharing the running supervisor of every server whose definition did not change.
 //! - `hub.resolve(name_or_alias) -> Option<String>` → configured server name.
 //! - `hub.server_names()`, `hub.status() -> Vec<ServerStatus>` for /health and listings.
 //! - `hub.may_use(&McpCaller, server) -> bool`.
@@ -346,9 +348,36 @@ pub struct Hub {
     mcp_settings: gatehouse_config::McpSettings,
     toolsets: IndexMap<String, gatehouse_config::ToolsetConfig>,
     events: broadcast::Sender<HubEvent>,
-    stop: CancellationToken,
+    /// One per server, in `servers` order. Shared with the hub a reload builds when the
+    /// server's definition did not change, so its process and session live on.
+    runs: IndexMap<String, Arc<Run>>,
     started: AtomicBool,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// One server's supervisor: its own stop token, so a reload can stop one server and keep
+/// the rest. Dropped by the last hub that has the server (the old hub once its last
+/// in-flight request is done, when a reload removed or changed it), it stops the
+/// supervisor, which closes the upstream (process group killed, session deleted).
+#[derive(Default)]
+struct Run {
+    stop: CancellationToken,
+    task: Mutex<Option<JoinHandle<()>>>,
+    spawned: AtomicBool,
+}
+
+impl Run {
+    fn take_task(&self) -> Option<JoinHandle<()>> {
+        self.task
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
 }
 
 impl std::fmt::Debug for Hub {
@@ -366,6 +395,10 @@ impl Hub {
     }
 
     pub fn with_settings(config: &Config, settings: HubSettings) -> Result<Arc<Hub>, HubError> {
+        Self::build(config, settings).map(Arc::new)
+    }
+
+    fn build(config: &Config, settings: HubSettings) -> Result<Hub, HubError> {
         let mut servers = IndexMap::new();
         for (name, cfg) in &config.mcp_servers {
             if name.is_empty() || name.contains(naming::SEPARATOR) || !naming::is_valid(name) {
@@ -404,6 +437,10 @@ impl Hub {
             };
             servers.insert(name.clone(), Arc::new(server));
         }
+        let runs = servers
+            .keys()
+            .map(|name| (name.clone(), Arc::new(Run::default())))
+            .collect();
         let mut aliases = IndexMap::new();
         for (alias, target) in &config.litellm_settings.mcp_aliases {
             if servers.contains_key(target) {
@@ -413,51 +450,90 @@ impl Hub {
             }
         }
         let (events, _) = broadcast::channel(1024);
-        Ok(Arc::new(Hub {
+        Ok(Hub {
             servers,
             aliases,
             settings,
             mcp_settings: mcp_settings(config),
             toolsets: config.toolsets.clone(),
             events,
-            stop: CancellationToken::new(),
+            runs,
             started: AtomicBool::new(false),
-            tasks: Mutex::new(Vec::new()),
-        }))
+        })
+    }
+
+    /// The hub for a reloaded config: every server whose definition is unchanged is the
+    /// same server (its supervisor, process or session, catalog and restart count carry
+    /// on); new and changed ones start with [`Hub::start`]; removed and changed ones stop
+    /// when this hub is dropped (after the requests still using it finish). Aliases,
+    /// toolsets and `mcp_settings` come from the new config; notifications keep flowing
+    /// on the same channel, so open client streams keep receiving them.
+    pub fn reconfigured(&self, config: &Config) -> Result<Arc<Hub>, HubError> {
+        let mut hub = Self::build(config, self.settings.clone())?;
+        hub.events = self.events.clone();
+        for (name, server) in hub.servers.iter_mut() {
+            let (Some(old), Some(run)) = (self.servers.get(name), self.runs.get(name)) else {
+                continue;
+            };
+            if same_definition(&old.cfg, &server.cfg) {
+                *server = old.clone();
+                hub.runs.insert(name.clone(), run.clone());
+            }
+        }
+        Ok(Arc::new(hub))
+    }
+
+    /// Which servers a reload to `next` keeps running, starts and stops, for the log.
+    pub fn changes_to(&self, next: &Hub) -> ServerChanges {
+        let mut changes = ServerChanges::default();
+        for (name, run) in &next.runs {
+            match self.runs.get(name) {
+                Some(old) if Arc::ptr_eq(old, run) => changes.kept.push(name.clone()),
+                Some(_) => changes.restarted.push(name.clone()),
+                None => changes.added.push(name.clone()),
+            }
+        }
+        changes.removed = self
+            .runs
+            .keys()
+            .filter(|n| !next.runs.contains_key(*n))
+            .cloned()
+            .collect();
+        changes
     }
 
     /// Spawns one supervisor per server; returns at once (connections come up in the
     /// background). Calling it twice does nothing.
+    /// A server a reconfigured hub shares with its predecessor is already running and is
+    /// left alone.
     pub fn start(self: &Arc<Self>) {
         if self.started.swap(true, Ordering::SeqCst) {
             return;
         }
-        let mut tasks = self
-            .tasks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for server in self.servers.values() {
+        for (server, run) in self.servers.values().zip(self.runs.values()) {
+            if run.spawned.swap(true, Ordering::SeqCst) {
+                continue;
+            }
             server.state.send_replace(Conn::Starting);
             let sup = Supervisor {
                 server: server.clone(),
                 settings: self.settings.clone(),
                 events: self.events.clone(),
-                stop: self.stop.clone(),
+                stop: run.stop.clone(),
             };
-            tasks.push(tokio::spawn(sup.run()));
+            *run.task
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(tokio::spawn(sup.run()));
         }
     }
 
     /// Stops every supervisor and closes every upstream (process groups killed,
     /// HTTP sessions deleted).
     pub async fn shutdown(&self) {
-        self.stop.cancel();
-        let tasks: Vec<_> = std::mem::take(
-            &mut *self
-                .tasks
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
+        for run in self.runs.values() {
+            run.stop.cancel();
+        }
+        let tasks: Vec<_> = self.runs.values().filter_map(|r| r.take_task()).collect();
         for t in tasks {
             if tokio::time::timeout(Duration::from_secs(10), t)
                 .await
@@ -1042,10 +1118,24 @@ fn set_progress_token(params: &mut Option<Value>, token: &str) {
     }
 }
 
-impl Drop for Hub {
-    fn drop(&mut self) {
-        // Dropped without `shutdown()`: supervisors still stop and close their upstreams.
-        self.stop.cancel();
+/// What a reload does to the MCP servers, by name.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ServerChanges {
+    /// Unchanged: the same process or session keeps serving.
+    pub kept: Vec<String>,
+    pub added: Vec<String>,
+    /// Definition changed: a new one starts, the old one stops.
+    pub restarted: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+/// Whether two definitions of a server are the same, field for field (including the
+/// fields we pass through unread): compared as serialized, since the config types
+/// carry open maps of JSON values.
+fn same_definition(a: &McpServerConfig, b: &McpServerConfig) -> bool {
+    match (serde_json::to_value(a), serde_json::to_value(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
     }
 }
 

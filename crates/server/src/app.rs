@@ -22,7 +22,7 @@ use axum::http::{HeaderValue, Method};
 use axum::routing::{get, post};
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
-use gatehouse_mcp::downstream::EndpointSettings;
+use gatehouse_mcp::downstream::{CurrentHub, EndpointSettings};
 
 use crate::auth::require_key;
 use crate::error::ApiError;
@@ -32,6 +32,13 @@ use crate::routes::{chat, embeddings, health, keys, messages, models, responses}
 use crate::state::AppState;
 
 pub fn router(state: Arc<AppState>) -> Router {
+    let mcp = McpEndpoint::new(&state);
+    router_with_mcp(state, &mcp)
+}
+
+/// The application for `state` around an MCP endpoint built earlier (a config reload
+/// keeps the endpoint, so MCP sessions and their streams survive it).
+pub fn router_with_mcp(state: Arc<AppState>, mcp: &McpEndpoint) -> Router {
     let guard = Arc::new(Guard::new(
         state.auth.is_local(),
         &state.allowed_hosts,
@@ -70,7 +77,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/key/list", get(keys::list))
         .route("/spend/logs", get(keys::spend_logs))
         .with_state(state.clone())
-        .merge(mcp_router(&state, &guard))
+        .merge(mcp.routes_for(&state))
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method);
     let mut app = api
@@ -99,19 +106,72 @@ async fn wrong_method(method: Method, uri: axum::http::Uri) -> ApiError {
     ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
 }
 
-/// The MCP endpoint (`/mcp`, `/mcp/{server}`, legacy SSE, `/v1/mcp/*`). It sits inside
-/// the auth layer, which leaves the `McpCaller` it needs; its tool calls are rate-limited
-/// and audited (`mcp_calls`), and gets the server's Host/Origin
-/// policy (its own check then agrees with the outer one).
-fn mcp_router(state: &Arc<AppState>, guard: &Guard) -> Router {
-    let settings = EndpointSettings {
-        allowed_hosts: guard.allowed_hosts.clone(),
-        allowed_origins: guard.allowed_origins.clone(),
-        ..EndpointSettings::from_config(state.hub.mcp_settings())
-    };
-    gatehouse_mcp::downstream::router(state.hub.clone(), settings).layer(
-        axum::middleware::from_fn_with_state(state.clone(), crate::mcp_calls::account_mcp_calls),
-    )
+/// The MCP endpoint (`/mcp`, `/mcp/{server}`, legacy SSE, `/v1/mcp/*`) and the sessions
+/// it holds. It sits inside the auth layer, which leaves the `McpCaller` it needs; its
+/// tool calls are rate-limited and audited (`mcp_calls`), and it gets the server's
+/// Host/Origin policy (its own check then agrees with the outer one).
+pub struct McpEndpoint {
+    routes: Router,
+    hub: Arc<CurrentHub>,
+    /// What the endpoint was built from besides the hub; a reload that changes it
+    /// builds a new endpoint.
+    fingerprint: String,
+}
+
+impl McpEndpoint {
+    pub fn new(state: &AppState) -> Self {
+        let guard = Guard::new(
+            state.auth.is_local(),
+            &state.allowed_hosts,
+            &state.allowed_origins,
+        );
+        let settings = EndpointSettings {
+            allowed_hosts: guard.allowed_hosts.clone(),
+            allowed_origins: guard.allowed_origins.clone(),
+            ..EndpointSettings::from_config(state.hub.mcp_settings())
+        };
+        let hub = Arc::new(CurrentHub::new(state.hub.clone()));
+        Self {
+            routes: gatehouse_mcp::downstream::router(hub.clone(), settings),
+            hub,
+            fingerprint: Self::fingerprint(state),
+        }
+    }
+
+    /// The endpoint for a reloaded state: this one serving the new hub (sessions kept),
+    /// or — when `mcp_settings`, allowed hosts/origins or local mode changed — a new one
+    /// (`false`: open sessions end with the old one).
+    pub fn reload(&self, state: &AppState) -> (Self, bool) {
+        if Self::fingerprint(state) != self.fingerprint {
+            return (Self::new(state), false);
+        }
+        self.hub.swap(state.hub.clone());
+        let kept = Self {
+            routes: self.routes.clone(),
+            hub: self.hub.clone(),
+            fingerprint: self.fingerprint.clone(),
+        };
+        (kept, true)
+    }
+
+    fn routes_for(&self, state: &Arc<AppState>) -> Router {
+        self.routes
+            .clone()
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                crate::mcp_calls::account_mcp_calls,
+            ))
+    }
+
+    fn fingerprint(state: &AppState) -> String {
+        serde_json::json!([
+            state.hub.mcp_settings(),
+            state.allowed_hosts,
+            state.allowed_origins,
+            state.auth.is_local(),
+        ])
+        .to_string()
+    }
 }
 
 fn cors_layer(origins: &[String]) -> Option<CorsLayer> {

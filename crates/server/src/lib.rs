@@ -20,6 +20,7 @@ pub mod otel;
 pub mod pipeline;
 pub mod providers;
 pub mod proxy;
+pub mod reload;
 pub mod request;
 pub mod router_sync;
 pub mod routes;
@@ -31,6 +32,7 @@ pub mod tools;
 pub mod ui;
 pub mod upstream;
 
-pub use app::router;
+pub use app::{McpEndpoint, router, router_with_mcp};
 pub use listen::serve;
+pub use reload::Reloadable;
 pub use state::AppState;

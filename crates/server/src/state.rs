@@ -1,4 +1,6 @@
-//! Everything a request handler needs, built once at start-up.
+//! Everything a request handler needs: built at start-up, and again at each config
+//! reload from the new config and the long-lived parts of the old state
+//! ([`AppState::reconfigured`]).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -49,6 +51,12 @@ pub struct Persistence {
 pub struct AppState {
     /// The config being served (the admin UI shows it, redacted).
     pub config: Arc<Config>,
+    /// Which config file version this is and when it was loaded (`/health`).
+    pub loaded: Loaded,
+    /// Config reloads so far, shared by every state a reload builds.
+    pub reloads: Arc<ReloadStats>,
+    /// The Redis URL in effect: fixed at start-up (a reload keeps it).
+    redis: Option<String>,
     /// Model groups, strategies, retries, fallbacks, cooldowns (`router_settings`).
     pub router: gatehouse_router::Router<Deployment>,
     /// Cooldowns to share through Redis, until `router_sync::spawn` takes them.
@@ -62,21 +70,69 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     pub started: Instant,
     /// The last background health check of each deployment (when they are on).
-    pub health_checks: crate::health_checks::Results,
+    pub health_checks: Arc<crate::health_checks::Results>,
     pub allowed_origins: Vec<String>,
     /// `Host` names the MCP endpoint accepts besides loopback.
     pub allowed_hosts: Vec<String>,
     /// MCP halves of turns that also called the client's own tools.
-    pub pending: crate::tools::pending::PendingTurns,
-    pub persistence: Option<Persistence>,
+    pub pending: Arc<crate::tools::pending::PendingTurns>,
+    pub persistence: Option<Arc<Persistence>>,
     /// Responses API objects kept for `previous_response_id` and GET/DELETE.
-    pub responses: crate::dialects::store::ResponseStore,
+    pub responses: Arc<crate::dialects::store::ResponseStore>,
     /// Per-key rpm/tpm/parallel limits: in memory, or shared through Redis.
-    pub limiter: crate::limits::Limiter,
+    pub limiter: Arc<crate::limits::Limiter>,
     /// The response cache (`litellm_settings.cache`), when on.
     pub cache: Option<Arc<crate::cache::ResponseCache>>,
     /// OpenTelemetry traces (`OTEL_EXPORTER_OTLP_ENDPOINT`, `callbacks: [otel]`), when on.
     pub tracer: Option<Arc<crate::otel::Tracer>>,
+}
+
+/// The loaded config file's identity, for `/health`.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// SHA-256 (hex) of the file as read; `None` when the state was built from a config
+    /// value (tests).
+    pub sha256: Option<String>,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Reload outcomes since start-up (`/health`, and `gatehouse_config_reloads_total`).
+#[derive(Debug, Default)]
+pub struct ReloadStats {
+    pub succeeded: std::sync::atomic::AtomicU64,
+    pub failed: std::sync::atomic::AtomicU64,
+    /// Why the last reload was refused; cleared by a successful one.
+    pub last_error: std::sync::Mutex<Option<String>>,
+}
+
+impl ReloadStats {
+    pub fn record_success(&self) {
+        self.succeeded
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        metrics::counter!("gatehouse_config_reloads_total", "result" => "success").increment(1);
+    }
+
+    pub fn record_failure(&self, why: String) {
+        self.failed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+        metrics::counter!("gatehouse_config_reloads_total", "result" => "failure").increment(1);
+    }
+}
+
+/// The parts of the state that outlive a config reload: counters, stores, connections.
+struct Carried {
+    persistence: Option<Arc<Persistence>>,
+    metrics: Option<PrometheusHandle>,
+    http: reqwest::Client,
+    limiter: Arc<crate::limits::Limiter>,
+    responses: Arc<crate::dialects::store::ResponseStore>,
+    pending: Arc<crate::tools::pending::PendingTurns>,
+    health_checks: Arc<crate::health_checks::Results>,
+    started: Instant,
+    redis: Option<String>,
+    reloads: Arc<ReloadStats>,
 }
 
 impl AppState {
@@ -88,23 +144,103 @@ impl AppState {
         persistence: Option<Persistence>,
         metrics: Option<PrometheusHandle>,
     ) -> Result<Self, StateError> {
-        let mut router = crate::deployments::build_router(config)?;
         let redis = redis_url(config);
+        let limiter = crate::limits::Limiter::from_settings(redis.clone())
+            .map_err(|e| DeploymentError::Redis(e.to_string()))?;
+        let carried = Carried {
+            persistence: persistence.map(Arc::new),
+            metrics,
+            http: upstream_client()?,
+            limiter: Arc::new(limiter),
+            responses: Default::default(),
+            pending: Default::default(),
+            health_checks: Default::default(),
+            started: Instant::now(),
+            redis,
+            reloads: Default::default(),
+        };
+        let cache = build_cache(config, carried.redis.as_deref())?;
+        Self::assemble(config, hub, carried, cache, build_tracer(config))
+    }
+
+    /// The state for a reloaded config and its hub, keeping what must not reset: the key
+    /// store and its cache, the spend writer, rate-limit counters, stored responses,
+    /// pending tool turns, deployment health results, the upstream connection pool, the
+    /// metrics handle and the Redis URL (changing it needs a restart). The response cache
+    /// and the tracer are kept when their settings did not change, else rebuilt.
+    pub fn reconfigured(&self, config: &Config, hub: Arc<Hub>) -> Result<Self, StateError> {
+        let carried = Carried {
+            persistence: self.persistence.clone(),
+            metrics: self.metrics.clone(),
+            http: self.http.clone(),
+            limiter: self.limiter.clone(),
+            responses: self.responses.clone(),
+            pending: self.pending.clone(),
+            health_checks: self.health_checks.clone(),
+            started: self.started,
+            redis: self.redis.clone(),
+            reloads: self.reloads.clone(),
+        };
+        let cache = if gatehouse_config::cache::settings(config).0
+            == gatehouse_config::cache::settings(&self.config).0
+        {
+            self.cache.clone()
+        } else {
+            build_cache(config, carried.redis.as_deref())?
+        };
+        let tracer = if gatehouse_config::callbacks::otel(config)
+            == gatehouse_config::callbacks::otel(&self.config)
+        {
+            self.tracer.clone()
+        } else {
+            build_tracer(config)
+        };
+        Self::assemble(config, hub, carried, cache, tracer)
+    }
+
+    /// The Redis URL this process uses (set at start-up; a reload keeps it).
+    pub fn redis(&self) -> Option<&str> {
+        self.redis.as_deref()
+    }
+
+    /// Records which file version this state serves (`/health`).
+    pub fn with_source(mut self, sha256: String) -> Self {
+        self.loaded.sha256 = Some(sha256);
+        self
+    }
+
+    /// Whether this state shares `other`'s response cache (a reload kept it).
+    pub fn same_cache(&self, other: &AppState) -> bool {
+        match (&self.cache, &other.cache) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
+    /// Whether this state shares `other`'s tracer (a reload kept it).
+    pub fn same_tracer(&self, other: &AppState) -> bool {
+        match (&self.tracer, &other.tracer) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
+    fn assemble(
+        config: &Config,
+        hub: Arc<Hub>,
+        carried: Carried,
+        cache: Option<Arc<crate::cache::ResponseCache>>,
+        tracer: Option<Arc<crate::otel::Tracer>>,
+    ) -> Result<Self, StateError> {
+        let mut router = crate::deployments::build_router(config)?;
         let mut cooldown_feed = None;
-        if let Some(url) = &redis {
+        if let Some(url) = &carried.redis {
             let (sink, feed) = crate::router_sync::cooldowns::channel(url.clone());
             router = router.with_sink(Arc::new(sink));
             cooldown_feed = Some(feed);
         }
-        let cache = match gatehouse_config::cache::settings(config).0 {
-            Some(settings) => Some(Arc::new(
-                crate::cache::ResponseCache::new(settings, redis.as_deref())
-                    .map_err(StateError::Cache)?,
-            )),
-            None => None,
-        };
-        let limiter = crate::limits::Limiter::from_settings(redis)
-            .map_err(|e| DeploymentError::Redis(e.to_string()))?;
         let master_key = config
             .general_settings
             .master_key
@@ -112,37 +248,58 @@ impl AppState {
             .or(config.litellm_settings.master_key.as_deref());
         // Local mode is a property of the config: no master key and no declared keys.
         let any_keys = !config.virtual_keys.is_empty();
-        let resolver: Arc<dyn KeyResolver> = match &persistence {
+        let resolver: Arc<dyn KeyResolver> = match &carried.persistence {
             Some(p) => p.keys.clone(),
             None => Arc::new(NoKeys),
         };
-        let http = upstream_client()?;
         Ok(Self {
             config: Arc::new(config.clone()),
+            loaded: Loaded {
+                sha256: None,
+                at: chrono::Utc::now(),
+            },
+            reloads: carried.reloads,
+            redis: carried.redis,
             router,
             cooldown_feed: std::sync::Mutex::new(cooldown_feed),
             wildcard_cache: Default::default(),
             auth: Auth::new(master_key, resolver, any_keys),
-            http,
+            http: carried.http,
             settings: Settings::from_config(config),
-            metrics,
+            metrics: carried.metrics,
             hub,
-            started: Instant::now(),
-            health_checks: Default::default(),
+            started: carried.started,
+            health_checks: carried.health_checks,
             allowed_origins: config.general_settings.allowed_origins.clone(),
             allowed_hosts: config.general_settings.allowed_hosts.clone(),
-            pending: Default::default(),
-            persistence,
-            responses: Default::default(),
-            limiter,
+            pending: carried.pending,
+            persistence: carried.persistence,
+            responses: carried.responses,
+            limiter: carried.limiter,
             cache,
-            tracer: crate::otel::Tracer::from_env(
-                &|name| std::env::var(name).ok(),
-                gatehouse_config::callbacks::otel(config),
-            )
-            .map(Arc::new),
+            tracer,
         })
     }
+}
+
+fn build_cache(
+    config: &Config,
+    redis: Option<&str>,
+) -> Result<Option<Arc<crate::cache::ResponseCache>>, StateError> {
+    match gatehouse_config::cache::settings(config).0 {
+        Some(settings) => Ok(Some(Arc::new(
+            crate::cache::ResponseCache::new(settings, redis).map_err(StateError::Cache)?,
+        ))),
+        None => Ok(None),
+    }
+}
+
+fn build_tracer(config: &Config) -> Option<Arc<crate::otel::Tracer>> {
+    crate::otel::Tracer::from_env(
+        &|name| std::env::var(name).ok(),
+        gatehouse_config::callbacks::otel(config),
+    )
+    .map(Arc::new)
 }
 
 /// Why the state could not be built (start-up fails with it).
@@ -248,7 +405,7 @@ impl KeyResolver for NoKeys {
 
 /// Redis when `REDIS_URL`, `router_settings.redis_url` or `redis_host` is set: several
 /// replicas then enforce one set of key limits and share router cooldowns.
-fn redis_url(config: &Config) -> Option<String> {
+pub fn redis_url(config: &Config) -> Option<String> {
     let rs = &config.router_settings;
     let env_url = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty());
     crate::limits::redis_url(

@@ -219,3 +219,89 @@ impl Backend for Hub {
         ))
     }
 }
+
+/// The hub the endpoint serves, replaceable while it runs (config reload): sessions,
+/// open streams and parked calls live in the endpoint and survive the swap; each request
+/// uses the hub current when it arrives, and a call in flight finishes on the hub it
+/// started on. Notifications keep flowing because a reconfigured hub keeps its
+/// predecessor's event channel ([`Hub::reconfigured`]).
+pub struct CurrentHub(arc_swap::ArcSwap<Hub>);
+
+impl CurrentHub {
+    pub fn new(hub: Arc<Hub>) -> Self {
+        Self(arc_swap::ArcSwap::new(hub))
+    }
+
+    pub fn swap(&self, hub: Arc<Hub>) {
+        self.0.store(hub);
+    }
+
+    pub fn hub(&self) -> Arc<Hub> {
+        self.0.load_full()
+    }
+}
+
+impl Backend for CurrentHub {
+    fn servers(&self) -> Vec<ServerInfo> {
+        Backend::servers(&**self.0.load())
+    }
+
+    fn resolve(&self, name_or_alias: &str) -> Option<String> {
+        Hub::resolve(&self.0.load(), name_or_alias)
+    }
+
+    fn may_use(&self, caller: &McpCaller, server: &str) -> bool {
+        Hub::may_use(&self.0.load(), caller, server)
+    }
+
+    fn prefixed(&self, prefix: &str, tool: &str) -> String {
+        Backend::prefixed(&**self.0.load(), prefix, tool)
+    }
+
+    fn split_prefixed(&self, aggregated: &str) -> Option<(String, String)> {
+        Hub::split_prefixed(&self.0.load(), aggregated)
+    }
+
+    fn list_tools<'a>(&'a self, server: &'a str) -> BoxFut<'a, Result<Vec<Value>, BackendError>> {
+        let hub = self.hub();
+        Box::pin(async move { Backend::list_tools(&*hub, server).await })
+    }
+
+    fn call_tool<'a>(
+        &'a self,
+        server: &'a str,
+        tool: &'a str,
+        arguments: Value,
+        ctx: RequestContext,
+    ) -> BoxFut<'a, Result<Value, BackendError>> {
+        let hub = self.hub();
+        Box::pin(async move { Backend::call_tool(&*hub, server, tool, arguments, ctx).await })
+    }
+
+    fn request<'a>(
+        &'a self,
+        server: &'a str,
+        method: &'a str,
+        params: Value,
+        ctx: RequestContext,
+    ) -> BoxFut<'a, Result<Value, BackendError>> {
+        let hub = self.hub();
+        Box::pin(async move { Backend::request(&*hub, server, method, params, ctx).await })
+    }
+
+    fn toolset(&self, name: &str) -> Option<Vec<(String, Option<Vec<String>>)>> {
+        Hub::toolset(&self.0.load(), name)
+    }
+
+    fn server_capabilities(&self, server: &str) -> Option<Value> {
+        Backend::server_capabilities(&**self.0.load(), server)
+    }
+
+    fn servable_versions(&self, server: &str) -> Vec<&'static str> {
+        Backend::servable_versions(&**self.0.load(), server)
+    }
+
+    fn subscribe(&self) -> Option<EventStream> {
+        Backend::subscribe(&**self.0.load())
+    }
+}

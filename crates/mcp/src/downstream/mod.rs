@@ -49,6 +49,7 @@ pub use backend::{
     Backend, BackendError, BoxFut, EventStream, RequestContext, ServerInfo, SharedBackend,
     UpstreamEvent, broadcast_events,
 };
+pub use hub_adapter::CurrentHub;
 pub use peer::ClientPeer;
 pub use protocol::{LATEST_VERSION, SUPPORTED_VERSIONS};
 pub use scope::SERVERS_HEADER;

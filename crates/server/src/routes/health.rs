@@ -79,6 +79,7 @@ pub async fn health(
         return Json(json!({
             "status": if degraded { "degraded" } else { "healthy" },
             "shared_state": shared,
+            "config": config_info(&state, false),
             "detail": "per-deployment and MCP server details need the master key",
         }));
     }
@@ -123,7 +124,30 @@ pub async fn health(
             .map(|every| json!({"interval_s": every.as_secs_f64()})),
         "cache": state.cache.as_ref().map(|c| c.health()),
         "shared_state": shared_state(&state),
+        "config": config_info(&state, true),
     }))
+}
+
+/// The config being served: its file's hash and load time, and the reloads so far. Why
+/// the last reload was refused (it quotes the config) only for the master key.
+fn config_info(state: &AppState, admin: bool) -> Value {
+    use std::sync::atomic::Ordering;
+    let r = &state.reloads;
+    let mut info = json!({
+        "hash": state.loaded.sha256,
+        "loaded_at": state.loaded.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "reloads": r.succeeded.load(Ordering::Relaxed),
+        "failed_reloads": r.failed.load(Ordering::Relaxed),
+    });
+    if admin {
+        info["last_reload_error"] = json!(
+            r.last_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+        );
+    }
+    info
 }
 
 fn mcp_status(s: &gatehouse_mcp::hub::ServerStatus) -> Value {
@@ -142,6 +166,7 @@ fn mcp_status(s: &gatehouse_mcp::hub::ServerStatus) -> Value {
         "restarts": s.restarts,
         "tools": s.tools,
         "protocol_version": s.protocol_version,
+        "pid": s.pid,
     })
 }
 

@@ -24,7 +24,7 @@ const ADMIN_BODY_LIMIT: usize = 1024 * 1024;
 fn persistence(state: &AppState) -> Result<&Persistence, ApiError> {
     state
         .persistence
-        .as_ref()
+        .as_deref()
         .ok_or_else(|| ApiError::NotImplemented("no key store is configured".into()))
 }
 
