@@ -154,7 +154,12 @@ async fn prompts_and_resources_ask_the_client_across_eras() {
                 .arg(url)
                 .args(["--mode", mode])
                 .args(["--prompt", "modern-welcome", "--prompt", "hand-welcome"])
-                .args(["--read", "modern+secret://plans", "--read", "hand+secret://plans"])
+                .args([
+                    "--read",
+                    "modern+secret://plans",
+                    "--read",
+                    "hand+secret://plans",
+                ])
                 .args(["--elicit-reply", r#"{"name": "Grace"}"#])
                 .output()
                 .unwrap()
@@ -162,12 +167,21 @@ async fn prompts_and_resources_ask_the_client_across_eras() {
         .await
         .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "python client ({mode}) failed:\n{stderr}");
+        assert!(
+            out.status.success(),
+            "python client ({mode}) failed:\n{stderr}"
+        );
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["protocol"], protocol, "{v}");
         for i in 0..2 {
-            assert_eq!(v["prompts_got"][i]["text"], "Welcome, Grace!", "{mode}: {v}");
-            assert_eq!(v["reads"][i]["text"], "plans secret for Grace", "{mode}: {v}");
+            assert_eq!(
+                v["prompts_got"][i]["text"], "Welcome, Grace!",
+                "{mode}: {v}"
+            );
+            assert_eq!(
+                v["reads"][i]["text"], "plans secret for Grace",
+                "{mode}: {v}"
+            );
         }
         assert_eq!(
             v["reads"][1]["uri"], "hand+secret://plans",
@@ -218,8 +232,10 @@ async fn a_dropped_upstream_listen_stream_is_reopened_alone() {
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2026-07-28")
         .header("mcp-method", "subscriptions/listen")
-        .json(&json!({"jsonrpc": "2.0", "id": "down-1", "method": "subscriptions/listen",
-                      "params": {"notifications": {"toolsListChanged": true}, "_meta": meta}}))
+        .json(
+            &json!({"jsonrpc": "2.0", "id": "down-1", "method": "subscriptions/listen",
+                      "params": {"notifications": {"toolsListChanged": true}, "_meta": meta}}),
+        )
         .send()
         .await
         .unwrap();
@@ -253,7 +269,10 @@ async fn a_dropped_upstream_listen_stream_is_reopened_alone() {
 
     // The stream ends; the next two listens are refused; meanwhile a tool appears,
     // announced to nobody.
-    assert_eq!(call("drop_listeners", json!({"refuse": 2})).await, "dropped");
+    assert_eq!(
+        call("drop_listeners", json!({"refuse": 2})).await,
+        "dropped"
+    );
     assert_eq!(call("grow", json!({"name": "early"})).await, "added early");
     until_listed("early").await;
     let n = listen.next().await.unwrap().json();
@@ -315,7 +334,10 @@ async fn resource_updates_of_a_2026_upstream_reach_subscribers() {
             break ev.unwrap().json();
         }
     };
-    assert_eq!(update["method"], "notifications/resources/updated", "{update}");
+    assert_eq!(
+        update["method"], "notifications/resources/updated",
+        "{update}"
+    );
     assert_eq!(update["params"]["uri"], "modern+note://hello", "{update}");
     assert_eq!(
         update["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 7,

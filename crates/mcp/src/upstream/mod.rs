@@ -481,7 +481,11 @@ impl Upstream {
             armed: false,
         };
         let mut notes = self.subscribe();
-        let msg = Message::Request(Request::new(id.clone(), "subscriptions/listen", Some(params)));
+        let msg = Message::Request(Request::new(
+            id.clone(),
+            "subscriptions/listen",
+            Some(params),
+        ));
         if let Err(e) = self.inner.transport.send(&msg).await {
             return ListenEnd::Ended {
                 acked: false,
