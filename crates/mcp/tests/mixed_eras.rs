@@ -347,6 +347,47 @@ async fn resource_updates_of_a_2026_upstream_reach_subscribers() {
     hub.shutdown().await;
 }
 
+/// A 2026-07-28 stdio server that starts slower than the `server/discover` probe waits
+/// (10 s) answers it late, then refuses the `initialize` fallback as a 2026-07-28 server:
+/// the gateway asks again and speaks 2026-07-28 to it, instead of failing forever.
+#[tokio::test]
+async fn a_slow_starting_2026_stdio_server_is_probed_again() {
+    let venv =
+        std::env::var("GATEHOUSE_VENV").unwrap_or_else(|_| "/root/.cache/gatehouse/venv".into());
+    let time = format!("{venv}/bin/mcp-server-time");
+    assert!(
+        std::path::Path::new(&time).exists(),
+        "{time} missing: pip install mcp-server-time"
+    );
+    let cfg = config(json!({
+        "slow": {"command": "sh", "args": ["-c", format!("sleep 11; exec {time} --local-timezone UTC")]},
+    }));
+    let settings = HubSettings {
+        init_timeout: std::time::Duration::from_secs(40),
+        ..HubSettings::default()
+    };
+    let hub = Hub::with_settings(&cfg, settings).unwrap();
+    hub.start();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while state_of(&hub, "slow") != gatehouse_mcp::ServerState::Ready {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            state_of(&hub, "slow")
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let st = &hub.status()[0];
+    assert_eq!(st.protocol_version.as_deref(), Some("2026-07-28"));
+    assert_eq!(st.restarts, 0, "connected on the first attempt");
+    let r = hub
+        .call_tool("slow", "get_current_time", json!({"timezone": "UTC"}), None)
+        .await
+        .unwrap();
+    assert!(text_of(&r).contains("UTC"), "{r}");
+    hub.shutdown().await;
+}
+
 /// A 2026-07-28 upstream learns of a cancelled call the way that revision says: the
 /// gateway closes the request's response stream (no `notifications/cancelled`).
 #[tokio::test]

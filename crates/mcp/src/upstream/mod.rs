@@ -360,9 +360,23 @@ impl Upstream {
         let connected = match kind {
             // HTTP+SSE is 2024-11-05 only.
             TransportKind::LegacySse => up.initialize(opts).await,
-            _ => match up.discover(opts).await {
+            _ => match up
+                .discover(opts, opts.init_timeout.min(PROBE_TIMEOUT))
+                .await
+            {
                 Ok(true) => Ok(()),
-                Ok(false) => up.initialize(opts).await,
+                Ok(false) => match up.initialize(opts).await {
+                    // Refused as a 2026-07-28 server: it answered the probe after the
+                    // probe gave up (a slow start). Ask again with the whole budget.
+                    Err(UpstreamError::Rpc(e)) if e.code == modern::UNSUPPORTED_VERSION => {
+                        match up.discover(opts, opts.init_timeout).await {
+                            Ok(true) => Ok(()),
+                            Ok(false) => Err(UpstreamError::Rpc(e)),
+                            Err(other) => Err(other),
+                        }
+                    }
+                    other => other,
+                },
                 Err(e) => Err(e),
             },
         };
@@ -378,12 +392,15 @@ impl Upstream {
     /// Probes `server/discover` at 2026-07-28; `Ok(true)` when the server speaks it (and
     /// is now spoken to that way), `Ok(false)` to fall back to `initialize`. Only a dead
     /// connection is an error: any answer that is not positive evidence is a fallback.
-    async fn discover(&self, opts: &ConnectOptions) -> Result<bool, UpstreamError> {
+    async fn discover(
+        &self,
+        opts: &ConnectOptions,
+        timeout: Duration,
+    ) -> Result<bool, UpstreamError> {
         if let Transport::Http(t) = &self.inner.transport {
             t.set_protocol_version(modern::MODERN_VERSION);
         }
         let params = modern::envelope(None, &opts.capabilities);
-        let timeout = opts.init_timeout.min(PROBE_TIMEOUT);
         let probe = self
             .call("server/discover", Some(params), timeout, false, None)
             .await;

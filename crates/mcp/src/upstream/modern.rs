@@ -19,6 +19,10 @@ const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabiliti
 const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
 const META_SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
 
+/// A 2026-07-28 server's answer to a revision it does not serve (`initialize`
+/// included, once it serves the stateless revision).
+pub const UNSUPPORTED_VERSION: i64 = -32022;
+
 /// Upper bound on MRTR rounds for one call (the SDKs' default).
 pub const MAX_ROUNDS: usize = 10;
 
