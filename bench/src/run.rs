@@ -91,8 +91,8 @@ pub async fn run(args: &Args, bins: &Binaries) -> Result<Results, BenchError> {
         results.keys = keys_run::run(args, bins, &upstream_url).await?;
         crate::cache_run::run(args, bins, &upstream_url).await?;
     }
-    if let Some(script) = everything {
-        results.mcp = mcp_run::run(args, bins, &script, &upstream_url).await?;
+    if let Some(script) = &everything {
+        results.mcp = mcp_run::run(args, bins, script, &upstream_url).await?;
     }
     if args.scale {
         let Some(fast) = &fast else {
