@@ -325,9 +325,12 @@ fn descendants_running(root: u32, needle: &str) -> usize {
         below.extend(procs.iter().filter(|p| p.1 == parent).map(|p| p.0));
         i += 1;
     }
+    let hit = |p: &&(u32, u32, String)| p.0 != root && below.contains(&p.0) && p.2.contains(needle);
+    // The guard's own command line names the script too: count only the innermost hits.
     procs
         .iter()
-        .filter(|p| p.0 != root && below.contains(&p.0) && p.2.contains(needle))
+        .filter(hit)
+        .filter(|p| !procs.iter().filter(hit).any(|c| c.1 == p.0))
         .count()
 }
 
