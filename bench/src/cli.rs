@@ -86,6 +86,14 @@ pub struct Args {
     /// are then reported as not measured).
     #[arg(long)]
     pub mcp_only: bool,
+    /// MCP sessions held open at once on `/mcp` over one stdio upstream (a scale
+    /// scenario: runs with `--scale` unless `--no-mcp`, or alone with
+    /// `--mcp-sessions-only`); its `tools/call` latency uses `--mcp-requests` calls.
+    #[arg(long, default_value_t = 1000)]
+    pub mcp_sessions: usize,
+    /// Run only the MCP sessions scenario (every other target is then not measured).
+    #[arg(long, conflicts_with = "no_mcp")]
+    pub mcp_sessions_only: bool,
     /// Where `scripts/install-peers` put the npm peers (default: $GATEHOUSE_NPM_PREFIX,
     /// else ~/.cache/gatehouse/npm); server-everything is started from there.
     #[arg(long)]
@@ -125,6 +133,9 @@ impl Args {
         }
         if self.streams == 0 || self.streams > 100_000 {
             return Err("--streams must be in 1..=100000".into());
+        }
+        if self.mcp_sessions == 0 || self.mcp_sessions > 20_000 {
+            return Err("--mcp-sessions must be in 1..=20000".into());
         }
         if self.client_threads == 0 || self.client_threads > 64 {
             return Err("--client-threads must be in 1..=64".into());

@@ -136,6 +136,18 @@ impl Prepared {
         }
     }
 
+    /// `DELETE path` ending the session `session`; any 2xx counts.
+    pub fn mcp_delete(target: &Target, path: &'static str, session: &str) -> Prepared {
+        Prepared {
+            method: Method::DELETE,
+            path,
+            headers: mcp_headers(target, Some(session)),
+            body: Bytes::new(),
+            expect: Expect::Ok,
+            rpc: None,
+        }
+    }
+
     /// `method` in the session `session`, a fresh JSON-RPC id per send; the response must
     /// carry that id and a `result`.
     pub fn mcp(

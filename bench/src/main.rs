@@ -11,6 +11,7 @@ mod keys_run;
 mod load;
 mod mcp;
 mod mcp_run;
+mod mcp_scale;
 mod nginx;
 mod procs;
 mod report;
@@ -85,6 +86,12 @@ fn bench(args: &cli::Args) -> Result<bool, BenchError> {
     println!("Gateway process:\n{}", report::process(&results).text());
     if results.scale.is_some() {
         println!("Scale:\n{}", report::scale(&results).text());
+    }
+    if let Some(s) = &results.mcp_sessions {
+        println!(
+            "MCP sessions over one stdio upstream (ms; added = gateway - direct):\n{}",
+            mcp_scale::table(s).text()
+        );
     }
     println!("Targets:\n{}", report::checks(&judged).text());
     let passed = judged.iter().all(|c| c.pass);

@@ -16,13 +16,25 @@ pub const VERSION_HEADER: &str = "mcp-protocol-version";
 pub enum Method {
     ToolsList,
     ToolsCall,
+    /// The same on an aggregated endpoint (`/mcp`), where server-everything is the server
+    /// `ev` and its tools are `ev-<tool>`.
+    AggregatedToolsList,
+    AggregatedToolsCall,
 }
 
 impl Method {
     pub fn label(self) -> &'static str {
         match self {
-            Method::ToolsList => "tools/list",
-            Method::ToolsCall => "tools/call",
+            Method::ToolsList | Method::AggregatedToolsList => "tools/list",
+            Method::ToolsCall | Method::AggregatedToolsCall => "tools/call",
+        }
+    }
+
+    /// The echo tool's name as this endpoint lists it.
+    fn echo(self) -> &'static str {
+        match self {
+            Method::ToolsList | Method::ToolsCall => "echo",
+            Method::AggregatedToolsList | Method::AggregatedToolsCall => "ev-echo",
         }
     }
 
@@ -30,11 +42,15 @@ impl Method {
     /// echoes the message back (server-everything answers "Echo: bench").
     fn check_result(self, result: &Value) -> Result<(), RpcFailure> {
         let ok = match self {
-            Method::ToolsList => result
+            Method::ToolsList | Method::AggregatedToolsList => result
                 .get("tools")
                 .and_then(Value::as_array)
-                .is_some_and(|tools| tools.iter().any(|t| t.get("name") == Some(&json!("echo")))),
-            Method::ToolsCall => result
+                .is_some_and(|tools| {
+                    tools
+                        .iter()
+                        .any(|t| t.get("name") == Some(&json!(self.echo())))
+                }),
+            Method::ToolsCall | Method::AggregatedToolsCall => result
                 .pointer("/content/0/text")
                 .and_then(Value::as_str)
                 .is_some_and(|text| text.contains("bench")),
@@ -57,6 +73,14 @@ impl Method {
             Method::ToolsCall => (
                 r#"{"jsonrpc":"2.0","id":"#,
                 r#","method":"tools/call","params":{"name":"echo","arguments":{"message":"bench"}}}"#,
+            ),
+            Method::AggregatedToolsList => (
+                r#"{"jsonrpc":"2.0","id":"#,
+                r#","method":"tools/list","params":{}}"#,
+            ),
+            Method::AggregatedToolsCall => (
+                r#"{"jsonrpc":"2.0","id":"#,
+                r#","method":"tools/call","params":{"name":"ev-echo","arguments":{"message":"bench"}}}"#,
             ),
         }
     }
@@ -240,6 +264,15 @@ mod tests {
             check_response(empty, 2, Some(Method::ToolsList)),
             Err(RpcFailure::Unexpected("tools/list", _))
         ));
+        let aggregated = br#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"ev-echo"}]}}"#;
+        assert_eq!(
+            check_response(aggregated, 2, Some(Method::AggregatedToolsList)),
+            Ok(())
+        );
+        assert!(check_response(aggregated, 2, Some(Method::ToolsList)).is_err());
+        let (before, after) = Method::AggregatedToolsCall.body_parts();
+        let v: Value = serde_json::from_str(&format!("{before}9{after}")).unwrap();
+        assert_eq!(v["params"]["name"], "ev-echo");
         let echo = b"event: message\ndata: {\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"Echo: bench\"}]},\"jsonrpc\":\"2.0\",\"id\":3}\n\n";
         assert_eq!(check_response(echo, 3, Some(Method::ToolsCall)), Ok(()));
         let other =

@@ -111,7 +111,7 @@ pub async fn run(
 
 /// `initialize` (protocol 2025-06-18), read `Mcp-Session-Id`, then
 /// `notifications/initialized`. Returns the session id.
-async fn open_session(
+pub async fn open_session(
     target: &Target,
     path: &'static str,
     route: &'static str,

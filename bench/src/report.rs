@@ -13,7 +13,7 @@ pub struct Table {
 }
 
 impl Table {
-    fn new(header: &[&str]) -> Table {
+    pub fn new(header: &[&str]) -> Table {
         Table {
             header: header.iter().map(|h| (*h).to_string()).collect(),
             rows: Vec::new(),
@@ -429,6 +429,10 @@ pub fn markdown(facts: &Facts, results: &Results, judged: &[Check]) -> String {
     out.push('\n');
     if results.scale.is_some() {
         out.push_str(&scale(results).markdown());
+        out.push('\n');
+    }
+    if let Some(s) = &results.mcp_sessions {
+        out.push_str(&crate::mcp_scale::table(s).markdown());
         out.push('\n');
     }
     out.push_str(&checks(judged).markdown());

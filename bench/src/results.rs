@@ -171,6 +171,8 @@ pub struct Results {
     pub keys: Vec<KeysRow>,
     /// The scale scenarios (`--scale`).
     pub scale: Option<crate::scale::ScaleResults>,
+    /// Many MCP sessions over one stdio upstream (`--scale`, `--mcp-sessions-only`).
+    pub mcp_sessions: Option<crate::mcp_scale::SessionsResult>,
 }
 
 impl Results {

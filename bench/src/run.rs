@@ -57,6 +57,9 @@ impl Binaries {
 }
 
 pub async fn run(args: &Args, bins: &Binaries) -> Result<Results, BenchError> {
+    if args.mcp_sessions_only {
+        return mcp_sessions_only(args, bins).await;
+    }
     // A missing MCP peer fails the run before the chat scenarios, not after them.
     let everything = if args.no_mcp {
         None
@@ -88,8 +91,8 @@ pub async fn run(args: &Args, bins: &Binaries) -> Result<Results, BenchError> {
         results.keys = keys_run::run(args, bins, &upstream_url).await?;
         crate::feature_run::run(args, bins, &upstream_url).await?;
     }
-    if let Some(script) = everything {
-        results.mcp = mcp_run::run(args, bins, &script, &upstream_url).await?;
+    if let Some(script) = &everything {
+        results.mcp = mcp_run::run(args, bins, script, &upstream_url).await?;
     }
     if args.scale {
         let Some(fast) = &fast else {
@@ -99,8 +102,39 @@ pub async fn run(args: &Args, bins: &Binaries) -> Result<Results, BenchError> {
             });
         };
         results.scale = Some(crate::scale::run(args, bins, fast, nginx_url).await?);
+        if let Some(script) = &everything {
+            results.mcp_sessions = Some(
+                crate::mcp_scale::run(
+                    bins,
+                    script,
+                    &fast.url,
+                    args.mcp_sessions,
+                    args.mcp_requests,
+                )
+                .await?,
+            );
+        }
     }
     Ok(results)
+}
+
+/// `--mcp-sessions-only`: the MCP sessions scenario and nothing else.
+async fn mcp_sessions_only(args: &Args, bins: &Binaries) -> Result<Results, BenchError> {
+    let script = mcp_run::everything_script(args)?;
+    // The gateway's config needs a model; nothing is sent to it.
+    let fast = FastUpstream::start()?;
+    let sessions = crate::mcp_scale::run(
+        bins,
+        &script,
+        &fast.url,
+        args.mcp_sessions,
+        args.mcp_requests,
+    )
+    .await?;
+    Ok(Results {
+        mcp_sessions: Some(sessions),
+        ..Results::default()
+    })
 }
 
 /// Start-up trials, the chat scenarios and the gateway's memory.

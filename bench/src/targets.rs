@@ -38,7 +38,7 @@ pub struct Check {
 }
 
 impl Check {
-    fn new(name: impl Into<String>, measured: String, limit: String, pass: bool) -> Check {
+    pub fn new(name: impl Into<String>, measured: String, limit: String, pass: bool) -> Check {
         Check {
             name: name.into(),
             measured,
@@ -48,7 +48,7 @@ impl Check {
     }
 
     /// A target that could not be measured counts as failed, never as passed.
-    fn missing(name: impl Into<String>, limit: String) -> Check {
+    pub fn missing(name: impl Into<String>, limit: String) -> Check {
         Check::new(name, "not measured".into(), limit, false)
     }
 }
@@ -140,14 +140,21 @@ pub fn evaluate(results: &Results) -> Vec<Check> {
     if let Some(streams) = results.scale.as_ref().and_then(|s| s.streams.as_ref()) {
         held_streams(&mut checks, streams);
     }
+    if let Some(s) = &results.mcp_sessions {
+        checks.extend(crate::mcp_scale::checks(s));
+    }
     let scale_errors = results.scale.as_ref().map_or(0, |s| {
         s.streams.as_ref().map_or(0, |t| t.errors) + s.bodies.iter().map(|b| b.errors).sum::<u64>()
     });
     let errors: u64 = scale_errors
         + results.rows.iter().map(|r| r.errors).sum::<u64>()
         + results.mcp.iter().map(|r| r.errors).sum::<u64>()
-        + results.keys.iter().map(|r| r.errors).sum::<u64>();
-    let ran = !results.rows.is_empty() || !results.mcp.is_empty() || !results.keys.is_empty();
+        + results.keys.iter().map(|r| r.errors).sum::<u64>()
+        + results.mcp_sessions.as_ref().map_or(0, |s| s.errors);
+    let ran = !results.rows.is_empty()
+        || !results.mcp.is_empty()
+        || !results.keys.is_empty()
+        || results.mcp_sessions.is_some();
     checks.push(Check::new(
         "failed requests, all scenarios",
         errors.to_string(),
@@ -332,6 +339,7 @@ mod tests {
             ],
             keys: vec![keys_row(KeysSide::Off, 250), keys_row(KeysSide::On, 300)],
             scale: None,
+            mcp_sessions: None,
         }
     }
 

@@ -807,6 +807,15 @@ impl Hub {
                 // 2026-07-28 upstream asking for client input (MRTR): ask this call's
                 // client, then retry with the answers.
                 Ok(v) if crate::upstream::modern::input_required(&v) => {
+                    if !crate::upstream::modern::may_require_input(method) {
+                        return Err(HubError::Upstream {
+                            code: crate::jsonrpc::codes::INTERNAL_ERROR,
+                            message: format!(
+                                "the MCP server asked for client input on {method}, which cannot carry it"
+                            ),
+                            data: None,
+                        });
+                    }
                     rounds += 1;
                     if rounds > crate::upstream::modern::MAX_ROUNDS {
                         return Err(HubError::Upstream {
@@ -1024,6 +1033,20 @@ impl Hub {
                     "resources/list" => json!({ "resources": c.resources }),
                     _ => json!({ "resourceTemplates": c.resource_templates }),
                 });
+            }
+            "resources/subscribe" | "resources/unsubscribe" => {
+                let live = self.live(srv).await?;
+                if live.up.is_modern() {
+                    let uri = p
+                        .and_then(|p| p.get("uri"))
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    let on = method == "resources/subscribe";
+                    live.up
+                        .listen_resource(uri, on)
+                        .map_err(|e| map_err(&srv.name, Duration::ZERO, e))?;
+                    return Ok(json!({}));
+                }
             }
             _ => {}
         }

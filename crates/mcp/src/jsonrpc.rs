@@ -28,7 +28,7 @@ pub enum Id {
 }
 
 impl Id {
-    fn from_value(v: &Value) -> Option<Id> {
+    pub fn from_value(v: &Value) -> Option<Id> {
         match v {
             Value::Number(n) => n.as_i64().map(Id::Number),
             Value::String(s) => Some(Id::String(s.clone())),

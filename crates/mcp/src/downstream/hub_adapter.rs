@@ -47,9 +47,12 @@ impl From<HubError> for BackendError {
 }
 
 /// Builds the hub's options for one call. The returned guard stops the server-to-client
-/// request relay when the call is over. `relay_requests` is only set for tool calls: the
-/// hub routes a server's requests to its most recent registered call, and a concurrent
-/// list or read must not steal them from a running tool.
+/// request relay when the call is over. `relay_requests` is set for the requests that may
+/// ask the client something (`modern::may_require_input`: tools/call, prompts/get,
+/// resources/read), in either era: a 2026-07-28 upstream's `InputRequiredResult` and a
+/// handshake-era upstream's `elicitation/create` both reach the client through it. Lists
+/// never relay: the hub refuses a server request it cannot attribute to one call, and a
+/// concurrent list must not make a running call's request ambiguous.
 fn options(
     hub: &Hub,
     server: &str,
@@ -193,7 +196,8 @@ impl Backend for Hub {
     ) -> BoxFut<'a, Result<Value, BackendError>> {
         let params = (!params.is_null()).then_some(params);
         Box::pin(async move {
-            let (opts, _done) = options(self, server, &ctx, false);
+            let relay = crate::upstream::modern::may_require_input(method);
+            let (opts, _done) = options(self, server, &ctx, relay);
             Ok(Hub::request_with(self, server, method, params, opts).await?)
         })
     }

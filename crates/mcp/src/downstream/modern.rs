@@ -326,7 +326,7 @@ pub async fn post(
             json_response(status, &body)
         }
         "subscriptions/listen" => listen(&ep, caller, scope, &id, &params),
-        "tools/call" | "prompts/get" | "resources/read" => {
+        m if crate::upstream::modern::may_require_input(m) => {
             call(ep, caller, scope, headers, id, method, params, env).await
         }
         _ => {

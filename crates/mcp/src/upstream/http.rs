@@ -272,11 +272,29 @@ impl HttpTransport {
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .insert(id.clone(), stop.clone());
             }
+            // 2026-07-28 streams are not resumable: one that ends without the answer is
+            // the request's end (the waiter learns it now, not at its timeout).
+            let unanswered = (read(&s.version).as_deref() == Some(super::modern::MODERN_VERSION))
+                .then(|| msg.get("id").and_then(jsonrpc::Id::from_value))
+                .flatten()
+                .filter(|_| id.is_some());
             tokio::spawn(async move {
                 let body = Box::pin(resp.bytes_stream());
                 if let Err(e) = sse::pump(&shared.name, body, &shared.inbound, &stop, |_| {}).await
                 {
                     tracing::debug!(server = %shared.name, error = %e, "SSE response stream broke");
+                }
+                // After the stream's own messages, so an answer it carried wins (the
+                // dispatcher ignores this one then).
+                if let Some(rid) = unanswered.filter(|_| !stop.is_cancelled()) {
+                    let e = jsonrpc::RpcError::new(
+                        jsonrpc::codes::INTERNAL_ERROR,
+                        "the server closed the response stream without answering",
+                    );
+                    let _ = shared
+                        .inbound
+                        .send(Message::Response(jsonrpc::Response::err(rid, e)))
+                        .await;
                 }
                 if let Some(id) = id {
                     shared

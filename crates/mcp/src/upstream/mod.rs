@@ -59,6 +59,25 @@ pub const PROTOCOL_VERSION: &str = "2025-06-18";
 /// requests before `initialize` costs this much at connect.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Reopening a dropped `subscriptions/listen` stream: delays double from the minimum to
+/// the maximum; one that stayed open `LISTEN_STABLE` starts again at the minimum; after
+/// `LISTEN_MAX_REFUSALS` attempts in a row that the server never acknowledged, it gives up.
+const LISTEN_BACKOFF_MIN: Duration = Duration::from_millis(250);
+const LISTEN_BACKOFF_MAX: Duration = Duration::from_secs(30);
+const LISTEN_STABLE: Duration = Duration::from_secs(30);
+const LISTEN_MAX_REFUSALS: u32 = 8;
+
+/// Resource URIs one 2026-07-28 upstream's listen stream subscribes to, at most.
+const MAX_LISTEN_URIS: usize = 256;
+
+/// How a `subscriptions/listen` stream ended.
+enum ListenEnd {
+    /// The server ended it, refused it, or the stream closed; `acked`: it had been open.
+    Ended { acked: bool, why: String },
+    /// We closed it to open one with another filter.
+    Refilter,
+}
+
 /// How many inbound messages may wait for the dispatcher.
 const INBOUND_CAPACITY: usize = 256;
 /// Notifications buffered per subscriber before the slowest one starts losing them.
@@ -216,6 +235,10 @@ struct Inner {
     /// Set when the server speaks 2026-07-28: the client capabilities every request's
     /// `_meta` carries.
     modern: OnceLock<Value>,
+    /// 2026-07-28: the URIs the listen stream subscribes to (what `resources/subscribe`
+    /// asked for in the handshake era), and the wake-up when they change.
+    listen_uris: Mutex<Vec<String>>,
+    listen_filter: tokio::sync::Notify,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -328,6 +351,8 @@ impl Upstream {
                 dead: death.token().clone(),
                 init: OnceLock::new(),
                 modern: OnceLock::new(),
+                listen_uris: Mutex::new(Vec::new()),
+                listen_filter: tokio::sync::Notify::new(),
             }),
             death,
         };
@@ -335,9 +360,23 @@ impl Upstream {
         let connected = match kind {
             // HTTP+SSE is 2024-11-05 only.
             TransportKind::LegacySse => up.initialize(opts).await,
-            _ => match up.discover(opts).await {
+            _ => match up
+                .discover(opts, opts.init_timeout.min(PROBE_TIMEOUT))
+                .await
+            {
                 Ok(true) => Ok(()),
-                Ok(false) => up.initialize(opts).await,
+                Ok(false) => match up.initialize(opts).await {
+                    // Refused as a 2026-07-28 server: it answered the probe after the
+                    // probe gave up (a slow start). Ask again with the whole budget.
+                    Err(UpstreamError::Rpc(e)) if e.code == modern::UNSUPPORTED_VERSION => {
+                        match up.discover(opts, opts.init_timeout).await {
+                            Ok(true) => Ok(()),
+                            Ok(false) => Err(UpstreamError::Rpc(e)),
+                            Err(other) => Err(other),
+                        }
+                    }
+                    other => other,
+                },
                 Err(e) => Err(e),
             },
         };
@@ -353,12 +392,15 @@ impl Upstream {
     /// Probes `server/discover` at 2026-07-28; `Ok(true)` when the server speaks it (and
     /// is now spoken to that way), `Ok(false)` to fall back to `initialize`. Only a dead
     /// connection is an error: any answer that is not positive evidence is a fallback.
-    async fn discover(&self, opts: &ConnectOptions) -> Result<bool, UpstreamError> {
+    async fn discover(
+        &self,
+        opts: &ConnectOptions,
+        timeout: Duration,
+    ) -> Result<bool, UpstreamError> {
         if let Transport::Http(t) = &self.inner.transport {
             t.set_protocol_version(modern::MODERN_VERSION);
         }
         let params = modern::envelope(None, &opts.capabilities);
-        let timeout = opts.init_timeout.min(PROBE_TIMEOUT);
         let probe = self
             .call("server/discover", Some(params), timeout, false, None)
             .await;
@@ -384,25 +426,143 @@ impl Upstream {
         Ok(true)
     }
 
-    /// Opens the `subscriptions/listen` stream that carries list-changed notifications
-    /// (2026-07-28 has no GET stream). Its answer never comes while it is open, so it is
-    /// sent without waiting for one; it ends with the connection.
+    /// Keeps the `subscriptions/listen` stream that carries list-changed notifications
+    /// (2026-07-28 has no GET stream) open for the connection's lifetime. Its answer
+    /// never comes while it is open, so nothing waits on it; when the server ends it (a
+    /// final result, an error, or over HTTP the stream closing without either) it alone
+    /// is reopened, with backoff: the connection and the calls on it carry on.
     fn listen(&self, capabilities: &Value) {
         let up = self.clone();
-        let params = modern::listen_params(capabilities);
+        let capabilities = capabilities.clone();
         tokio::spawn(async move {
-            let msg = Message::Request(Request::new(
-                Id::String("gatehouse-listen".into()),
-                "subscriptions/listen",
-                Some(params),
-            ));
             tokio::select! {
-                r = up.inner.transport.send(&msg) => if let Err(e) = r {
-                    tracing::debug!(server = %up.inner.name, error = %e, "subscriptions/listen failed");
-                },
+                () = up.keep_listening(capabilities) => {}
                 () = up.inner.dead.cancelled() => {}
             }
         });
+    }
+
+    async fn keep_listening(&self, capabilities: Value) {
+        let name = &self.inner.name;
+        let mut backoff = LISTEN_BACKOFF_MIN;
+        let mut refused = 0;
+        let mut catch_up = false;
+        for n in 1u64.. {
+            let uris = lock(&self.inner.listen_uris).clone();
+            let params = modern::listen_params(&capabilities, &uris);
+            let opened = std::time::Instant::now();
+            let (acked, why) = match self.listen_once(n, params, catch_up).await {
+                // A new filter: the old stream is closed, the new one opened at once.
+                ListenEnd::Refilter => {
+                    catch_up = false;
+                    continue;
+                }
+                ListenEnd::Ended { acked, why } => (acked, why),
+            };
+            catch_up = true;
+            if acked {
+                refused = 0;
+                if opened.elapsed() >= LISTEN_STABLE {
+                    backoff = LISTEN_BACKOFF_MIN;
+                }
+                tracing::info!(server = %name, reason = %why, retry_in_ms = backoff.as_millis() as u64, "subscriptions/listen stream ended; reopening it");
+            } else {
+                refused += 1;
+                if refused >= LISTEN_MAX_REFUSALS {
+                    tracing::warn!(server = %name, reason = %why, "subscriptions/listen refused {refused} times in a row; list changes of this server go unnoticed until it reconnects");
+                    return;
+                }
+                tracing::debug!(server = %name, reason = %why, "subscriptions/listen not opened");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = self.inner.listen_filter.notified() => {}
+            }
+            backoff = (backoff * 2).min(LISTEN_BACKOFF_MAX);
+        }
+    }
+
+    /// One `subscriptions/listen` stream, from request to end. With `catch_up` (it
+    /// replaces one that dropped), its ack is followed by a list_changed of every kind:
+    /// changes made while no stream was open are not replayed (spec: subscriptions), so
+    /// the hub refetches its catalog and clients relist.
+    async fn listen_once(&self, n: u64, params: Value, catch_up: bool) -> ListenEnd {
+        let id = Id::String(format!("gatehouse-listen-{n}"));
+        let (tx, mut answer) = oneshot::channel();
+        lock(&self.inner.pending).insert(id.clone(), tx);
+        // Forgets the pending entry however this ends; armed (the stream is closed, or
+        // cancelled on stdio) only when a new filter replaces it.
+        let mut guard = CancelGuard {
+            up: self.clone(),
+            id: id.clone(),
+            armed: false,
+        };
+        let mut notes = self.subscribe();
+        let msg = Message::Request(Request::new(
+            id.clone(),
+            "subscriptions/listen",
+            Some(params),
+        ));
+        if let Err(e) = self.inner.transport.send(&msg).await {
+            return ListenEnd::Ended {
+                acked: false,
+                why: e.to_string(),
+            };
+        }
+        let id = id.to_value();
+        let mut acked = false;
+        loop {
+            tokio::select! {
+                r = &mut answer => {
+                    let why = match r {
+                        Ok(Ok(_)) => "the server ended it".to_owned(),
+                        Ok(Err(e)) => e.to_string(),
+                        Err(_) => "connection closed".to_owned(),
+                    };
+                    return ListenEnd::Ended { acked, why };
+                }
+                () = self.inner.listen_filter.notified() => {
+                    guard.armed = true;
+                    return ListenEnd::Refilter;
+                }
+                note = notes.recv(), if !acked => match note {
+                    Ok(note) if modern::acknowledges(&note, &id) => {
+                        acked = true;
+                        if catch_up {
+                            for method in modern::LIST_CHANGED {
+                                let _ = self.inner.notifications.send(Notification::new(*method, None));
+                            }
+                        }
+                    }
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => {
+                        return ListenEnd::Ended { acked, why: "connection closed".to_owned() };
+                    }
+                },
+            }
+        }
+    }
+
+    /// 2026-07-28 has no `resources/subscribe`: `uri` joins (or leaves) the listen
+    /// stream's `resourceSubscriptions`, and the stream is reopened with the new filter.
+    pub fn listen_resource(&self, uri: &str, subscribe: bool) -> Result<(), UpstreamError> {
+        let mut uris = lock(&self.inner.listen_uris);
+        match (subscribe, uris.iter().position(|u| u == uri)) {
+            (true, None) if uris.len() >= MAX_LISTEN_URIS => {
+                return Err(UpstreamError::Rpc(RpcError::new(
+                    crate::jsonrpc::codes::INTERNAL_ERROR,
+                    format!("at most {MAX_LISTEN_URIS} resource subscriptions per server"),
+                )));
+            }
+            (true, None) => uris.push(uri.to_owned()),
+            (false, Some(at)) => {
+                uris.remove(at);
+            }
+            _ => return Ok(()),
+        }
+        drop(uris);
+        self.inner.listen_filter.notify_one();
+        Ok(())
     }
 
     /// Whether this connection speaks 2026-07-28.

@@ -17,6 +17,11 @@ const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
 const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
+const META_SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
+
+/// A 2026-07-28 server's answer to a revision it does not serve (`initialize`
+/// included, once it serves the stateless revision).
+pub const UNSUPPORTED_VERSION: i64 = -32022;
 
 /// Upper bound on MRTR rounds for one call (the SDKs' default).
 pub const MAX_ROUNDS: usize = 10;
@@ -70,6 +75,13 @@ pub fn init_from_discover(raw: Value) -> InitializeResult {
     }
 }
 
+/// Whether a request's result may be an MRTR `InputRequiredResult` (spec: multi
+/// round-trip requests, "Supported Requests"; servers must not send one on any other).
+/// The one place both eras' translations ask, whichever way a call crosses.
+pub fn may_require_input(method: &str) -> bool {
+    matches!(method, "tools/call" | "prompts/get" | "resources/read")
+}
+
 /// An MRTR interim result: the server needs the client's input before it can finish.
 pub fn input_required(result: &Value) -> bool {
     result.get("resultType").and_then(Value::as_str) == Some("input_required")
@@ -97,16 +109,37 @@ pub fn retry_params(
     Some(Value::Object(m))
 }
 
-/// The `subscriptions/listen` filter asking for every change notification the hub uses.
-pub fn listen_params(capabilities: &Value) -> Value {
-    envelope(
-        Some(json!({"notifications": {
-            "toolsListChanged": true,
-            "promptsListChanged": true,
-            "resourcesListChanged": true,
-        }})),
-        capabilities,
-    )
+/// The `subscriptions/listen` filter asking for every change notification the hub uses,
+/// and updates of the subscribed `uris`.
+pub fn listen_params(capabilities: &Value, uris: &[String]) -> Value {
+    let mut filter = json!({
+        "toolsListChanged": true,
+        "promptsListChanged": true,
+        "resourcesListChanged": true,
+    });
+    if !uris.is_empty() {
+        filter["resourceSubscriptions"] = json!(uris);
+    }
+    envelope(Some(json!({ "notifications": filter })), capabilities)
+}
+
+/// The list-changed notifications the listen filter asks for.
+pub const LIST_CHANGED: &[&str] = &[
+    "notifications/tools/list_changed",
+    "notifications/prompts/list_changed",
+    "notifications/resources/list_changed",
+];
+
+/// Whether `note` acknowledges the `subscriptions/listen` request `id` (the ack carries
+/// the request id as `_meta` subscription id).
+pub fn acknowledges(note: &crate::jsonrpc::Notification, id: &Value) -> bool {
+    note.method == "notifications/subscriptions/acknowledged"
+        && note
+            .params
+            .as_ref()
+            .and_then(|p| p.get("_meta"))
+            .and_then(|m| m.get(META_SUBSCRIPTION_ID))
+            == Some(id)
 }
 
 /// The `Mcp-Method` / `Mcp-Name` headers for a message (HTTP transport).

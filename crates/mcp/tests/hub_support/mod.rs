@@ -126,6 +126,26 @@ pub fn python() -> PathBuf {
     py
 }
 
+/// The Python interpreter of the venv holding the `mcp` 1.x SDK (handshake era only).
+pub fn python_v1() -> PathBuf {
+    let venv = std::env::var("GATEHOUSE_VENV_MCP1")
+        .unwrap_or_else(|_| "/root/.cache/gatehouse/venv-mcp1".into());
+    let py = PathBuf::from(venv).join("bin/python");
+    assert!(
+        py.exists(),
+        "{} missing: python3 -m venv /root/.cache/gatehouse/venv-mcp1 && /root/.cache/gatehouse/venv-mcp1/bin/pip install 'mcp<2'",
+        py.display()
+    );
+    py
+}
+
+/// `tests/py/handshake_server.py` over stdio: a handshake-era server (Python SDK 1.x)
+/// whose prompt and resource elicit.
+pub fn handshake_stdio() -> Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/handshake_server.py");
+    json!({ "command": python_v1(), "args": [script] })
+}
+
 /// `tests/py/modern_server.py`: a 2026-07-28 server on the Python SDK's server API.
 pub struct PyServer {
     pub child: std::process::Child,

@@ -1,13 +1,15 @@
 """Drives Gatehouse's /mcp endpoint with the official Python MCP SDK (2.x).
 
 Usage: downstream_client.py URL [--header K=V]... [--call NAME JSON_ARGS]... [--read URI]...
+                            [--prompt NAME]...
                             [--sampling-reply TEXT] [--elicit-reply JSON] [--legacy-sse]
                             [--mode auto|legacy|2026-07-28]
 With --legacy-sse, URL is the legacy SSE endpoint (/mcp/sse) and mode is 'legacy'.
 --mode picks the era: 'auto' (the SDK's default: server/discover first, handshake on
 fallback), 'legacy' (pinned to the initialize handshake) or a modern version.
 Prints one JSON object: negotiated protocol, server name, tool names, prompt names,
-resource URIs, and per call the result text, isError and the progress values seen.
+resource URIs, per call the result text, isError and the progress values seen, per read
+the contents' URI and text, per prompt its first message's text.
 """
 
 import argparse
@@ -27,6 +29,7 @@ async def main() -> None:
     p.add_argument("--header", action="append", default=[])
     p.add_argument("--call", nargs=2, action="append", default=[], metavar=("NAME", "ARGS"))
     p.add_argument("--read", action="append", default=[])
+    p.add_argument("--prompt", action="append", default=[])
     p.add_argument("--sampling-reply")
     p.add_argument("--elicit-reply")
     p.add_argument("--legacy-sse", action="store_true")
@@ -90,6 +93,10 @@ async def main() -> None:
             for uri in a.read:
                 r = await client.read_resource(uri)
                 out["reads"].append({"uri": str(r.contents[0].uri), "text": getattr(r.contents[0], "text", None)})
+            out["prompts_got"] = []
+            for name in a.prompt:
+                r = await client.get_prompt(name)
+                out["prompts_got"].append({"name": name, "text": getattr(r.messages[0].content, "text", None)})
     out["sampled"] = sampled
     out["elicited"] = elicited
     json.dump(out, sys.stdout)
