@@ -161,7 +161,8 @@ async fn serve(
         // No reload once draining starts.
         let _ = draining.send(true);
     };
-    let result = gatehouse_server::serve(listener, app, certificates, shutdown, SHUTDOWN_GRACE).await;
+    let result =
+        gatehouse_server::serve(listener, app, certificates, shutdown, SHUTDOWN_GRACE).await;
     let _ = stop_reloading.send(true);
     let state = match reloader.await {
         Ok(serving) => serving.stop().await,
