@@ -120,15 +120,20 @@ impl KeyCache {
         Ok(self.put(rec))
     }
 
-    /// Deletes from the store, then the cache.
+    /// Deletes from the store, then the cache. Refreshes are held off meanwhile: one
+    /// that read the key before the delete committed would otherwise put it back after
+    /// the local removal (the key would work again until the next refresh).
     pub async fn delete(&self, hash: &str) -> Result<bool, StoreError> {
+        let _no_refresh = self.refreshing.lock().await;
         let gone = self.store.delete(hash).await?;
         self.invalidate(hash);
         Ok(gone)
     }
 
-    /// Regenerates in the store; the old hash stops working here at once.
+    /// Regenerates in the store; the old hash stops working here at once (refreshes held
+    /// off, as for [`KeyCache::delete`]).
     pub async fn regenerate(&self, old_hash: &str) -> Result<(String, Arc<KeyRecord>), StoreError> {
+        let _no_refresh = self.refreshing.lock().await;
         let (key, rec) = self.store.regenerate(old_hash).await?;
         self.invalidate(old_hash);
         Ok((key, self.put(rec)))
