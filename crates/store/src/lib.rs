@@ -20,6 +20,7 @@ mod notify;
 mod postgres;
 mod queries;
 mod spool;
+mod spooler;
 mod sqlite;
 mod store;
 mod time;

@@ -186,6 +186,16 @@ async fn rows_a_writer_could_not_store_are_written_by_the_next_one() {
                 for i in 0..30 {
                     assert!(first.try_log(spend(&hash, i, 0.5)));
                 }
+                // The spool's thread appends them within moments.
+                let started = Instant::now();
+                while first.stats().spooled < 30 {
+                    assert!(
+                        started.elapsed() < Duration::from_secs(1),
+                        "{:?}",
+                        first.stats()
+                    );
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
                 assert_eq!(first.stats().spooled, 30);
                 // The database goes away before anything was written, and the writer stops.
                 store.close().await;
