@@ -78,6 +78,14 @@ pub struct Args {
     /// (direct, gateway without cache, gateway answering from its cache); 0 skips it.
     #[arg(long, default_value_t = 3000)]
     pub cache_requests: u64,
+    /// Run only the key-scale scenario: a store of this many virtual keys against one
+    /// of 10 (start-up and per-request latency; issue 13). 0 skips it.
+    #[arg(long, default_value_t = 0)]
+    pub many_keys: usize,
+    /// Also run the key-scale scenario on this Postgres (`postgres://user@host:port`;
+    /// a database is made there and dropped after).
+    #[arg(long)]
+    pub many_keys_postgres: Option<String>,
     /// Skip the MCP scenarios (their targets are then reported as not measured).
     #[arg(long, conflicts_with = "mcp_only")]
     pub no_mcp: bool,
@@ -124,6 +132,9 @@ impl Args {
         }
         if self.streams == 0 || self.streams > 100_000 {
             return Err("--streams must be in 1..=100000".into());
+        }
+        if self.many_keys > 1_000_000 {
+            return Err("--many-keys must be at most 1000000".into());
         }
         if self.client_threads == 0 || self.client_threads > 64 {
             return Err("--client-threads must be in 1..=64".into());
