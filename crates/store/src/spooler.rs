@@ -26,6 +26,8 @@ const ADOPT_EVERY: Duration = Duration::from_secs(1);
 /// Most rows taken off the channel per write.
 const BATCH: usize = 4096;
 
+// Nearly every message is a row: boxing them would add an allocation per request.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Msg {
     Row(SpendRow),
     /// Everything sent before this is appended (and in the intake): say so.

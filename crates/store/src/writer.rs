@@ -379,7 +379,9 @@ async fn run(
         // Rows sent to the spool thread before the stop are in the intake after this.
         let (done, appended) = oneshot::channel();
         let tx = spool.tx.clone();
-        if let Ok(Ok(())) = tokio::task::spawn_blocking(move || tx.send(Msg::Sync(done))).await {
+        if let Ok(true) =
+            tokio::task::spawn_blocking(move || tx.send(Msg::Sync(done)).is_ok()).await
+        {
             let _ = appended.await;
         }
     }
