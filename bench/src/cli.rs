@@ -79,6 +79,14 @@ pub struct Args {
     /// 0 skips them.
     #[arg(long, alias = "cache-requests", default_value_t = 3000)]
     pub feature_requests: u64,
+    /// Run only the key-scale scenario: a store of this many virtual keys against one
+    /// of 10 (start-up and per-request latency; issue 13). 0 skips it.
+    #[arg(long, default_value_t = 0)]
+    pub many_keys: usize,
+    /// Also run the key-scale scenario on this Postgres (`postgres://user@host:port`;
+    /// a database is made there and dropped after).
+    #[arg(long)]
+    pub many_keys_postgres: Option<String>,
     /// Skip the MCP scenarios (their targets are then reported as not measured).
     #[arg(long, conflicts_with = "mcp_only")]
     pub no_mcp: bool,
@@ -136,6 +144,9 @@ impl Args {
         }
         if self.mcp_sessions == 0 || self.mcp_sessions > 20_000 {
             return Err("--mcp-sessions must be in 1..=20000".into());
+        }
+        if self.many_keys > 1_000_000 {
+            return Err("--many-keys must be at most 1000000".into());
         }
         if self.client_threads == 0 || self.client_threads > 64 {
             return Err("--client-threads must be in 1..=64".into());

@@ -90,36 +90,29 @@ impl Service {
         config_text: &str,
         env: &[(&str, &str)],
     ) -> Result<Service, BenchError> {
-        let dir = std::env::temp_dir().join(format!(
-            "gatehouse-bench-{}-{}",
-            std::process::id(),
-            unique()
-        ));
-        let config = dir.join("config.yaml");
-        std::fs::create_dir_all(&dir)
-            .and_then(|()| std::fs::write(&config, config_text))
-            .map_err(|source| BenchError::Write {
-                path: config.clone(),
-                source,
-            })?;
+        let dir = config_dir(config_text)?;
+        let mut service = Service::gateway_in_env(bin, &dir, env)?;
+        service.scratch = Some(dir);
+        Ok(service)
+    }
+
+    /// `gateway_with_config` on a directory `config_dir` made (kept when the gateway
+    /// stops: its store outlives it, for another start).
+    pub fn gateway_in(bin: &Path, dir: &Path) -> Result<Service, BenchError> {
+        Self::gateway_in_env(bin, dir, &[])
+    }
+
+    fn gateway_in_env(bin: &Path, dir: &Path, env: &[(&str, &str)]) -> Result<Service, BenchError> {
         let mut cmd = Command::new(bin);
-        cmd.arg("--config")
-            .arg(&config)
-            .args(["--port", "0", "--host", "127.0.0.1"])
-            .env_remove("RUST_LOG")
-            .env_remove("LITELLM_LOG")
-            .env_remove("GATEHOUSE_CONFIG")
-            .env_remove("DATABASE_URL")
-            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-            .envs(env.iter().copied());
-        spawn(
-            "gatehouse",
-            bin,
-            cmd,
-            Channel::Stderr,
-            listening_url,
-            Some(dir),
-        )
+        cmd.arg("--config").arg(dir.join("config.yaml")).args([
+            "--port",
+            "0",
+            "--host",
+            "127.0.0.1",
+        ]);
+        gateway_env(&mut cmd);
+        cmd.envs(env.iter().copied());
+        spawn("gatehouse", bin, cmd, Channel::Stderr, listening_url, None)
     }
 
     pub fn pid(&self) -> u32 {
@@ -186,6 +179,32 @@ pub fn model_list(upstream_url: &str) -> String {
 fn free_port() -> std::io::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
+}
+
+/// A fresh temp dir holding `config.yaml` with `config_text`.
+pub fn config_dir(config_text: &str) -> Result<PathBuf, BenchError> {
+    let dir = std::env::temp_dir().join(format!(
+        "gatehouse-bench-{}-{}",
+        std::process::id(),
+        unique()
+    ));
+    let config = dir.join("config.yaml");
+    std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(&config, config_text))
+        .map_err(|source| BenchError::Write {
+            path: config.clone(),
+            source,
+        })?;
+    Ok(dir)
+}
+
+/// What a gateway (or its CLI) must not inherit from the caller's shell.
+pub fn gateway_env(cmd: &mut Command) {
+    cmd.env_remove("RUST_LOG")
+        .env_remove("LITELLM_LOG")
+        .env_remove("GATEHOUSE_CONFIG")
+        .env_remove("DATABASE_URL")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
 }
 
 fn spawn(

@@ -79,6 +79,11 @@ pub async fn run(args: &Args, bins: &Binaries) -> Result<Results, BenchError> {
             (None, Some(mock), url)
         }
     };
+    if args.many_keys > 0 {
+        // A scenario of its own: it prints its table, judges no target.
+        crate::many_keys::run(args, bins, &upstream_url).await?;
+        return Ok(Results::default());
+    }
     let nginx = match args.no_nginx || args.mcp_only {
         true => None,
         false => Some(Nginx::start(&bins.nginx, &upstream_url)?),
@@ -262,7 +267,12 @@ pub async fn start_gateway(
     bins: &Binaries,
     config: &str,
 ) -> Result<(Service, Startup), BenchError> {
-    let service = Service::gateway_with_config(&bins.gateway, config)?;
+    time_startup(Service::gateway_with_config(&bins.gateway, config)?).await
+}
+
+/// The start-up times of a gateway just spawned: listening line, first liveliness 200,
+/// first chat 200 (with the master key).
+pub async fn time_startup(service: Service) -> Result<(Service, Startup), BenchError> {
     let target = Target::from_url(&service.url, MASTER_KEY)?;
     let probe_deadline = Instant::now() + PROBE_TIMEOUT;
     let live = Prepared::get(&target, "/health/liveliness");

@@ -10,6 +10,8 @@
 //! here at once (`add_spend`) and reaches the database later in the spend writer's batch.
 //! Until then it is kept as *unflushed* per key and added on top of whatever a refresh
 //! reads, so a refresh never makes this replica forget spend it has not written yet.
+//! Another replica's batch does not make this one re-read keys: its signal carries the
+//! keys' new spend in the database, applied here in memory (`apply_spend`).
 //!
 //! A key unknown to the cache is unknown to the request path until the next refresh:
 //! falling back to the database on a miss would put it on the hot path (and let anyone
@@ -53,6 +55,28 @@ pub struct KeyCache {
     watermark: AtomicI64,
     consecutive_failures: AtomicU64,
     refreshing: tokio::sync::Mutex<()>,
+    activity: Activity,
+}
+
+/// What the cache has done since it loaded: how often it read the store, and how often
+/// other replicas' spend reached it without a read.
+#[derive(Debug, Default)]
+struct Activity {
+    reads: AtomicU64,
+    rows_read: AtomicU64,
+    spend_updates: AtomicU64,
+}
+
+/// Counters of a `KeyCache` since it loaded (for metrics and for measuring what spend
+/// propagation costs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheActivity {
+    /// Refresh reads of the store (periodic, and on key change signals).
+    pub reads: u64,
+    /// Keys and tombstones those reads returned.
+    pub rows_read: u64,
+    /// Keys whose spend another replica's batch changed, applied from the signal alone.
+    pub spend_updates: u64,
 }
 
 impl KeyCache {
@@ -73,6 +97,7 @@ impl KeyCache {
             watermark: AtomicI64::new(watermark),
             consecutive_failures: AtomicU64::new(0),
             refreshing: tokio::sync::Mutex::new(()),
+            activity: Activity::default(),
         }))
     }
 
@@ -97,6 +122,15 @@ impl KeyCache {
     /// The store behind the cache (for admin reads such as `list`).
     pub fn store(&self) -> &Arc<dyn KeyStore> {
         &self.store
+    }
+
+    pub fn activity(&self) -> CacheActivity {
+        let a = &self.activity;
+        CacheActivity {
+            reads: a.reads.load(Ordering::Relaxed),
+            rows_read: a.rows_read.load(Ordering::Relaxed),
+            spend_updates: a.spend_updates.load(Ordering::Relaxed),
+        }
     }
 
     /// Refreshes that failed in a row (0 when the last one succeeded).
@@ -221,6 +255,10 @@ impl KeyCache {
         };
         self.consecutive_failures.store(0, Ordering::Relaxed);
         let n = changes.upserted.len() + changes.deleted.len();
+        self.activity.reads.fetch_add(1, Ordering::Relaxed);
+        self.activity
+            .rows_read
+            .fetch_add(n as u64, Ordering::Relaxed);
         {
             let mut inner = self.write();
             let Inner { keys, unflushed } = &mut *inner;
@@ -259,11 +297,17 @@ impl KeyCache {
                     _ = &mut stop_rx => break,
                     _ = tick.tick() => cache.refresh_logged(OVERLAP_MS).await,
                     signal = listener.next(&cache.store) => match signal {
-                        Ok(Some(_)) => {
-                            cache.refresh_logged(SIGNAL_OVERLAP_MS).await;
-                            // Changes signalled while that refresh ran are in it or in
-                            // the next one; one more refresh covers them all.
-                            if listener.drain_buffered() > 0 {
+                        Ok(Some(signal)) => {
+                            if cache.on_signal(signal).await {
+                                cache.refresh_logged(SIGNAL_OVERLAP_MS).await;
+                            }
+                            // Changes signalled while that ran are in it or in the next
+                            // refresh; one more covers them all.
+                            let mut again = false;
+                            while let Some(signal) = listener.next_buffered() {
+                                again |= cache.on_signal(signal).await;
+                            }
+                            if again {
                                 cache.refresh_logged(SIGNAL_OVERLAP_MS).await;
                             }
                         }
@@ -280,6 +324,47 @@ impl KeyCache {
             stop: Some(stop_tx),
             task: Some(task),
         }
+    }
+
+    /// Applies a spend signal; `true` when the signal calls for a re-read instead.
+    async fn on_signal(&self, signal: KeySignal) -> bool {
+        match signal {
+            KeySignal::Spend(spent) => {
+                self.apply_spend(&spent).await;
+                false
+            }
+            KeySignal::Changed | KeySignal::Reconnected => true,
+        }
+    }
+
+    /// Another replica's batch left these keys with this spend in the database (key hash,
+    /// spend). Each key's spend here becomes that plus what this replica has not written
+    /// yet, unless it already knows more: both are lower bounds of the truth (spend only
+    /// grows between resets, and a reset arrives as a change signal, re-read after every
+    /// spend signal committed before it), so the larger one is the better. Waits for a
+    /// settling batch of this replica's own (`settle_spend`), whose cost would otherwise
+    /// count both in the database's figure and as unflushed. Returns the keys changed.
+    pub async fn apply_spend(&self, spent: &[(String, f64)]) -> usize {
+        let _settled = self.refreshing.lock().await;
+        let mut changed = 0;
+        let mut inner = self.write();
+        let Inner { keys, unflushed } = &mut *inner;
+        for (hash, stored) in spent {
+            let Some(current) = keys.get(hash) else {
+                continue;
+            };
+            let seen = stored + unflushed.get(hash).copied().unwrap_or(0.0);
+            if seen.is_finite() && seen > current.spend {
+                let mut updated = KeyRecord::clone(current);
+                updated.spend = seen;
+                keys.insert(hash.clone(), Arc::new(updated));
+                changed += 1;
+            }
+        }
+        self.activity
+            .spend_updates
+            .fetch_add(changed as u64, Ordering::Relaxed);
+        changed
     }
 
     async fn refresh_logged(&self, overlap_ms: i64) {
@@ -344,10 +429,10 @@ impl Listening {
         }
     }
 
-    fn drain_buffered(&mut self) -> usize {
+    fn next_buffered(&mut self) -> Option<KeySignal> {
         match self {
-            Listening::On(l) => l.drain_buffered(),
-            _ => 0,
+            Listening::On(l) => l.next_buffered(),
+            _ => None,
         }
     }
 }

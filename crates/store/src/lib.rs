@@ -20,6 +20,7 @@ mod notify;
 mod postgres;
 mod queries;
 mod spool;
+mod spooler;
 mod sqlite;
 mod store;
 mod time;
@@ -28,7 +29,7 @@ mod writer;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use cache::{KeyCache, RefreshHandle};
+pub use cache::{CacheActivity, KeyCache, RefreshHandle};
 pub use error::StoreError;
 pub use keygen::{generate_key, hash_key, prefix_display};
 pub use listing::{

@@ -27,22 +27,31 @@ pub async fn import_litellm(
     rows: &[Value],
 ) -> Result<ImportReport, StoreError> {
     let now = Utc::now();
-    let mut report = ImportReport::default();
+    let mut records = Vec::with_capacity(rows.len());
+    let mut malformed = None;
     for (i, row) in rows.iter().enumerate() {
-        let rec = record_from_litellm(row, now).map_err(|e| match e {
-            StoreError::Invalid { field, reason } => StoreError::Invalid {
-                field: format!("row {i}: {field}"),
-                reason,
-            },
-            other => other,
-        })?;
-        match store.insert(&rec).await {
-            Ok(()) => report.imported += 1,
-            Err(StoreError::AlreadyExists) => report.skipped_existing.push(rec.token_hash),
-            Err(e) => return Err(e),
+        match record_from_litellm(row, now) {
+            Ok(rec) => records.push(rec),
+            Err(e) => {
+                malformed = Some(match e {
+                    StoreError::Invalid { field, reason } => StoreError::Invalid {
+                        field: format!("row {i}: {field}"),
+                        reason,
+                    },
+                    other => other,
+                });
+                break;
+            }
         }
     }
-    Ok(report)
+    let skipped_existing = store.insert_many(&records).await?;
+    if let Some(e) = malformed {
+        return Err(e);
+    }
+    Ok(ImportReport {
+        imported: records.len() - skipped_existing.len(),
+        skipped_existing,
+    })
 }
 
 /// One exported row as a key record (source "import").

@@ -65,6 +65,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "spend_cache_hits",
         sql: cache_hits_v6,
     },
+    Migration {
+        version: 7,
+        name: "spend_notifications",
+        sql: spend_notify_v7,
+    },
 ];
 
 pub(crate) fn latest_version() -> i64 {
@@ -220,6 +225,31 @@ fn key_notify_v5(d: Dialect) -> String {
 
 /// The `LISTEN` channel of `key_notify_v5`.
 pub(crate) const KEY_CHANNEL: &str = "gatehouse_keys";
+/// The channel a spend batch announces its keys' new spend on (`add_spend_many`).
+pub(crate) const SPEND_CHANNEL: &str = "gatehouse_spend";
+/// The transaction setting with which a spend batch tells the trigger to stay quiet.
+pub(crate) const SPEND_ONLY_SETTING: &str = "gatehouse.spend_only";
+
+/// A spend batch (`add_spend_many`, one every few hundred milliseconds per busy replica)
+/// no longer makes every replica re-read its changed keys: it sets `SPEND_ONLY_SETTING`
+/// for its transaction, which silences the key trigger, and announces each key's new
+/// spend on `SPEND_CHANNEL` itself; listeners update their caches from the payload. Every
+/// other key change still notifies as before.
+fn spend_notify_v7(d: Dialect) -> String {
+    match d {
+        Dialect::Sqlite => "SELECT 1".to_string(),
+        Dialect::Postgres => format!(
+            "CREATE OR REPLACE FUNCTION gatehouse_keys_notify() RETURNS trigger AS $$
+            BEGIN
+                IF current_setting('{SPEND_ONLY_SETTING}', true) IS DISTINCT FROM 'on' THEN
+                    PERFORM pg_notify('{KEY_CHANNEL}', '');
+                END IF;
+                RETURN NULL;
+            END
+            $$ LANGUAGE plpgsql;"
+        ),
+    }
+}
 
 /// Answers served from the response cache are logged at $0 and marked, so spend reports
 /// can tell them from free models.

@@ -23,6 +23,9 @@ const MIGRATION_LOCK_ID: i64 = 0x6761_7465_686f_7573;
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// Names this store's spend announcements, so its own listener skips them (its
+    /// cache already counted that spend).
+    origin: u64,
 }
 
 async fn begin_write(pool: &PgPool) -> Result<sqlx::Transaction<'static, Db>, sqlx::Error> {
@@ -44,7 +47,10 @@ impl PostgresStore {
             .await
             .map_err(connect)?;
         migrate(&pool).await?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore {
+            pool,
+            origin: rand::random(),
+        })
     }
 
     /// The underlying pool (tests, diagnostics).
@@ -132,9 +138,38 @@ async fn try_job_lock(
 }
 
 async fn key_change_listener(
-    pool: &PgPool,
+    store: &PostgresStore,
 ) -> Result<Option<crate::KeyChangeListener>, StoreError> {
-    crate::KeyChangeListener::connect(pool).await.map(Some)
+    crate::KeyChangeListener::connect(&store.pool, store.origin)
+        .await
+        .map(Some)
+}
+
+/// Silences the key trigger for this transaction: it only moves spend, which
+/// `announce_spend` tells the other replicas itself (migration 7).
+async fn spend_only(tx: &mut sqlx::Transaction<'static, Db>) -> Result<(), StoreError> {
+    sqlx::query("SELECT set_config($1, 'on', true)")
+        .bind(crate::migrations::SPEND_ONLY_SETTING)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Tells every listening replica the keys' new spend, delivered when (and only if) the
+/// transaction commits, in commit order.
+async fn announce_spend(
+    tx: &mut sqlx::Transaction<'static, Db>,
+    store: &PostgresStore,
+    spent: &[(&str, f64)],
+) -> Result<(), StoreError> {
+    for payload in crate::notify::spend_payloads(store.origin, spent) {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(crate::migrations::SPEND_CHANNEL)
+            .bind(payload)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
 
 include!("sql_common.rs");

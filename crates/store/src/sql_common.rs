@@ -284,6 +284,41 @@ impl KeyStore for Store {
         Ok(())
     }
 
+    async fn insert_many(&self, keys: &[KeyRecord]) -> Result<Vec<String>, StoreError> {
+        // A transaction per key made a 100,000-key import wait on 100,000 commits (each a
+        // WAL flush on Postgres); a chunk per transaction keeps each one short.
+        const CHUNK: usize = 1_000;
+        let sql = format!(
+            "INSERT INTO gatehouse_keys ({KEY_COLS}) VALUES ({KEY_PLACEHOLDERS}) \
+             ON CONFLICT (token_hash) DO NOTHING"
+        );
+        let mut taken = Vec::new();
+        for chunk in keys.chunks(CHUNK) {
+            let mut tx = begin_write(&self.pool).await?;
+            for key in chunk {
+                let added = bind_key(sqlx::query(&sql), EncodedKey::new(key)?)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if added == 0 {
+                    taken.push(key.token_hash.clone());
+                    continue;
+                }
+                // As `insert`: a hash that comes back is no longer deleted or revoked.
+                sqlx::query("DELETE FROM gatehouse_key_tombstones WHERE token_hash = $1")
+                    .bind(&key.token_hash)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM gatehouse_key_revocations WHERE token_hash = $1")
+                    .bind(&key.token_hash)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        }
+        Ok(taken)
+    }
+
     async fn upsert_config_keys(
         &self,
         keys: &[VirtualKeyConfig],
@@ -535,16 +570,7 @@ impl KeyStore for Store {
     }
 
     async fn add_spend(&self, hash: &str, cost: f64) -> Result<(), StoreError> {
-        let n = sqlx::query(
-            "UPDATE gatehouse_keys SET spend = spend + $1, updated_at = $2 WHERE token_hash = $3",
-        )
-        .bind(cost)
-        .bind(now_ms())
-        .bind(hash)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        if n == 0 {
+        if self.add_spend_sorted(&[(hash, cost)]).await? == 0 {
             return Err(StoreError::NotFound);
         }
         Ok(())
@@ -554,25 +580,10 @@ impl KeyStore for Store {
         if costs.is_empty() {
             return Ok(());
         }
-        let now = now_ms();
         // Rows are locked in hash order so two writers never wait on each other in a cycle.
-        let mut sorted: Vec<&(String, f64)> = costs.iter().collect();
-        sorted.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut tx = begin_write(&self.pool).await?;
-        for (hash, cost) in sorted {
-            // Keys deleted meanwhile are skipped: their spend stays in the logs.
-            sqlx::query(
-                "UPDATE gatehouse_keys SET spend = spend + $1, updated_at = $2 \
-                 WHERE token_hash = $3",
-            )
-            .bind(*cost)
-            .bind(now)
-            .bind(hash)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let mut sorted: Vec<(&str, f64)> = costs.iter().map(|(h, c)| (h.as_str(), *c)).collect();
+        sorted.sort_by(|a, b| a.0.cmp(b.0));
+        self.add_spend_sorted(&sorted).await.map(|_| ())
     }
 
     async fn reset_budgets(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
@@ -725,10 +736,43 @@ impl KeyStore for Store {
     async fn key_change_listener(
         &self,
     ) -> Result<Option<crate::KeyChangeListener>, StoreError> {
-        key_change_listener(&self.pool).await
+        key_change_listener(self).await
     }
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+impl Store {
+    /// Adds costs to keys' spend in one transaction, in the given (hash) order; returns
+    /// how many keys were there. `updated_at` never goes back: two replicas' batches
+    /// commit in either order, and a refresh skips a row older than what it has. Each
+    /// key's new spend is announced to the other replicas (`announce_spend`) instead of
+    /// the generic change signal, so they need not re-read it.
+    async fn add_spend_sorted(&self, costs: &[(&str, f64)]) -> Result<usize, StoreError> {
+        let now = now_ms();
+        let mut tx = begin_write(&self.pool).await?;
+        spend_only(&mut tx).await?;
+        let mut spent = Vec::with_capacity(costs.len());
+        for (hash, cost) in costs {
+            // Keys deleted meanwhile are skipped: their spend stays in the logs.
+            let total: Option<f64> = sqlx::query_scalar(
+                "UPDATE gatehouse_keys SET spend = spend + $1, \
+                 updated_at = CASE WHEN updated_at > $2 THEN updated_at ELSE $2 END \
+                 WHERE token_hash = $3 RETURNING spend",
+            )
+            .bind(*cost)
+            .bind(now)
+            .bind(*hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(total) = total {
+                spent.push((*hash, total));
+            }
+        }
+        announce_spend(&mut tx, self, &spent).await?;
+        tx.commit().await?;
+        Ok(spent.len())
     }
 }

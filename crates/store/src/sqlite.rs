@@ -122,9 +122,22 @@ async fn try_job_lock(_: &mut sqlx::Transaction<'static, Db>, _: i64) -> Result<
 
 /// One process per file: there is no other replica to hear from.
 async fn key_change_listener(
-    _: &SqlitePool,
+    _: &SqliteStore,
 ) -> Result<Option<crate::KeyChangeListener>, StoreError> {
     Ok(None)
+}
+
+/// Nobody to tell (see `key_change_listener`).
+async fn spend_only(_: &mut sqlx::Transaction<'static, Db>) -> Result<(), StoreError> {
+    Ok(())
+}
+
+async fn announce_spend(
+    _: &mut sqlx::Transaction<'static, Db>,
+    _: &SqliteStore,
+    _: &[(&str, f64)],
+) -> Result<(), StoreError> {
+    Ok(())
 }
 
 include!("sql_common.rs");

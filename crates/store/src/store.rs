@@ -23,6 +23,20 @@ pub trait KeyStore: crate::LogReader + Send + Sync + std::fmt::Debug {
     /// Adds a key; `AlreadyExists` if its hash is taken.
     async fn insert(&self, key: &KeyRecord) -> Result<(), StoreError>;
 
+    /// Adds many keys (an import); returns the hashes that were taken already (those
+    /// keys are left as they are). The SQL stores write a chunk per transaction.
+    async fn insert_many(&self, keys: &[KeyRecord]) -> Result<Vec<String>, StoreError> {
+        let mut taken = Vec::new();
+        for key in keys {
+            match self.insert(key).await {
+                Ok(()) => {}
+                Err(StoreError::AlreadyExists) => taken.push(key.token_hash.clone()),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(taken)
+    }
+
     /// Upserts the `virtual_keys:` of config.yaml by hash, in one transaction.
     ///
     /// Config owns these keys' settings (alias, models, limits, blocked, expiry, ...);

@@ -6,23 +6,26 @@
 //! queue and flushes what is left. A failed flush keeps its rows (up to `max_pending`)
 //! and is retried on the next tick, so a short database outage loses nothing.
 //!
-//! With a `spool_dir`, each spend row is first appended to a local file (`spool.rs`), then
-//! queued, and leaves the file only once written: a full queue or an outage longer than
-//! memory holds keeps rows on disk (up to `max_spool_rows`) instead of dropping them, and
-//! rows of a replica that was killed, or stopped with the database down, are written by
-//! the next one to start there. The append is one `write` of one line under a mutex: a
-//! few microseconds, no fsync.
+//! With a `spool_dir`, spend rows go to the spool's own thread instead (`spooler.rs`),
+//! which appends them to a local file (`spool.rs`) and hands them on; a row leaves the
+//! file only once written: an outage longer than memory holds keeps rows on disk (up to
+//! `max_spool_rows`) instead of dropping them, and rows of a replica that was killed, or
+//! stopped with the database down, are written by another one there. The request path
+//! only ever sends into a channel; every file operation of the flusher runs on a
+//! blocking task.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::spool::Spool;
+use crate::spool::{AdoptCap, Spool};
+use crate::spooler::{self, Intake, Msg, Shared, lock};
 use crate::{AuditRow, KeyCache, KeyStore, SpendRow};
 
 /// How often queued rows are taken off the queue.
@@ -85,25 +88,26 @@ pub struct WriterStats {
 }
 
 #[derive(Debug, Default)]
-struct Counters {
-    dropped: AtomicU64,
+pub(crate) struct Counters {
+    pub dropped: AtomicU64,
     spend_written: AtomicU64,
     audit_written: AtomicU64,
     failed_flushes: AtomicU64,
-    spooled: AtomicU64,
-    adopted: AtomicU64,
+    pub spooled: AtomicU64,
+    pub adopted: AtomicU64,
 }
 
 enum Record {
-    /// A spend row and, when it is in the spool, its line number there.
-    Spend(SpendRow, Option<u64>),
+    /// A spend row (when there is no spool).
+    Spend(SpendRow),
     Audit(AuditRow),
 }
 
-type SharedSpool = Arc<Mutex<Spool>>;
-
-fn lock(spool: &SharedSpool) -> std::sync::MutexGuard<'_, Spool> {
-    spool.lock().unwrap_or_else(PoisonError::into_inner)
+/// The spool, its thread's channel and the intake it fills.
+#[derive(Debug, Clone)]
+struct Spooling {
+    tx: SyncSender<Msg>,
+    shared: Arc<Shared>,
 }
 
 /// Batching writer for spend and audit rows. Dropping it also stops the task after a
@@ -114,10 +118,7 @@ pub struct SpendWriter {
     counters: Arc<Counters>,
     /// Told each row's cost when it is queued and again when it is written (budgets).
     cache: Option<Arc<KeyCache>>,
-    spool: Option<SharedSpool>,
-    max_spool_rows: u64,
-    /// The last spool append failed (logged once until one works again).
-    spool_failing: std::sync::atomic::AtomicBool,
+    spool: Option<Spooling>,
     stop: Mutex<Option<oneshot::Sender<()>>>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -140,18 +141,15 @@ impl SpendWriter {
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let (stop_tx, stop_rx) = oneshot::channel();
         let counters = Arc::new(Counters::default());
-        let spool = config.spool_dir.as_deref().and_then(|dir| match Spool::open(dir) {
-            Ok((spool, adopted)) => {
-                counters.adopted.store(adopted, Ordering::Relaxed);
-                counters.spooled.store(adopted, Ordering::Relaxed);
-                Some(Arc::new(Mutex::new(spool)))
-            }
-            Err(e) => {
-                tracing::error!(dir = %dir.display(), error = %e, "cannot open the spend spool; unwritten spend rows are kept in memory only");
-                None
+        let spool = config.spool_dir.as_deref().and_then(|dir| {
+            match open_spool(dir, &config, counters.clone()) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::error!(dir = %dir.display(), error = %e, "cannot open the spend spool; unwritten spend rows are kept in memory only");
+                    None
+                }
             }
         });
-        let max_spool_rows = config.max_spool_rows;
         let task = tokio::spawn(run(
             store,
             cache.clone(),
@@ -166,8 +164,6 @@ impl SpendWriter {
             counters,
             cache,
             spool,
-            max_spool_rows,
-            spool_failing: Default::default(),
             stop: Mutex::new(Some(stop_tx)),
             task: Mutex::new(Some(task)),
         }
@@ -175,13 +171,20 @@ impl SpendWriter {
 
     /// Queues a spend row; `false` (and a `dropped` count) if the queue is full or closed.
     ///
-    /// With a spool the row is on disk before this returns, and `true` means it will be
-    /// written even if the queue was full.
+    /// With a spool the row goes to the spool's thread (which appends it within
+    /// microseconds, whatever the database does); `false` if that thread's channel is
+    /// full. Never waits, never touches a file.
     pub fn try_log(&self, row: SpendRow) -> bool {
         let (key, cost) = (row.key_hash.clone(), row.cost);
         let kept = match &self.spool {
-            Some(spool) => self.spool_and_queue(spool, row),
-            None => self.enqueue(Record::Spend(row, None)),
+            Some(spool) => match spool.tx.try_send(Msg::Row(row)) {
+                Ok(()) => true,
+                Err(_) => {
+                    self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    false
+                }
+            },
+            None => self.enqueue(Record::Spend(row)),
         };
         // The key spent it whether or not the row could be kept: budgets count it either
         // way (a dropped row's cost then stays "unflushed" in this replica's cache).
@@ -189,40 +192,6 @@ impl SpendWriter {
             cache.add_spend(&key, cost);
         }
         kept
-    }
-
-    fn spool_and_queue(&self, spool: &SharedSpool, row: SpendRow) -> bool {
-        let line = match crate::spool::line(&row) {
-            Ok(line) => line,
-            Err(_) => return self.enqueue(Record::Spend(row, None)),
-        };
-        // Held over the append and the send, so lines and queue keep one order.
-        let mut s = lock(spool);
-        if s.unwritten() >= self.max_spool_rows {
-            drop(s);
-            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-            return false;
-        }
-        match s.append_lines(&line, 1) {
-            Ok(seq) => {
-                self.counters
-                    .spooled
-                    .store(s.unwritten(), Ordering::Relaxed);
-                if self.spool_failing.swap(false, Ordering::Relaxed) {
-                    tracing::info!("the spend spool accepts rows again");
-                }
-                // A full queue is fine: the writer loads the row from disk later.
-                let _ = self.tx.try_send(Record::Spend(row, Some(seq)));
-                true
-            }
-            Err(e) => {
-                drop(s);
-                if !self.spool_failing.swap(true, Ordering::Relaxed) {
-                    tracing::error!(error = %e, "cannot append to the spend spool; rows are kept in memory only until it works again");
-                }
-                self.enqueue(Record::Spend(row, None))
-            }
-        }
     }
 
     /// Queues an MCP audit row; same contract as `try_log`.
@@ -280,12 +249,41 @@ impl SpendWriter {
     }
 }
 
+/// Opens the spool (adopting a first capped share of dead replicas' rows) and starts its
+/// thread.
+fn open_spool(
+    dir: &std::path::Path,
+    config: &SpendWriterConfig,
+    counters: Arc<Counters>,
+) -> std::io::Result<Spooling> {
+    let max_pending = config.max_pending.max(1);
+    let cap = AdoptCap::default();
+    let cap = AdoptCap {
+        lines: cap.lines.min(config.max_spool_rows),
+        ..cap
+    };
+    let (spool, adopted) = Spool::open(dir, max_pending as u64, cap)?;
+    counters.adopted.store(adopted, Ordering::Relaxed);
+    let shared = Arc::new(Shared {
+        spool: Mutex::new(spool),
+        intake: Mutex::new(Intake::default()),
+        disk_only: AtomicU64::new(0),
+    });
+    shared.publish(&lock(&shared.spool), &counters);
+    let limits = spooler::Limits {
+        max_spool_rows: config.max_spool_rows,
+        max_pending,
+    };
+    let tx = spooler::start(shared.clone(), counters, config.queue_capacity, limits)?;
+    Ok(Spooling { tx, shared })
+}
+
 struct Buffers {
     spend: Vec<SpendRow>,
     /// How many of `spend` are lines of the spool's memory window.
     spend_spooled: u64,
     audit: Vec<AuditRow>,
-    spool: Option<SharedSpool>,
+    spool: Option<Spooling>,
     /// Set after a failed flush: size-triggered flushes wait for the next tick, so an
     /// outage is retried once per interval rather than once per row.
     failing: bool,
@@ -303,7 +301,7 @@ async fn run(
     store: Arc<dyn KeyStore>,
     cache: Option<Arc<KeyCache>>,
     config: SpendWriterConfig,
-    spool: Option<SharedSpool>,
+    spool: Option<Spooling>,
     mut rx: mpsc::Receiver<Record>,
     mut stop: oneshot::Receiver<()>,
     counters: Arc<Counters>,
@@ -322,7 +320,7 @@ async fn run(
         failing: false,
     };
     // Rows adopted from stopped replicas' spools go first.
-    load_from_spool(&mut buf, &config);
+    load_from_spool(&mut buf, &sink).await;
     // The queue is drained on a short timer instead of waking this task per row: a
     // busy gateway would otherwise pay a thread wake-up (and a context switch on a small
     // machine) for every request it serves.
@@ -341,7 +339,7 @@ async fn run(
         }
         loop {
             match rx.try_recv() {
-                Ok(Record::Spend(r, seq)) => fresh.push((r, seq)),
+                Ok(Record::Spend(r)) => fresh.push(r),
                 Ok(Record::Audit(r)) => buf.audit.push(r),
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => {
@@ -358,9 +356,13 @@ async fn run(
             }
         }
         take_in(&mut buf, &mut fresh, &sink);
-        if (!buf.spend.is_empty() || !buf.audit.is_empty())
-            && last_flush.elapsed() >= config.flush_interval
-        {
+        if buf.spend.is_empty() {
+            load_from_spool(&mut buf, &sink).await;
+        }
+        let full = buf.spend.len() >= batch || buf.audit.len() >= batch;
+        let due = (!buf.spend.is_empty() || !buf.audit.is_empty())
+            && last_flush.elapsed() >= config.flush_interval;
+        if (full && !buf.failing) || due {
             flush(&sink, &mut buf).await;
             last_flush = tokio::time::Instant::now();
         }
@@ -369,8 +371,18 @@ async fn run(
     rx.close();
     while let Some(rec) = rx.recv().await {
         match rec {
-            Record::Spend(r, seq) => fresh.push((r, seq)),
+            Record::Spend(r) => fresh.push(r),
             Record::Audit(r) => buf.audit.push(r),
+        }
+    }
+    if let Some(spool) = &buf.spool {
+        // Rows sent to the spool thread before the stop are in the intake after this.
+        let (done, appended) = oneshot::channel();
+        let tx = spool.tx.clone();
+        if let Ok(true) =
+            tokio::task::spawn_blocking(move || tx.send(Msg::Sync(done)).is_ok()).await
+        {
+            let _ = appended.await;
         }
     }
     take_in(&mut buf, &mut fresh, &sink);
@@ -378,12 +390,22 @@ async fn run(
     // Rows waiting on disk only come into memory a batch at a time; write them too while
     // the database takes them (bounded: what is left stays in the spool).
     for _ in 0..SHUTDOWN_SPOOL_ROUNDS {
+        take_in(&mut buf, &mut fresh, &sink);
         if buf.failing || buf.spend.is_empty() {
             break;
         }
         flush(&sink, &mut buf).await;
     }
-    let kept = buf.spool.as_ref().map_or(0, |s| lock(s).unwritten());
+    let kept = match &buf.spool {
+        // Closed: rows the spool thread gets from now on are dropped and counted.
+        Some(s) => on_spool(s, |spool| {
+            spool.close();
+            spool.unwritten()
+        })
+        .await
+        .unwrap_or(0),
+        None => 0,
+    };
     let lost = buf.audit.len() + buf.spend.len() - buf.spend_spooled as usize;
     if lost > 0 {
         counters.dropped.fetch_add(lost as u64, Ordering::Relaxed);
@@ -395,51 +417,70 @@ async fn run(
             "spend rows not yet written stay in the spool; the next start here writes them"
         );
     }
-    if let Some(spool) = buf.spool.take() {
-        // The writer handle may still hold the other reference; it only appends, and a
-        // row appended now is in the file for the next start.
-        let spool =
-            Arc::try_unwrap(spool).map(|m| m.into_inner().unwrap_or_else(PoisonError::into_inner));
-        if let Ok(spool) = spool {
-            spool.close();
+}
+
+/// Runs `f` on the spool on a blocking task (it does file I/O); `None` if that task
+/// failed.
+async fn on_spool<T: Send + 'static>(
+    spool: &Spooling,
+    f: impl FnOnce(&mut Spool) -> T + Send + 'static,
+) -> Option<T> {
+    let shared = spool.shared.clone();
+    match tokio::task::spawn_blocking(move || f(&mut lock(&shared.spool))).await {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::error!(error = %e, "spend spool task failed");
+            None
         }
     }
 }
 
-/// Moves rows just taken off the queue into memory: a spooled row while it is the next
-/// line of the spool's window and memory has room (others stay on disk, loaded later in
-/// order); a row the spool could not take while memory has room at all.
-fn take_in(buf: &mut Buffers, fresh: &mut Vec<(SpendRow, Option<u64>)>, sink: &Sink<'_>) {
+/// Moves rows into memory: those the spool thread handed over (all within the memory
+/// window's bound), and rows just taken off the queue (no spool) while memory has room.
+fn take_in(buf: &mut Buffers, fresh: &mut Vec<SpendRow>, sink: &Sink<'_>) {
+    if let Some(spool) = &buf.spool {
+        let mut intake = lock(&spool.shared.intake);
+        buf.spend_spooled += intake.spooled.len() as u64;
+        buf.spend.append(&mut intake.spooled);
+        buf.spend.append(&mut intake.unspooled);
+    }
     if fresh.is_empty() {
         return;
     }
     let max = sink.config.max_pending;
-    let mut spool = buf.spool.as_ref().map(lock);
-    for (row, seq) in fresh.drain(..) {
-        match (seq, spool.as_deref_mut()) {
-            (Some(seq), Some(s)) => {
-                if buf.spend.len() < max && s.accept(seq) {
-                    buf.spend.push(row);
-                    buf.spend_spooled += 1;
-                }
-            }
-            // Without a spool the retry buffer is trimmed after a failed flush instead.
-            _ if buf.spool.is_none() || buf.spend.len() < max => buf.spend.push(row),
-            _ => {
-                sink.counters.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+    for row in fresh.drain(..) {
+        // Without a spool the retry buffer is trimmed after a failed flush instead.
+        if buf.spool.is_none() || buf.spend.len() < max {
+            buf.spend.push(row);
+        } else {
+            sink.counters.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
 
 /// Memory is empty: bring in the next disk-only rows of the spool, if any.
-fn load_from_spool(buf: &mut Buffers, config: &SpendWriterConfig) {
+async fn load_from_spool(buf: &mut Buffers, sink: &Sink<'_>) {
     let Some(spool) = &buf.spool else { return };
-    let mut spool = lock(spool);
-    if !buf.spend.is_empty() || spool.disk_only() == 0 {
+    if !buf.spend.is_empty() || spool.shared.disk_only.load(Ordering::Relaxed) == 0 {
         return;
     }
-    match spool.load(config.max_pending.max(1)) {
+    let (max, shared) = (sink.config.max_pending.max(1), spool.shared.clone());
+    let loaded = on_spool(spool, move |s| {
+        // Window rows still in the intake come first: take them, then load.
+        let rows = if lock(&shared.intake).spooled.is_empty() && s.disk_only() > 0 {
+            s.load(max)
+        } else {
+            Ok(Vec::new())
+        };
+        (rows, s.unwritten(), s.disk_only())
+    })
+    .await;
+    let Some((rows, unwritten, disk_only)) = loaded else {
+        return;
+    };
+    spool.shared.disk_only.store(disk_only, Ordering::Relaxed);
+    sink.counters.spooled.store(unwritten, Ordering::Relaxed);
+    match rows {
         Ok(rows) => {
             buf.spend_spooled = rows.len() as u64;
             buf.spend = rows;
@@ -474,15 +515,21 @@ async fn flush(sink: &Sink<'_>, buf: &mut Buffers) {
                 c.spend_written
                     .fetch_add(buf.spend.len() as u64, Ordering::Relaxed);
                 if let Some(spool) = &buf.spool {
-                    let mut spool = lock(spool);
-                    if let Err(e) = spool.written(buf.spend_spooled) {
-                        tracing::warn!(error = %e, "cannot truncate the spend spool");
+                    let n = buf.spend_spooled;
+                    let marked =
+                        on_spool(spool, move |s| (s.written(n), s.unwritten(), s.disk_only()))
+                            .await;
+                    if let Some((result, unwritten, disk_only)) = marked {
+                        if let Err(e) = result {
+                            tracing::warn!(error = %e, "cannot truncate the spend spool");
+                        }
+                        c.spooled.store(unwritten, Ordering::Relaxed);
+                        spool.shared.disk_only.store(disk_only, Ordering::Relaxed);
                     }
-                    c.spooled.store(spool.unwritten(), Ordering::Relaxed);
                 }
                 buf.spend.clear();
                 buf.spend_spooled = 0;
-                load_from_spool(buf, config);
+                load_from_spool(buf, sink).await;
             }
             Err(e) => {
                 ok = false;

@@ -20,7 +20,7 @@ async fn unsupported_scheme_is_refused_without_echoing_secrets() {
 async fn in_memory_sqlite_keeps_data_across_pooled_queries() {
     let store = gatehouse_store::open("sqlite::memory:").await.unwrap();
     assert_eq!(store.backend(), "sqlite");
-    assert_eq!(store.schema_version().await.unwrap(), 6);
+    assert_eq!(store.schema_version().await.unwrap(), 7);
     for i in 0..20 {
         let mut rec = KeyRecord::new(&generate_key(), KeySource::Api, chrono::Utc::now());
         rec.key_alias = Some(format!("m{i}"));

@@ -186,6 +186,16 @@ async fn rows_a_writer_could_not_store_are_written_by_the_next_one() {
                 for i in 0..30 {
                     assert!(first.try_log(spend(&hash, i, 0.5)));
                 }
+                // The spool's thread appends them within moments.
+                let started = Instant::now();
+                while first.stats().spooled < 30 {
+                    assert!(
+                        started.elapsed() < Duration::from_secs(1),
+                        "{:?}",
+                        first.stats()
+                    );
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
                 assert_eq!(first.stats().spooled, 30);
                 // The database goes away before anything was written, and the writer stops.
                 store.close().await;
@@ -230,4 +240,105 @@ async fn rows_a_writer_could_not_store_are_written_by_the_next_one() {
         })
         .await;
     }
+}
+
+/// What spend propagation costs: two replicas (store, cache, refresher, spend writer
+/// flushing every 250 ms as the binary does on Postgres) both serving a steady load over
+/// many keys. Each spend batch tells the other replica the keys' new spend in the change
+/// signal itself, so no replica re-reads keys because spend moved; the spend is still
+/// visible on the other replica within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spend_reaches_the_other_replica_without_re_reading_keys() {
+    run(Backend::Postgres, |db| {
+        Box::pin(async move {
+            const KEYS: usize = 50;
+            const RATE: u64 = 200; // requests per second per replica
+            const SECONDS: u64 = 3;
+            let setup = db.open().await;
+            let mut hashes = Vec::new();
+            for i in 0..KEYS {
+                let rec = record(&format!("sk-load-{i}"));
+                hashes.push(rec.token_hash.clone());
+                setup.insert(&rec).await.unwrap();
+            }
+            let mut replicas = Vec::new();
+            for _ in 0..2 {
+                let store = db.open().await;
+                let cache = KeyCache::load(store.clone()).await.unwrap();
+                // Far beyond the test: every read below comes from a change signal.
+                let refresher = cache.spawn_refresher(Duration::from_secs(3600));
+                let writer = SpendWriter::spawn_with_cache(
+                    store,
+                    Some(cache.clone()),
+                    SpendWriterConfig {
+                        flush_interval: Duration::from_millis(250),
+                        ..SpendWriterConfig::default()
+                    },
+                );
+                replicas.push((cache, refresher, writer));
+            }
+            // Both listeners connected (each reads once as it does).
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let before: Vec<_> = replicas.iter().map(|r| r.0.activity()).collect();
+            let started = Instant::now();
+            let mut sent = 0u64;
+            let mut tick = tokio::time::interval(Duration::from_millis(10));
+            while started.elapsed() < Duration::from_secs(SECONDS) {
+                tick.tick().await;
+                for _ in 0..RATE / 100 {
+                    for (r, (_, _, writer)) in replicas.iter().enumerate() {
+                        let key = &hashes[(sent as usize + r) % KEYS];
+                        assert!(writer.try_log(spend(key, sent as usize, 0.01)));
+                    }
+                    sent += 1;
+                }
+            }
+            let took = started.elapsed().as_secs_f64();
+            // The last batches are written within a flush interval; from then on,
+            // everything spent, on both replicas, is seen by both within a second.
+            let total = sent as f64 * 2.0 * 0.01;
+            let written = Instant::now();
+            while replicas.iter().map(|r| r.2.stats().spend_written).sum::<u64>() < 2 * sent {
+                assert!(written.elapsed() < Duration::from_secs(5), "writers stuck");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let visible = Instant::now();
+            for (cache, _, _) in &replicas {
+                loop {
+                    let seen: f64 = hashes.iter().map(|h| cache.lookup(h).unwrap().spend).sum();
+                    if (seen - total).abs() < 1e-6 {
+                        break;
+                    }
+                    assert!(
+                        visible.elapsed() < Duration::from_secs(1),
+                        "spend seen {seen}, spent {total}, {:?}",
+                        cache.activity()
+                    );
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+            let reads: Vec<_> = replicas
+                .iter()
+                .zip(&before)
+                .map(|(r, b)| {
+                    let a = r.0.activity();
+                    (a.reads - b.reads, a.rows_read - b.rows_read, a.spend_updates - b.spend_updates)
+                })
+                .collect();
+            eprintln!(
+                "{} req/s per replica over {KEYS} keys for {took:.1} s: (reads, rows read, spend updates applied) per replica {reads:?}; {:.1} reads/s",
+                RATE,
+                reads.iter().map(|r| r.0).sum::<u64>() as f64 / took
+            );
+            for (reads, _, updates) in &reads {
+                assert!(*reads <= 1, "re-reads for spend: {reads:?}");
+                assert!(*updates > 0, "spend arrived in the signal");
+            }
+            for (_, refresher, writer) in replicas {
+                writer.shutdown().await;
+                refresher.stop().await;
+            }
+        })
+    })
+    .await;
 }

@@ -63,7 +63,7 @@ suite!(
 );
 
 /// The newest schema version.
-const LATEST: i64 = 6;
+const LATEST: i64 = 7;
 
 fn ts(s: &str) -> DateTime<Utc> {
     gatehouse_store::parse_instant("test", s).unwrap()

@@ -186,6 +186,11 @@ pub async fn metrics(
         metrics::gauge!("gatehouse_spend_spooled_rows").set(writer.spooled as f64);
         metrics::gauge!("gatehouse_db_key_refresh_failures")
             .set(p.keys.consecutive_failures() as f64);
+        // What keeping the key cache current costs (spend moves without re-reads).
+        let cache = p.keys.activity();
+        metrics::counter!("gatehouse_key_cache_reads_total").absolute(cache.reads);
+        metrics::counter!("gatehouse_key_cache_rows_read_total").absolute(cache.rows_read);
+        metrics::counter!("gatehouse_key_spend_updates_total").absolute(cache.spend_updates);
     }
     match &state.metrics {
         Some(handle) => {
