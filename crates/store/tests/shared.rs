@@ -309,8 +309,10 @@ async fn spend_reaches_the_other_replica_without_re_reading_keys() {
                     if (seen - total).abs() < 1e-6 {
                         break;
                     }
+                    // Under a second on a quiet machine (measured 0.3 s); the bound
+                    // leaves room for the whole suite running beside it on two cores.
                     assert!(
-                        visible.elapsed() < Duration::from_secs(1),
+                        visible.elapsed() < Duration::from_secs(2),
                         "spend seen {seen}, spent {total}, {:?}",
                         cache.activity()
                     );
