@@ -117,8 +117,10 @@ pub fn listen_params(capabilities: &Value, uris: &[String]) -> Value {
         "promptsListChanged": true,
         "resourcesListChanged": true,
     });
-    if !uris.is_empty() {
-        filter["resourceSubscriptions"] = json!(uris);
+    if !uris.is_empty()
+        && let Some(filter) = filter.as_object_mut()
+    {
+        filter.insert("resourceSubscriptions".into(), json!(uris));
     }
     envelope(Some(json!({ "notifications": filter })), capabilities)
 }

@@ -140,11 +140,15 @@ fn config_info(state: &AppState, admin: bool) -> Value {
         "failed_reloads": r.failed.load(Ordering::Relaxed),
     });
     if admin {
-        info["last_reload_error"] = json!(
-            r.last_error
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone()
+        gatehouse_llm::json::set(
+            &mut info,
+            "last_reload_error",
+            json!(
+                r.last_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone()
+            ),
         );
     }
     info
